@@ -1,0 +1,69 @@
+/**
+ * Every coded outcome a Chorus client can observe, in one place.
+ *
+ * WebSocket close codes are grouped in ranges so a client can decide what to do without knowing
+ * each code (the same idea as Centrifugo's disconnect codes):
+ *   1000–1015  standard RFC 6455 codes (normal close, going away, message too big…)
+ *   4000–4499  terminal: the request itself is wrong (bad key, bad token, bad channel).
+ *              Reconnecting with the same parameters will fail again, so clients must not retry.
+ *   4500–4999  transient: the server dropped this connection for its own health (slow reader,
+ *              missed heartbeats…). Reconnect with backoff.
+ *
+ * docs/codes.md lists the same table; a test keeps the two equal. Append only: a code, once
+ * published, keeps its number and meaning.
+ */
+
+export interface CloseCodeInfo {
+  readonly code: number;
+  /** The reason string sent in the close frame (at most 123 bytes by RFC 6455). */
+  readonly reason: string;
+  /** Whether a client should reconnect after receiving this code. */
+  readonly reconnect: boolean;
+  readonly description: string;
+}
+
+function closeCode(code: number, reason: string, reconnect: boolean, description: string): CloseCodeInfo {
+  return Object.freeze({ code, reason, reconnect, description });
+}
+
+export const CloseCodes = Object.freeze({
+  NORMAL: closeCode(1000, '', false, 'Normal closure, initiated by either side.'),
+  GOING_AWAY: closeCode(1001, 'Server shutting down', true, 'The server is stopping (SIGTERM/SIGINT); reconnect to another instance or later.'),
+  MESSAGE_TOO_BIG: closeCode(1009, 'Message too big', false, 'A frame exceeded the app\'s maxMessageSize (default 64 KiB).'),
+  UNKNOWN_API_KEY: closeCode(4001, 'Unknown api key', false, 'The api_key query parameter matches no app.'),
+  INVALID_CHANNEL: closeCode(4002, 'Invalid channel name', false, 'The channel name is empty, too long or has characters outside [A-Za-z0-9_-].'),
+  AUTHENTICATION_FAILED: closeCode(4003, 'Authentication failed', false, 'A private- channel was opened without a valid JWT (missing, bad signature, wrong sub, expired or without exp).'),
+  INVALID_PARAMETER: closeCode(4004, 'Invalid parameter', false, 'A query parameter (user, uuid) is longer than 1024 characters.'),
+  SLOW_CONSUMER: closeCode(4500, 'Slow consumer', true, 'The client read too slowly: its pending outbound bytes passed maxPendingBytes. Reconnect and read faster.'),
+} satisfies Record<string, CloseCodeInfo>);
+
+export type CloseCodeName = keyof typeof CloseCodes;
+
+/** True when a close code tells the client not to reconnect with the same parameters. */
+export function isTerminalCloseCode(code: number): boolean {
+  return code >= 4000 && code < 4500;
+}
+
+/** HTTP responses Chorus gives before or instead of a WebSocket upgrade, and on the REST API. */
+export interface HttpErrorInfo {
+  readonly status: number;
+  readonly code: string;
+  readonly message: string;
+}
+
+function httpError(status: number, code: string, message: string): HttpErrorInfo {
+  return Object.freeze({ status, code, message });
+}
+
+export const HttpErrors = Object.freeze({
+  BAD_REQUEST: httpError(400, 'bad_request', 'The request body is not valid JSON or misses a required field.'),
+  UNAUTHORIZED: httpError(401, 'unauthorized', 'Unknown key or wrong secret.'),
+  ORIGIN_NOT_ALLOWED: httpError(403, 'origin_not_allowed', 'The Origin header is not in the app\'s allowedOrigins.'),
+  NOT_FOUND: httpError(404, 'not_found', 'No such path.'),
+  METHOD_NOT_ALLOWED: httpError(405, 'method_not_allowed', 'The path exists but not for this HTTP method.'),
+  PAYLOAD_TOO_LARGE: httpError(413, 'payload_too_large', 'The request body is larger than the app\'s maxMessageSize allows.'),
+  UPGRADE_REQUIRED: httpError(426, 'upgrade_required', 'A WebSocket path was requested without a WebSocket upgrade.'),
+  SHUTTING_DOWN: httpError(503, 'shutting_down', 'The server is shutting down; try another instance or later.'),
+} satisfies Record<string, HttpErrorInfo>);
+
+export type HttpErrorName = keyof typeof HttpErrors;

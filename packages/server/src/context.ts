@@ -1,0 +1,23 @@
+/** What the dialects and HTTP handlers share: one object per running server. */
+import type { Logger } from 'pino';
+import type { AppRegistry } from './apps.js';
+import type { ChorusConfig } from './config.js';
+import type { Connection } from './connection.js';
+import type { Engine } from './engine/types.js';
+import type { Hub } from './hub.js';
+import type { OutboundScheduler } from './outbound.js';
+
+export interface ServerContext {
+  readonly config: ChorusConfig;
+  readonly apps: AppRegistry;
+  readonly engine: Engine;
+  readonly hub: Hub;
+  readonly scheduler: OutboundScheduler;
+  readonly log: Logger;
+  /** Every open connection, for heartbeats, shutdown and stats. */
+  readonly connections: Set<Connection>;
+  /** Unique per server instance, so connection ids stay unique across nodes. */
+  newConnectionId(): string;
+  readonly startedAt: number;
+  shuttingDown: boolean;
+}

@@ -1,0 +1,145 @@
+/**
+ * The raw channel dialect, PieSocket-compatible: `/v3/{channel}` and `/v4/{channel}`, one
+ * channel per socket, every frame relayed verbatim to the channel's other connections (and to
+ * the sender with notify_self), presence as `system:member_*` JSON frames, and errors as a
+ * `{"error": "…"}` text frame followed by a coded close, which is what stops the PieSocket SDKs'
+ * reconnect loop. Exact semantics: docs/raw-channels.md.
+ */
+import { randomUUID } from 'node:crypto';
+import type { WebSocket } from 'ws';
+import {
+  CloseCodes,
+  HttpErrors,
+  MAX_IDENTITY_LENGTH,
+  PRESENCE_CHANNEL_PREFIX,
+  PRIVATE_CHANNEL_PREFIX,
+  PresenceEvents,
+  RawErrorText,
+  isValidChannelName,
+  parseFlag,
+  parseQuery,
+  type CloseCodeInfo,
+  type Member,
+} from '@chorus/protocol';
+import { verifyChannelToken } from '../auth.js';
+import { Connection } from '../connection.js';
+import type { ServerContext } from '../context.js';
+import type { Publication } from '../engine/types.js';
+import { frame, textFrame } from '../frame.js';
+import type { PublicationEncoder, Subscriber } from '../hub.js';
+import { refuseHttp, type PendingUpgrade, type UpgradeHandler } from '../upgrade.js';
+
+const DEFAULT_USER = 'anonymous';
+
+export const rawEncoder: PublicationEncoder = {
+  encode(publication: Publication): Buffer {
+    if (publication.kind === 'message') return frame(publication.payload, publication.binary);
+    const event = publication.action === 'joined' ? PresenceEvents.MEMBER_JOINED : PresenceEvents.MEMBER_LEFT;
+    return textFrame(JSON.stringify({ event, data: { member: publication.member, members: publication.members } }));
+  },
+};
+
+export async function handleRawUpgrade(ctx: ServerContext, upgrades: UpgradeHandler, upgrade: PendingUpgrade): Promise<void> {
+  const query = parseQuery(upgrade.url.search);
+  const app = ctx.apps.byKey(query.get('api_key'));
+  if (!app) {
+    return refuseAfterUpgrade(await upgrades.accept(upgrade, undefined), RawErrorText.UNKNOWN_API_KEY, CloseCodes.UNKNOWN_API_KEY);
+  }
+  if (!app.allowsOrigin(upgrade.req.headers.origin)) {
+    ctx.log.info({ app: app.id, origin: upgrade.req.headers.origin }, 'origin not allowed');
+    return refuseHttp(upgrade.socket, HttpErrors.ORIGIN_NOT_ALLOWED);
+  }
+
+  const channel = decodeChannel(upgrade.channelSegment);
+  if (channel === undefined) {
+    return refuseAfterUpgrade(await upgrades.accept(upgrade, undefined), RawErrorText.INVALID_CHANNEL, CloseCodes.INVALID_CHANNEL);
+  }
+  const userParam = query.get('user');
+  const uuidParam = query.get('uuid');
+  if ((userParam?.length ?? 0) > MAX_IDENTITY_LENGTH || (uuidParam?.length ?? 0) > MAX_IDENTITY_LENGTH) {
+    return refuseAfterUpgrade(await upgrades.accept(upgrade, undefined), RawErrorText.INVALID_PARAMETER, CloseCodes.INVALID_PARAMETER);
+  }
+
+  // A token is required on private- channels and, when given anyway, must be valid: a client
+  // that sends a bad token should learn so rather than silently lose its identity.
+  const headerToken = upgrade.req.headers['jwt'];
+  const token = query.get('jwt') || (typeof headerToken === 'string' ? headerToken : undefined);
+  let tokenUser: string | undefined;
+  if (token || channel.startsWith(PRIVATE_CHANNEL_PREFIX)) {
+    const auth = await verifyChannelToken(app, channel, token);
+    if (!auth.ok) {
+      ctx.log.debug({ app: app.id, channel, reason: auth.reason }, 'channel token refused');
+      return refuseAfterUpgrade(await upgrades.accept(upgrade, undefined), RawErrorText.AUTHENTICATION_FAILED, CloseCodes.AUTHENTICATION_FAILED);
+    }
+    tokenUser = auth.grant.user;
+  }
+  if (upgrade.socket.destroyed) return;
+
+  const ws = await upgrades.accept(upgrade, app);
+  const connection = new Connection(ctx.newConnectionId(), ws, upgrade.socket, ctx.scheduler, app.limits.maxPendingBytes);
+  const presence = parseFlag(query.get('presence')) || channel.startsWith(PRESENCE_CHANNEL_PREFIX);
+  const subscriber: Subscriber = {
+    connection,
+    encoder: rawEncoder,
+    notifySelf: parseFlag(query.get('notify_self')),
+    presenceEvents: presence,
+  };
+  const member: Member = { user: tokenUser ?? userParam ?? DEFAULT_USER, uuid: uuidParam || randomUUID() };
+  openRawChannel(ctx, app.id, channel, subscriber, presence ? member : undefined, parseFlag(query.get('be')));
+}
+
+function openRawChannel(ctx: ServerContext, appId: string, channel: string, subscriber: Subscriber, member: Member | undefined, bootEvent: boolean): void {
+  const { connection } = subscriber;
+  const { broker, presence } = ctx.engine;
+  const logPublishError = (error: unknown): void => ctx.log.error({ err: error, app: appId, channel }, 'publish failed');
+
+  ctx.connections.add(connection);
+  ctx.hub.subscribe(appId, channel, subscriber);
+  ctx.log.debug({ app: appId, channel, connection: connection.id }, 'raw connection opened');
+  if (bootEvent) connection.send(textFrame(JSON.stringify({ event: 'system:boot' })));
+
+  connection.ws.on('message', (data: Buffer, isBinary: boolean) => {
+    broker
+      .publish({ kind: 'message', appId, channel, originId: connection.id, payload: data, binary: isBinary })
+      .catch(logPublishError);
+  });
+  connection.ws.on('error', (error) => ctx.log.debug({ err: error, connection: connection.id }, 'connection error'));
+
+  // Presence changes run in order per connection: the leave waits for the join to be recorded.
+  let presenceDone: Promise<void> = Promise.resolve();
+  if (member) {
+    presenceDone = presence.join(appId, channel, connection.id, member).then((members) => {
+      connection.send(textFrame(JSON.stringify({ event: PresenceEvents.MEMBER_LIST, data: { members } })));
+      return broker.publish({ kind: 'presence', action: 'joined', appId, channel, originId: connection.id, member, members });
+    });
+    presenceDone = presenceDone.catch(logPublishError);
+  }
+
+  connection.ws.once('close', () => {
+    ctx.connections.delete(connection);
+    ctx.hub.unsubscribe(appId, channel, subscriber);
+    ctx.log.debug({ app: appId, channel, connection: connection.id }, 'raw connection closed');
+    if (!member) return;
+    presenceDone
+      .then(() => presence.leave(appId, channel, connection.id))
+      .then((members) => broker.publish({ kind: 'presence', action: 'left', appId, channel, originId: connection.id, member, members }))
+      .catch(logPublishError);
+  });
+}
+
+function decodeChannel(segment: string): string | undefined {
+  let name: string;
+  try {
+    name = decodeURIComponent(segment);
+  } catch {
+    return undefined;
+  }
+  return isValidChannelName(name) ? name : undefined;
+}
+
+/** Sends PieSocket's `{"error": …}` frame, then closes with the matching code. */
+function refuseAfterUpgrade(ws: WebSocket, text: string, close: CloseCodeInfo): void {
+  ws.on('error', () => undefined);
+  ws.send(JSON.stringify({ error: text }));
+  ws.close(close.code, close.reason);
+}

@@ -1,0 +1,69 @@
+/**
+ * REST publish, PieSocket-compatible: `POST /api/publish` with
+ * `{"key", "secret", "channelId" (or "roomId"), "message"}`. A string message is delivered as
+ * is, anything else as its JSON text, always as a text frame.
+ */
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { HttpErrors, isValidChannelName } from '@chorus/protocol';
+import type { ServerContext } from '../context.js';
+import { sendError, sendJson } from './respond.js';
+
+/** Room for the JSON envelope around a message of the largest allowed size. */
+const ENVELOPE_ALLOWANCE = 4096;
+
+export async function handlePublish(ctx: ServerContext, req: IncomingMessage, res: ServerResponse): Promise<void> {
+  const maxMessageSize = Math.max(...ctx.apps.all.map((app) => app.limits.maxMessageSize));
+  const body = await readBody(req, maxMessageSize * 2 + ENVELOPE_ALLOWANCE);
+  if (body === undefined) return sendError(res, HttpErrors.PAYLOAD_TOO_LARGE);
+
+  let request: unknown;
+  try {
+    request = JSON.parse(body.toString('utf8'));
+  } catch {
+    return sendError(res, HttpErrors.BAD_REQUEST, 'Body is not valid JSON.');
+  }
+  if (typeof request !== 'object' || request === null || Array.isArray(request)) {
+    return sendError(res, HttpErrors.BAD_REQUEST, 'Body must be a JSON object with key, secret, channelId and message.');
+  }
+  const fields = request as Record<string, unknown>;
+  const { key, secret, message } = fields;
+  const channel = fields['channelId'] ?? fields['roomId'];
+  if (typeof key !== 'string' || typeof secret !== 'string') {
+    return sendError(res, HttpErrors.BAD_REQUEST, 'key and secret must be strings.');
+  }
+  const channelName = typeof channel === 'number' ? String(channel) : channel;
+  if (typeof channelName !== 'string' || !isValidChannelName(channelName)) {
+    return sendError(res, HttpErrors.BAD_REQUEST, 'channelId must be a channel name of [A-Za-z0-9_-], 1 to 128 characters.');
+  }
+  if (message === undefined) return sendError(res, HttpErrors.BAD_REQUEST, 'message is required.');
+
+  const app = ctx.apps.byKey(key);
+  if (!app || !app.isSecret(secret)) return sendError(res, HttpErrors.UNAUTHORIZED);
+
+  const payload = Buffer.from(typeof message === 'string' ? message : JSON.stringify(message));
+  if (payload.length > app.limits.maxMessageSize) {
+    return sendError(res, HttpErrors.PAYLOAD_TOO_LARGE, `message is ${payload.length} bytes; this app allows ${app.limits.maxMessageSize}.`);
+  }
+  await ctx.engine.broker.publish({ kind: 'message', appId: app.id, channel: channelName, originId: undefined, payload, binary: false });
+  sendJson(res, 200, { success: true });
+}
+
+/** Reads the whole body, or returns undefined as soon as it exceeds `limit` bytes. */
+function readBody(req: IncomingMessage, limit: number): Promise<Buffer | undefined> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    req.on('data', (chunk: Buffer) => {
+      size += chunk.length;
+      if (size > limit) {
+        req.removeAllListeners('data');
+        req.resume();
+        resolve(undefined);
+        return;
+      }
+      chunks.push(chunk);
+    });
+    req.on('end', () => resolve(Buffer.concat(chunks, size)));
+    req.on('error', reject);
+  });
+}

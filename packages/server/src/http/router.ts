@@ -1,0 +1,57 @@
+/** Plain HTTP requests: health, REST publish, the example pages. */
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { HttpErrors, RAW_PATH } from '@chorus/protocol';
+import type { ServerContext } from '../context.js';
+import { handlePublish } from './publish.js';
+import { sendError, sendJson } from './respond.js';
+import { serveStatic } from './static.js';
+
+/** The channel the example pages and the start banner use. */
+export const EXAMPLE_CHANNEL = 'channel_123';
+
+export function createRequestHandler(ctx: ServerContext, examplesDir: string) {
+  return (req: IncomingMessage, res: ServerResponse): void => {
+    route(ctx, examplesDir, req, res).catch((error: unknown) => {
+      ctx.log.error({ err: error, url: req.url }, 'request failed');
+      if (!res.headersSent) sendJson(res, 500, { error: 'Internal server error', code: 'internal' });
+      else res.destroy();
+    });
+  };
+}
+
+async function route(ctx: ServerContext, examplesDir: string, req: IncomingMessage, res: ServerResponse): Promise<void> {
+  const { pathname } = new URL(req.url ?? '/', 'http://localhost');
+  const method = req.method ?? 'GET';
+
+  if (pathname === '/health') {
+    if (method !== 'GET' && method !== 'HEAD') return sendError(res, HttpErrors.METHOD_NOT_ALLOWED);
+    return sendJson(res, ctx.shuttingDown ? 503 : 200, {
+      status: ctx.shuttingDown ? 'shutting_down' : 'ok',
+      uptimeSeconds: Math.round((Date.now() - ctx.startedAt) / 1000),
+      connections: ctx.connections.size,
+      channels: ctx.hub.channelCount,
+    });
+  }
+  if (pathname === '/api/publish') {
+    if (method !== 'POST') return sendError(res, HttpErrors.METHOD_NOT_ALLOWED, 'Use POST with a JSON body.');
+    return handlePublish(ctx, req, res);
+  }
+  if (RAW_PATH.test(pathname)) {
+    return sendError(res, HttpErrors.UPGRADE_REQUIRED, 'This is a WebSocket endpoint: connect with a WebSocket client (ws:// or wss://).');
+  }
+  if (ctx.config.examples && method === 'GET') {
+    if (pathname === '/' || pathname === '/examples') return redirect(res, '/examples/');
+    if (pathname === '/examples/config.json') {
+      // Only the public API key: the secret never reaches a browser.
+      const app = ctx.apps.all[0];
+      return sendJson(res, 200, { apiKey: app?.key ?? null, channel: EXAMPLE_CHANNEL });
+    }
+    if (pathname.startsWith('/examples/')) return serveStatic(examplesDir, pathname.slice('/examples/'.length), res);
+  }
+  sendError(res, HttpErrors.NOT_FOUND);
+}
+
+function redirect(res: ServerResponse, location: string): void {
+  res.writeHead(302, { location, 'content-length': 0 });
+  res.end();
+}

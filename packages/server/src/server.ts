@@ -1,0 +1,130 @@
+/**
+ * The Chorus server: one HTTP server carrying WebSocket upgrades, REST and the example pages,
+ * on top of the Hub and an Engine. `start()` listens; `close()` is the graceful shutdown:
+ * stop accepting → tell clients (1001) → let them close, up to shutdownTimeoutMs → cut the rest
+ * → close the engine.
+ */
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { fileURLToPath } from 'node:url';
+import { randomBytes } from 'node:crypto';
+import { pino, type Logger } from 'pino';
+import { CloseCodes } from '@chorus/protocol';
+import { AppRegistry } from './apps.js';
+import { resolveConfig, type ChorusConfig, type ChorusConfigInput } from './config.js';
+import type { ServerContext } from './context.js';
+import { createMemoryEngine } from './engine/memory.js';
+import { Heartbeat } from './heartbeat.js';
+import { createRequestHandler } from './http/router.js';
+import { Hub } from './hub.js';
+import { OutboundScheduler } from './outbound.js';
+import { UpgradeHandler } from './upgrade.js';
+
+const DEFAULT_EXAMPLES_DIR = fileURLToPath(new URL('../../../examples/', import.meta.url));
+
+export interface ServerOptions {
+  /** A pino logger; by default one is created at the config's logLevel, writing to stdout. */
+  logger?: Logger;
+  /** Folder served under /examples/ (defaults to the repository's examples/). */
+  examplesDir?: string;
+}
+
+export class ChorusServer {
+  readonly config: ChorusConfig;
+  readonly log: Logger;
+  readonly #ctx: ServerContext;
+  readonly #http: Server;
+  readonly #upgrades: UpgradeHandler;
+  #heartbeat: Heartbeat | undefined;
+  #closing: Promise<void> | undefined;
+
+  constructor(config: ChorusConfig, options: ServerOptions = {}) {
+    this.config = config;
+    this.log = options.logger ?? pino({ level: config.logLevel });
+    const hub = new Hub();
+    let connectionCount = 0;
+    const nodeId = randomBytes(4).toString('hex');
+    this.#ctx = {
+      config,
+      apps: new AppRegistry(config.apps),
+      engine: createMemoryEngine(hub.deliver),
+      hub,
+      scheduler: new OutboundScheduler(),
+      log: this.log,
+      connections: new Set(),
+      newConnectionId: () => `${nodeId}.${(++connectionCount).toString(36)}`,
+      startedAt: Date.now(),
+      shuttingDown: false,
+    };
+    this.#upgrades = new UpgradeHandler(this.#ctx);
+    this.#http = createServer(createRequestHandler(this.#ctx, options.examplesDir ?? DEFAULT_EXAMPLES_DIR));
+    this.#http.on('upgrade', this.#upgrades.handle);
+    this.#http.on('clientError', (error, socket) => {
+      this.log.debug({ err: error }, 'bad HTTP request');
+      if (socket.writable) socket.end('HTTP/1.1 400 Bad Request\r\nConnection: close\r\n\r\n');
+    });
+  }
+
+  /** Starts listening on config.port (0 picks a free port) and resolves with the bound address. */
+  async start(): Promise<AddressInfo> {
+    await new Promise<void>((resolve, reject) => {
+      this.#http.once('error', reject);
+      this.#http.listen(this.config.port, this.config.host, () => {
+        this.#http.off('error', reject);
+        resolve();
+      });
+    });
+    this.#heartbeat = new Heartbeat(this.#ctx.connections, this.config.heartbeatIntervalMs);
+    const address = this.address;
+    this.log.info({ port: address.port, host: address.address }, 'listening');
+    return address;
+  }
+
+  get address(): AddressInfo {
+    const address = this.#http.address();
+    if (address === null || typeof address === 'string') throw new Error('server is not listening');
+    return address;
+  }
+
+  get port(): number {
+    return this.address.port;
+  }
+
+  /** Graceful shutdown; safe to call more than once. */
+  close(): Promise<void> {
+    this.#closing ??= this.#shutdown();
+    return this.#closing;
+  }
+
+  async #shutdown(): Promise<void> {
+    const ctx = this.#ctx;
+    ctx.shuttingDown = true;
+    this.#heartbeat?.stop();
+    const httpClosed = new Promise<void>((resolve) => this.#http.close(() => resolve()));
+    this.#http.closeIdleConnections();
+
+    const open = [...ctx.connections];
+    const allClosed = Promise.all(open.map((c) => new Promise<void>((resolve) => {
+      if (c.ws.readyState === c.ws.CLOSED) return resolve();
+      c.ws.once('close', () => resolve());
+      c.close(CloseCodes.GOING_AWAY);
+    })));
+    let deadline: NodeJS.Timeout | undefined;
+    await Promise.race([allClosed, new Promise<void>((resolve) => (deadline = setTimeout(resolve, this.config.shutdownTimeoutMs)))]);
+    clearTimeout(deadline);
+    for (const connection of ctx.connections) connection.terminate();
+
+    this.#upgrades.close();
+    this.#http.closeAllConnections();
+    await httpClosed;
+    await ctx.engine.close();
+    this.log.info('stopped');
+  }
+}
+
+/** Resolves the config (filling defaults), builds the server and starts it. */
+export async function startServer(input: ChorusConfigInput = {}, options: ServerOptions = {}): Promise<ChorusServer> {
+  const server = new ChorusServer(resolveConfig(input), options);
+  await server.start();
+  return server;
+}

@@ -1,0 +1,83 @@
+/**
+ * WebSocket upgrades: route by path, check the Origin against the app before accepting, and
+ * refuse with a plain HTTP status when the handshake itself is wrong. Dialects decide everything
+ * they can (keys, tokens) before the upgrade completes, so no frame a client sends right after
+ * `open` can arrive before its connection is fully set up.
+ */
+import { STATUS_CODES, type IncomingMessage } from 'node:http';
+import type { Duplex } from 'node:stream';
+import { WebSocketServer, type WebSocket } from 'ws';
+import { HttpErrors, RAW_PATH, type HttpErrorInfo } from '@chorus/protocol';
+import type { App } from './apps.js';
+import type { ServerContext } from './context.js';
+import { handleRawUpgrade } from './dialects/raw.js';
+
+/** Frames a rejected-after-upgrade socket may send before we close it: tiny, nothing is read. */
+const REJECTED_SOCKET_MAX_PAYLOAD = 1024;
+
+export class UpgradeHandler {
+  readonly #ctx: ServerContext;
+  /** One ws server per app so each app's maxMessageSize is enforced by ws itself (close 1009). */
+  readonly #wssByApp = new Map<App, WebSocketServer>();
+  /** For sockets accepted only to be told why they are refused (unknown key…). */
+  readonly #rejectWss = createWss(REJECTED_SOCKET_MAX_PAYLOAD);
+
+  constructor(ctx: ServerContext) {
+    this.#ctx = ctx;
+    for (const app of ctx.apps.all) this.#wssByApp.set(app, createWss(app.limits.maxMessageSize));
+  }
+
+  readonly handle = (req: IncomingMessage, socket: Duplex, head: Buffer): void => {
+    socket.on('error', (error) => this.#ctx.log.debug({ err: error }, 'socket error during upgrade'));
+    if (this.#ctx.shuttingDown) return refuseHttp(socket, HttpErrors.SHUTTING_DOWN);
+    const url = new URL(req.url ?? '/', 'http://localhost');
+    const raw = RAW_PATH.exec(url.pathname);
+    if (!raw) return refuseHttp(socket, HttpErrors.NOT_FOUND);
+    handleRawUpgrade(this.#ctx, this, { req, socket, head, url, channelSegment: raw[1] ?? '' }).catch((error: unknown) => {
+      this.#ctx.log.error({ err: error }, 'upgrade failed');
+      socket.destroy();
+    });
+  };
+
+  /** Completes the handshake with the app's limits; `app` undefined means "accept only to refuse". */
+  accept(upgrade: PendingUpgrade, app: App | undefined): Promise<WebSocket> {
+    const wss = app ? this.#wssByApp.get(app) : this.#rejectWss;
+    return new Promise((resolve) => {
+      (wss ?? this.#rejectWss).handleUpgrade(upgrade.req, upgrade.socket, upgrade.head, resolve);
+    });
+  }
+
+  close(): void {
+    for (const wss of this.#wssByApp.values()) wss.close();
+    this.#rejectWss.close();
+  }
+}
+
+export interface PendingUpgrade {
+  readonly req: IncomingMessage;
+  readonly socket: Duplex;
+  readonly head: Buffer;
+  readonly url: URL;
+  readonly channelSegment: string;
+}
+
+function createWss(maxPayload: number): WebSocketServer {
+  return new WebSocketServer({
+    noServer: true,
+    maxPayload,
+    // Compression costs ~300 KB per connection and breaks frame-once fan-out (see docs).
+    perMessageDeflate: false,
+    clientTracking: false,
+  });
+}
+
+/** Answers an upgrade request with a plain HTTP error and closes the socket. */
+export function refuseHttp(socket: Duplex, error: HttpErrorInfo): void {
+  if (!socket.writable) return void socket.destroy();
+  const body = JSON.stringify({ error: error.message, code: error.code });
+  socket.end(
+    `HTTP/1.1 ${error.status} ${STATUS_CODES[error.status] ?? 'Error'}\r\n` +
+      'Connection: close\r\nContent-Type: application/json\r\n' +
+      `Content-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`,
+  );
+}
