@@ -29,10 +29,12 @@ function closeCode(code: number, reason: string, reconnect: boolean, description
 export const CloseCodes = Object.freeze({
   NORMAL: closeCode(1000, '', false, 'Normal closure, initiated by either side.'),
   GOING_AWAY: closeCode(1001, 'Server shutting down', true, 'The server is stopping (SIGTERM/SIGINT); reconnect to another instance or later.'),
-  MESSAGE_TOO_BIG: closeCode(1009, 'Message too big', false, 'A frame exceeded the app\'s maxMessageSize (default 64 KiB).'),
+  PROTOCOL_ERROR: closeCode(1002, '', false, 'The client broke RFC 6455 framing (unmasked frame, bad opcode, reserved bits…); sent by the ws library.'),
+  INVALID_PAYLOAD: closeCode(1007, '', false, 'A text frame was not valid UTF-8; sent by the ws library.'),
+  MESSAGE_TOO_BIG: closeCode(1009, '', false, 'A message exceeded the app\'s maxMessageSize (default 64 KiB); sent by the ws library.'),
   UNKNOWN_API_KEY: closeCode(4001, 'Unknown api key', false, 'The api_key query parameter matches no app.'),
   INVALID_CHANNEL: closeCode(4002, 'Invalid channel name', false, 'The channel name is empty, too long or has characters outside [A-Za-z0-9_-].'),
-  AUTHENTICATION_FAILED: closeCode(4003, 'Authentication failed', false, 'A private- channel was opened without a valid JWT (missing, bad signature, wrong sub, expired or without exp).'),
+  AUTHENTICATION_FAILED: closeCode(4003, 'Authentication failed', false, 'The channel needs a valid JWT (private- channels always, any channel when a jwt is given) and it was missing, badly signed, for another sub, expired or without exp.'),
   INVALID_PARAMETER: closeCode(4004, 'Invalid parameter', false, 'A query parameter (user, uuid) is longer than 1024 characters.'),
   SLOW_CONSUMER: closeCode(4500, 'Slow consumer', true, 'The client read too slowly: its pending outbound bytes passed maxPendingBytes. Reconnect and read faster.'),
 } satisfies Record<string, CloseCodeInfo>);

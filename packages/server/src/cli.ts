@@ -63,18 +63,18 @@ export async function main(argv: readonly string[]): Promise<number> {
     return fail(EXIT_USAGE, `unknown command "${positionals.join(' ')}"\nRun "chorus --help" for usage.`);
   }
 
+  const configPath = values.config ?? process.env['CHORUS_CONFIG'];
   let input: ChorusConfigInput;
   try {
-    input = await buildConfigInput(values);
+    input = await buildConfigInput(configPath, values);
   } catch (error) {
     if (error instanceof ConfigError || error instanceof UsageError) return fail(EXIT_USAGE, error.message);
     throw error;
   }
-  return serve(input);
+  return serve(input, configPath ?? 'config');
 }
 
-async function buildConfigInput(values: { port?: string; host?: string; config?: string; 'log-level'?: string }): Promise<ChorusConfigInput> {
-  const configPath = values.config ?? process.env['CHORUS_CONFIG'];
+async function buildConfigInput(configPath: string | undefined, values: { port?: string; host?: string; 'log-level'?: string }): Promise<ChorusConfigInput> {
   const input: ChorusConfigInput = configPath ? await loadConfigFile(configPath) : {};
   if (typeof input !== 'object' || input === null || Array.isArray(input)) throw new ConfigError(`${configPath}: must be an object`);
   const port = values.port ?? process.env['CHORUS_PORT'];
@@ -87,11 +87,12 @@ async function buildConfigInput(values: { port?: string; host?: string; config?:
   return input;
 }
 
-async function serve(input: ChorusConfigInput): Promise<number> {
+/** `source` names the config in error messages (the file path when there is one). */
+async function serve(input: ChorusConfigInput, source: string): Promise<number> {
   const generatedApp = input.apps === undefined;
   let server: ChorusServer;
   try {
-    server = new ChorusServer(resolveConfig(input, 'config'));
+    server = new ChorusServer(resolveConfig(input, source));
   } catch (error) {
     if (error instanceof ConfigError) return fail(EXIT_USAGE, error.message);
     throw error;

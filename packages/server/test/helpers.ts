@@ -56,17 +56,24 @@ export class TestClient {
     await withTimeout(once(this.ws, 'open'), timeoutMs, 'socket did not open');
   }
 
-  /** Resolves when `predicate` holds, re-checked after every frame or close. */
+  /**
+   * Resolves when `predicate` holds, re-checked after every frame or close; rejects at once if
+   * the socket closes while the predicate still fails.
+   */
   async until(predicate: () => boolean, what: string, timeoutMs = 5000): Promise<void> {
     if (predicate()) return;
     await withTimeout(
-      new Promise<void>((resolve) => {
+      new Promise<void>((resolve, reject) => {
         const check = (): void => {
           if (predicate()) {
             this.#waiters.delete(check);
             resolve();
+          } else if (this.closeCode !== undefined) {
+            this.#waiters.delete(check);
+            reject(new Error(`socket closed (${this.closeCode} ${this.closeReason ?? ''}) while waiting for ${what}; received ${this.received.length} frames`));
           }
         };
+        check();
         this.#waiters.add(check);
       }),
       timeoutMs,

@@ -1,0 +1,43 @@
+/** docs/codes.md must list exactly the codes the code defines, with the same fields. */
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { it } from 'node:test';
+import { CloseCodes, HttpErrors } from '@chorus/protocol';
+
+const doc = readFileSync(new URL('../../../docs/codes.md', import.meta.url), 'utf8');
+
+function tableRows(firstHeader: string): string[][] {
+  const lines = doc.split('\n');
+  const start = lines.findIndex((line) => line.startsWith(`| ${firstHeader} |`));
+  assert.ok(start >= 0, `docs/codes.md has a table starting with "| ${firstHeader} |"`);
+  const rows: string[][] = [];
+  for (const line of lines.slice(start + 2)) {
+    if (!line.startsWith('|')) break;
+    rows.push(line.split('|').slice(1, -1).map((cell) => cell.trim()));
+  }
+  return rows;
+}
+
+it('close codes in docs/codes.md equal CloseCodes', () => {
+  const documented = tableRows('code').map(([code, reason, reconnect, meaning]) => ({ code: Number(code), reason, reconnect, meaning }));
+  const defined = Object.values(CloseCodes).map((c) => ({
+    code: c.code,
+    reason: c.reason === '' ? '(empty)' : c.reason,
+    reconnect: c.reconnect ? 'yes' : 'no',
+    meaning: c.description,
+  }));
+  assert.deepEqual(documented, defined);
+});
+
+it('HTTP errors in docs/codes.md equal HttpErrors', () => {
+  const documented = tableRows('status').map(([status, code, meaning]) => ({ status: Number(status), code, meaning }));
+  const defined = Object.values(HttpErrors).map((e) => ({ status: e.status, code: e.code, meaning: e.message }));
+  assert.deepEqual(documented, defined);
+});
+
+it('close codes sit in the range that matches their reconnect advice', () => {
+  for (const c of Object.values(CloseCodes)) {
+    if (c.code >= 4000 && c.code < 4500) assert.equal(c.reconnect, false, `${c.code} is terminal`);
+    if (c.code >= 4500) assert.equal(c.reconnect, true, `${c.code} is transient`);
+  }
+});

@@ -1,0 +1,97 @@
+/** Heartbeats, message size, slow readers: what a production transport must do. */
+import assert from 'node:assert/strict';
+import { after, describe, it } from 'node:test';
+import type { ChorusServer } from '../src/index.ts';
+import { TestClient, rawUrl, startTestServer } from './helpers.ts';
+
+const servers: ChorusServer[] = [];
+const clients: TestClient[] = [];
+after(async () => {
+  for (const client of clients) client.ws.terminate();
+  await Promise.all(servers.map((s) => s.close()));
+});
+
+async function serverWith(overrides: Parameters<typeof startTestServer>[0]): Promise<ChorusServer> {
+  const server = await startTestServer(overrides);
+  servers.push(server);
+  return server;
+}
+
+async function open(server: ChorusServer, channel: string, options?: ConstructorParameters<typeof TestClient>[1]): Promise<TestClient> {
+  const client = await TestClient.open(rawUrl(server, channel), options);
+  clients.push(client);
+  return client;
+}
+
+async function connectionCount(server: ChorusServer): Promise<number> {
+  const res = await fetch(`http://127.0.0.1:${server.port}/health`);
+  return ((await res.json()) as { connections: number }).connections;
+}
+
+describe('heartbeat', () => {
+  it('terminates a peer that stops answering pings and keeps one that answers', async () => {
+    const server = await serverWith({ heartbeatIntervalMs: 100 });
+    const dead = await open(server, 'hb', { autoPong: false });
+    const alive = await open(server, 'hb');
+    const { code } = await dead.closed(3000);
+    assert.equal(code, 1006, 'terminated without a close frame');
+    assert.equal(alive.ws.readyState, alive.ws.OPEN);
+    alive.ws.send('after heartbeat');
+    const watcher = await open(server, 'hb');
+    alive.ws.send('still relaying');
+    assert.equal((await watcher.messages(1))[0]?.text, 'still relaying');
+  });
+});
+
+describe('message size', () => {
+  it('closes with 1009 when a message exceeds maxMessageSize, and others keep working', async () => {
+    const server = await serverWith({ limits: { maxMessageSize: 1024 } });
+    const big = await open(server, 'size');
+    const a = await open(server, 'size');
+    const b = await open(server, 'size');
+    big.ws.send(Buffer.alloc(1024, 1));
+    big.ws.send(Buffer.alloc(1025, 2));
+    assert.equal((await big.closed()).code, 1009);
+    const got = await a.messages(1);
+    assert.equal(got[0]?.data.length, 1024, 'the message at the limit was delivered');
+    a.ws.send('fine');
+    assert.equal((await b.messages(2))[1]?.text, 'fine');
+  });
+
+  it('applies per-app limits', async () => {
+    const server = await serverWith({
+      apps: [{ id: 'small', key: 'small-key-123', secret: 'small-secret-0123456789', limits: { maxMessageSize: 10 } }],
+    });
+    const client = await TestClient.open(`ws://127.0.0.1:${server.port}/v4/c?api_key=small-key-123`);
+    clients.push(client);
+    client.ws.send('eleven byte');
+    assert.equal((await client.closed()).code, 1009);
+  });
+});
+
+describe('slow readers', () => {
+  it('closes a reader that stops reading with 4500 and bounds its buffer; fast readers get everything', async () => {
+    const maxPendingBytes = 256 * 1024;
+    const server = await serverWith({ limits: { maxPendingBytes, maxMessageSize: 64 * 1024 } });
+    const slow = await open(server, 'slow');
+    const fast = await open(server, 'slow');
+    const publisher = await open(server, 'slow');
+    slow.ws.pause();
+    const chunk = Buffer.alloc(32 * 1024, 7);
+    const total = 600; // ~19 MB: far more than loopback buffers plus the cap
+    for (let i = 0; i < total; i++) {
+      chunk.writeUInt32BE(i, 0);
+      publisher.ws.send(chunk);
+      // Paced by the fast reader, so only the paused one falls behind.
+      if (i % 4 === 3) await fast.until(() => fast.received.length > i - 4, `message ${i - 4}`, 10_000);
+    }
+    const got = await fast.messages(total, 20_000);
+    assert.deepEqual(got.map((m) => m.data.readUInt32BE(0)), Array.from({ length: total }, (_, i) => i));
+    slow.ws.resume();
+    assert.equal((await slow.closed(10_000)).code, 4500);
+    const bufferedForSlow = slow.received.reduce((sum, m) => sum + m.data.length, 0);
+    assert.ok(slow.received.length < total / 2, `the slow reader got ${slow.received.length} of ${total}: its queue was dropped, not grown`);
+    assert.ok(bufferedForSlow < 16 * 1024 * 1024, 'what reached it is bounded by the cap plus kernel buffers');
+    assert.equal(await connectionCount(server), 2, 'the slow reader is gone, the others remain');
+  });
+});
