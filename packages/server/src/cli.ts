@@ -97,16 +97,10 @@ async function serve(input: ChorusConfigInput, source: string): Promise<number> 
     if (error instanceof ConfigError) return fail(EXIT_USAGE, error.message);
     throw error;
   }
-  try {
-    await server.start();
-  } catch (error) {
-    const code = (error as NodeJS.ErrnoException).code;
-    return fail(EXIT_FAILURE, code === 'EADDRINUSE' ? `port ${server.config.port} is already in use; pick another with --port` : String(error));
-  }
-  printBanner(server, generatedApp);
-
-  return new Promise<number>((resolve) => {
-    let stopping = false;
+  // Signal handlers go in before listening: a signal that arrives while starting still shuts
+  // down cleanly instead of killing the process.
+  let stopping = false;
+  const stopped = new Promise<number>((resolve) => {
     const stop = (signal: NodeJS.Signals): void => {
       if (stopping) {
         process.stderr.write(`chorus: ${signal} again, exiting now\n`);
@@ -119,6 +113,14 @@ async function serve(input: ChorusConfigInput, source: string): Promise<number> 
     process.on('SIGTERM', stop);
     process.on('SIGINT', stop);
   });
+  try {
+    await server.start();
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    return fail(EXIT_FAILURE, code === 'EADDRINUSE' ? `port ${server.config.port} is already in use; pick another with --port` : String(error));
+  }
+  if (!stopping) printBanner(server, generatedApp);
+  return stopped;
 }
 
 function printBanner(server: ChorusServer, generatedApp: boolean): void {

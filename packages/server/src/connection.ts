@@ -8,6 +8,7 @@
  * All server-originated frames go through `send` so their order on the wire is the order of
  * the calls.
  */
+import type { EventEmitter } from 'node:events';
 import type { Duplex } from 'node:stream';
 import { WebSocket } from 'ws';
 import { CloseCodes, type CloseCodeInfo } from '@chorus/protocol';
@@ -37,6 +38,12 @@ export class Connection {
     ws.on('pong', () => {
       this.awaitingPong = false;
     });
+    // When a client sends a message and then closes, both often arrive in one TCP chunk and ws
+    // answers the close at once. Writing what is queued first keeps the reply (a notify_self
+    // echo, say) on the wire before the close frame. ws exposes no public hook for "close frame
+    // received", so this listens on its receiver, guarded in case the internals change.
+    const receiver = (ws as unknown as { _receiver?: EventEmitter })._receiver;
+    receiver?.prependListener('conclude', () => this.flush());
   }
 
   get isOpen(): boolean {

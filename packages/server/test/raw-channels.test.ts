@@ -58,6 +58,16 @@ describe('relay', () => {
     }
   });
 
+  it('delivers what was queued for a client before answering its close', async () => {
+    for (let attempt = 0; attempt < 5; attempt++) {
+      const client = await open('echo_close', `api_key=${TEST_APP.key}&notify_self`);
+      client.ws.send(`last words ${attempt}`);
+      client.ws.close(1000, 'bye');
+      assert.deepEqual(await client.closed(), { code: 1000, reason: 'bye' });
+      assert.deepEqual(client.received.map((m) => m.text), [`last words ${attempt}`]);
+    }
+  });
+
   it('relays frames whose event starts with system: like any other frame', async () => {
     const a = await open('sys_1');
     const b = await open('sys_1');
