@@ -36,7 +36,9 @@ export const CloseCodes = Object.freeze({
   INVALID_CHANNEL: closeCode(4002, 'Invalid channel name', false, 'The channel name is empty, too long or has characters outside [A-Za-z0-9_-].'),
   AUTHENTICATION_FAILED: closeCode(4003, 'Authentication failed', false, 'The channel needs a valid JWT (private- channels always, any channel when a jwt is given) and it was missing, badly signed, for another sub, expired or without exp.'),
   INVALID_PARAMETER: closeCode(4004, 'Invalid parameter', false, 'A query parameter (user, uuid) is longer than 1024 characters.'),
+  BAD_REQUEST: closeCode(4006, 'Bad request', false, 'A v1 frame was not a JSON object with a positive integer id (or was binary), or the first command was not connect.'),
   SLOW_CONSUMER: closeCode(4500, 'Slow consumer', true, 'The client read too slowly: its pending outbound bytes passed maxPendingBytes. Reconnect and read faster.'),
+  CONNECT_TIMEOUT: closeCode(4501, 'Connect timeout', true, 'A v1 client did not send connect within connectTimeoutMs of the upgrade.'),
 } satisfies Record<string, CloseCodeInfo>);
 
 export type CloseCodeName = keyof typeof CloseCodes;
@@ -69,3 +71,36 @@ export const HttpErrors = Object.freeze({
 } satisfies Record<string, HttpErrorInfo>);
 
 export type HttpErrorName = keyof typeof HttpErrors;
+
+/**
+ * Errors in v1 replies (`{"ok": false, "error": {code, name, message}}`) and, from 200 up, the
+ * errors the SDK raises on its own side. Same rules: append only, listed in docs/codes.md.
+ */
+export interface ReplyErrorInfo {
+  readonly code: number;
+  readonly name: string;
+  readonly description: string;
+}
+
+function replyError(code: number, name: string, description: string): ReplyErrorInfo {
+  return Object.freeze({ code, name, description });
+}
+
+export const ErrorCodes = Object.freeze({
+  INTERNAL: replyError(100, 'internal', 'The server failed to process the command; retrying may work.'),
+  UNAUTHORIZED: replyError(101, 'unauthorized', 'connect: unknown key, wrong secret, or a connection token that is missing (anonymous not allowed), invalid or expired.'),
+  BAD_CHANNEL: replyError(102, 'bad_channel', 'The channel name is empty, too long or has characters outside [A-Za-z0-9_-].'),
+  PERMISSION_DENIED: replyError(103, 'permission_denied', 'A private- channel without a valid channel token (or, for publish, without a subscription).'),
+  BAD_REQUEST: replyError(104, 'bad_request', 'The command has an unknown type or a missing or invalid field.'),
+  ALREADY_CONNECTED: replyError(105, 'already_connected', 'connect was sent twice on one connection.'),
+  ALREADY_SUBSCRIBED: replyError(106, 'already_subscribed', 'This connection is already subscribed to the channel.'),
+  LIMIT_EXCEEDED: replyError(107, 'limit_exceeded', 'A per-connection limit was reached (for example maxChannelsPerConnection).'),
+  NOT_SUBSCRIBED: replyError(108, 'not_subscribed', 'unsubscribe for a channel this connection is not subscribed to.'),
+  MESSAGE_TOO_LARGE: replyError(109, 'message_too_large', 'The publication payload is over the app\'s maxMessageSize.'),
+  QUEUE_FULL: replyError(201, 'queue_full', 'SDK: the offline publish queue is full (maxQueuedPublishes); the publish was not queued.'),
+  TIMEOUT: replyError(202, 'timeout', 'SDK: no reply within commandTimeoutMs while connected.'),
+  CLIENT_CLOSED: replyError(203, 'client_closed', 'SDK: the client or the channel was closed before the command completed.'),
+  TERMINAL_DISCONNECT: replyError(204, 'terminal_disconnect', 'SDK: the server closed with a terminal code (4000–4499); pending commands fail and the SDK does not reconnect.'),
+} satisfies Record<string, ReplyErrorInfo>);
+
+export type ErrorCodeName = keyof typeof ErrorCodes;

@@ -1,2 +1,3 @@
 export * from './codes.js';
 export * from './raw.js';
+export * from './v1.js';

@@ -34,9 +34,11 @@ export const PresenceEvents = Object.freeze({
   MEMBER_LEFT: 'system:member_left',
 });
 
+/** A presence member: who (`user`) and which connection (`uuid`), plus optional token info. */
 export interface Member {
   readonly user: string;
   readonly uuid: string;
+  readonly info?: unknown;
 }
 
 export interface MemberListFrame {

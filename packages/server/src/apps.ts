@@ -1,6 +1,7 @@
 /** The configured apps, looked up by API key, with constant-time secret checks. */
 import { createHash, timingSafeEqual } from 'node:crypto';
-import type { AppConfig } from './config.js';
+import type { AppConfig, HistoryConfig } from './config.js';
+import type { HistoryPolicy } from './engine/types.js';
 import { isOriginAllowed } from './origin.js';
 
 export class App {
@@ -8,15 +9,24 @@ export class App {
   readonly key: string;
   readonly limits: AppConfig['limits'];
   readonly allowedOrigins: readonly string[];
+  readonly allowAnonymous: boolean;
   /** The secret as bytes, for HS256 verification. */
   readonly secretKey: Uint8Array;
   readonly #secretDigest: Buffer;
+  readonly #defaultHistory: HistoryPolicy;
+  readonly #channelRules: ReadonlyArray<{ readonly pattern: RegExp; readonly history: HistoryPolicy }>;
 
   constructor(config: AppConfig) {
     this.id = config.id;
     this.key = config.key;
     this.limits = config.limits;
     this.allowedOrigins = config.allowedOrigins;
+    this.allowAnonymous = config.allowAnonymous;
+    this.#defaultHistory = toPolicy(config.history);
+    this.#channelRules = config.channels.map((rule) => ({
+      pattern: globToRegExp(rule.pattern),
+      history: toPolicy({ ...config.history, ...rule.history }),
+    }));
     this.secretKey = new TextEncoder().encode(config.secret);
     this.#secretDigest = digest(config.secret);
   }
@@ -29,6 +39,21 @@ export class App {
   allowsOrigin(origin: string | undefined): boolean {
     return isOriginAllowed(origin, this.allowedOrigins);
   }
+
+  /** History kept for a channel: the first matching channel rule, else the app's default. */
+  historyPolicy(channel: string): HistoryPolicy {
+    for (const rule of this.#channelRules) if (rule.pattern.test(channel)) return rule.history;
+    return this.#defaultHistory;
+  }
+}
+
+function toPolicy(history: HistoryConfig): HistoryPolicy {
+  return { size: history.size, ttlMs: history.ttlSeconds * 1000 };
+}
+
+/** `chat-*` → /^chat-.*$/; names are [A-Za-z0-9_-], so `*` is the only special character. */
+function globToRegExp(pattern: string): RegExp {
+  return new RegExp(`^${pattern.split('*').join('.*')}$`);
 }
 
 function digest(value: string): Buffer {
@@ -37,14 +62,22 @@ function digest(value: string): Buffer {
 
 export class AppRegistry {
   readonly #byKey = new Map<string, App>();
+  readonly #byId = new Map<string, App>();
   readonly all: readonly App[];
 
   constructor(configs: readonly AppConfig[]) {
     this.all = configs.map((c) => new App(c));
-    for (const app of this.all) this.#byKey.set(app.key, app);
+    for (const app of this.all) {
+      this.#byKey.set(app.key, app);
+      this.#byId.set(app.id, app);
+    }
   }
 
   byKey(key: string | null | undefined): App | undefined {
     return key ? this.#byKey.get(key) : undefined;
+  }
+
+  byId(id: string): App | undefined {
+    return this.#byId.get(id);
   }
 }

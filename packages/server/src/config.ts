@@ -15,6 +15,23 @@ export interface Limits {
   maxMessageSize: number;
   /** Bytes queued for one socket (ours plus the kernel-side stream buffer) before it is closed as a slow consumer. */
   maxPendingBytes: number;
+  /** Channels one v1 connection may be subscribed to at once. */
+  maxChannelsPerConnection: number;
+  /** Most publications one v1 history query returns. */
+  maxHistoryLimit: number;
+}
+
+export interface HistoryConfig {
+  /** Publications kept per channel (0 keeps none: offsets still count, recovery only of nothing). */
+  size: number;
+  /** How long a publication stays in history. */
+  ttlSeconds: number;
+}
+
+/** Per channel-name pattern options; `*` matches any run of characters. First match wins. */
+export interface ChannelRule {
+  pattern: string;
+  history?: Partial<HistoryConfig>;
 }
 
 export interface AppConfig {
@@ -25,7 +42,11 @@ export interface AppConfig {
   secret: string;
   /** Origins allowed to open sockets: `*`, exact `scheme://host[:port]`, or `scheme://*.example.com`. */
   allowedOrigins: string[];
+  /** v1 connections without a token (anonymous users) are accepted. */
+  allowAnonymous: boolean;
   limits: Limits;
+  history: HistoryConfig;
+  channels: ChannelRule[];
 }
 
 export type LogLevel = 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
@@ -39,6 +60,8 @@ export interface ChorusConfig {
   heartbeatIntervalMs: number;
   /** On SIGTERM/SIGINT, how long connections get to finish their close handshake before they are cut. */
   shutdownTimeoutMs: number;
+  /** A v1 connection must send `connect` within this long of the upgrade. */
+  connectTimeoutMs: number;
   /** Serve the example pages under /examples/ (pre-filled with the first app's key). */
   examples: boolean;
   apps: AppConfig[];
@@ -47,7 +70,11 @@ export interface ChorusConfig {
 export const DEFAULT_LIMITS: Readonly<Limits> = Object.freeze({
   maxMessageSize: 64 * 1024,
   maxPendingBytes: 1024 * 1024,
+  maxChannelsPerConnection: 128,
+  maxHistoryLimit: 100,
 });
+
+export const DEFAULT_HISTORY: Readonly<HistoryConfig> = Object.freeze({ size: 100, ttlSeconds: 300 });
 
 export const DEFAULTS: Readonly<Omit<ChorusConfig, 'apps'>> = Object.freeze({
   port: 8080,
@@ -55,6 +82,7 @@ export const DEFAULTS: Readonly<Omit<ChorusConfig, 'apps'>> = Object.freeze({
   logLevel: 'info',
   heartbeatIntervalMs: 25_000,
   shutdownTimeoutMs: 5_000,
+  connectTimeoutMs: 10_000,
   examples: true,
 });
 
@@ -65,8 +93,10 @@ export interface ChorusConfigInput {
   logLevel?: LogLevel;
   heartbeatIntervalMs?: number;
   shutdownTimeoutMs?: number;
+  connectTimeoutMs?: number;
   examples?: boolean;
   limits?: Partial<Limits>;
+  history?: Partial<HistoryConfig>;
   apps?: AppConfigInput[];
 }
 
@@ -75,7 +105,10 @@ export interface AppConfigInput {
   key: string;
   secret: string;
   allowedOrigins?: string[];
+  allowAnonymous?: boolean;
   limits?: Partial<Limits>;
+  history?: Partial<HistoryConfig>;
+  channels?: ChannelRule[];
 }
 
 export class ConfigError extends Error {
@@ -88,6 +121,17 @@ const limitsSchema = {
   properties: {
     maxMessageSize: { type: 'integer', minimum: 1, maximum: 100 * 1024 * 1024 },
     maxPendingBytes: { type: 'integer', minimum: 1024 },
+    maxChannelsPerConnection: { type: 'integer', minimum: 1 },
+    maxHistoryLimit: { type: 'integer', minimum: 1, maximum: 10_000 },
+  },
+} as const;
+
+const historySchema = {
+  type: 'object',
+  additionalProperties: false,
+  properties: {
+    size: { type: 'integer', minimum: 0, maximum: 100_000 },
+    ttlSeconds: { type: 'integer', minimum: 1 },
   },
 } as const;
 
@@ -100,8 +144,10 @@ const configSchema = {
     logLevel: { enum: ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] },
     heartbeatIntervalMs: { type: 'integer', minimum: 100 },
     shutdownTimeoutMs: { type: 'integer', minimum: 0 },
+    connectTimeoutMs: { type: 'integer', minimum: 100 },
     examples: { type: 'boolean' },
     limits: limitsSchema,
+    history: historySchema,
     apps: {
       type: 'array',
       minItems: 1,
@@ -114,7 +160,18 @@ const configSchema = {
           key: { type: 'string', minLength: 8, maxLength: 256 },
           secret: { type: 'string', minLength: 16, maxLength: 1024 },
           allowedOrigins: { type: 'array', items: { type: 'string', minLength: 1 } },
+          allowAnonymous: { type: 'boolean' },
           limits: limitsSchema,
+          history: historySchema,
+          channels: {
+            type: 'array',
+            items: {
+              type: 'object',
+              additionalProperties: false,
+              required: ['pattern'],
+              properties: { pattern: { type: 'string', pattern: '^[A-Za-z0-9_*-]{1,128}$' }, history: historySchema },
+            },
+          },
         },
       },
     },
@@ -152,13 +209,17 @@ export function resolveConfig(input: unknown, source = 'config'): ChorusConfig {
     throw new ConfigError(error ? `${source}: ${fieldName(error)} ${describe(error)}` : `${source}: invalid`);
   }
   const sharedLimits: Limits = { ...DEFAULT_LIMITS, ...input.limits };
+  const sharedHistory: HistoryConfig = { ...DEFAULT_HISTORY, ...input.history };
   const apps = (input.apps ?? [generateDevelopmentApp()]).map(
     (app): AppConfig => ({
       id: app.id,
       key: app.key,
       secret: app.secret,
       allowedOrigins: app.allowedOrigins ?? ['*'],
+      allowAnonymous: app.allowAnonymous ?? true,
       limits: { ...sharedLimits, ...app.limits },
+      history: { ...sharedHistory, ...app.history },
+      channels: app.channels ?? [],
     }),
   );
   rejectDuplicates(apps, 'id', source);
@@ -176,6 +237,7 @@ export function resolveConfig(input: unknown, source = 'config'): ChorusConfig {
     logLevel: input.logLevel ?? DEFAULTS.logLevel,
     heartbeatIntervalMs: input.heartbeatIntervalMs ?? DEFAULTS.heartbeatIntervalMs,
     shutdownTimeoutMs: input.shutdownTimeoutMs ?? DEFAULTS.shutdownTimeoutMs,
+    connectTimeoutMs: input.connectTimeoutMs ?? DEFAULTS.connectTimeoutMs,
     examples: input.examples ?? DEFAULTS.examples,
     apps,
   };

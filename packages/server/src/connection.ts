@@ -22,6 +22,8 @@ export class Connection {
   readonly ws: WebSocket;
   /** Set by the heartbeat before each ping, cleared by the pong. */
   awaitingPong = false;
+  /** Called before the close frame, while frames can still be sent (v1 sends its disconnect advice). */
+  onClosing: ((info: CloseCodeInfo, reason: string) => void) | undefined;
   readonly #socket: Duplex;
   readonly #scheduler: OutboundScheduler;
   readonly #maxPendingBytes: number;
@@ -84,6 +86,7 @@ export class Connection {
   /** Flushes what is queued (so nothing accepted is lost), then starts the close handshake. */
   close(info: CloseCodeInfo, reason: string = info.reason): void {
     if (this.#closing) return;
+    if (this.isOpen) this.onClosing?.(info, reason);
     this.flush();
     this.#closing = true;
     this.ws.close(info.code, reason);
@@ -98,9 +101,11 @@ export class Connection {
 
   #dropSlowConsumer(): void {
     // What is queued cannot be delivered in time anyway; dropping it is what bounds memory.
+    // No onClosing advice either: it would only queue behind the bytes the client isn't reading.
     this.#queue = [];
     this.#queuedBytes = 0;
-    this.close(CloseCodes.SLOW_CONSUMER);
+    this.#closing = true;
+    this.ws.close(CloseCodes.SLOW_CONSUMER.code, CloseCodes.SLOW_CONSUMER.reason);
     setTimeout(() => this.ws.terminate(), SLOW_CONSUMER_GRACE_MS).unref();
   }
 }

@@ -12,8 +12,19 @@ export interface PublicationEncoder {
   encode(publication: Publication): Buffer;
 }
 
+/** A publication held back for a subscriber that is still catching up from history. */
+export interface HeldPublication {
+  readonly publication: Publication;
+  readonly frame: Buffer;
+}
+
 export interface Subscriber {
   readonly connection: Connection;
+  /**
+   * While set, publications are appended here instead of being sent: the subscription is
+   * replaying history and will send these afterwards, skipping what the replay covered.
+   */
+  held: HeldPublication[] | undefined;
   readonly encoder: PublicationEncoder;
   /** Deliver the connection's own messages back to it. */
   readonly notifySelf: boolean;
@@ -59,7 +70,8 @@ export class Hub {
         lastEncoder = subscriber.encoder;
         lastFrame = lastEncoder.encode(publication);
       }
-      subscriber.connection.send(lastFrame as Buffer);
+      if (subscriber.held) subscriber.held.push({ publication, frame: lastFrame as Buffer });
+      else subscriber.connection.send(lastFrame as Buffer);
     }
   };
 }

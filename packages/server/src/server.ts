@@ -21,6 +21,7 @@ import { OutboundScheduler } from './outbound.js';
 import { UpgradeHandler } from './upgrade.js';
 
 const DEFAULT_EXAMPLES_DIR = fileURLToPath(new URL('../../../examples/', import.meta.url));
+const CLIENT_BUNDLE_DIR = fileURLToPath(new URL('../../client/dist/', import.meta.url));
 
 export interface ServerOptions {
   /** A pino logger; by default one is created at the config's logLevel, writing to stdout. */
@@ -42,12 +43,17 @@ export class ChorusServer {
     this.config = config;
     this.log = options.logger ?? pino({ level: config.logLevel });
     const hub = new Hub();
+    const apps = new AppRegistry(config.apps);
     let connectionCount = 0;
     const nodeId = randomBytes(4).toString('hex');
     this.#ctx = {
       config,
-      apps: new AppRegistry(config.apps),
-      engine: createMemoryEngine(hub.deliver),
+      apps,
+      engine: createMemoryEngine(hub.deliver, (appId, channel) => {
+        const app = apps.byId(appId);
+        if (!app) throw new Error(`no app ${appId}`);
+        return app.historyPolicy(channel);
+      }),
       hub,
       scheduler: new OutboundScheduler(),
       log: this.log,
@@ -57,7 +63,7 @@ export class ChorusServer {
       shuttingDown: false,
     };
     this.#upgrades = new UpgradeHandler(this.#ctx);
-    this.#http = createServer(createRequestHandler(this.#ctx, options.examplesDir ?? DEFAULT_EXAMPLES_DIR));
+    this.#http = createServer(createRequestHandler(this.#ctx, { examplesDir: options.examplesDir ?? DEFAULT_EXAMPLES_DIR, clientDir: CLIENT_BUNDLE_DIR }));
     this.#http.on('upgrade', this.#upgrades.handle);
     this.#http.on('clientError', (error, socket) => {
       this.log.debug({ err: error }, 'bad HTTP request');

@@ -7,48 +7,59 @@
 import { STATUS_CODES, type IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { WebSocketServer, type WebSocket } from 'ws';
-import { HttpErrors, RAW_PATH, type HttpErrorInfo } from '@chorus/protocol';
+import { HttpErrors, RAW_PATH, V1_PATH, type HttpErrorInfo } from '@chorus/protocol';
 import type { App } from './apps.js';
 import type { ServerContext } from './context.js';
 import { handleRawUpgrade } from './dialects/raw.js';
+import { handleV1Upgrade } from './dialects/v1/index.js';
 
 /** Frames a rejected-after-upgrade socket may send before we close it: tiny, nothing is read. */
 const REJECTED_SOCKET_MAX_PAYLOAD = 1024;
 
 export class UpgradeHandler {
   readonly #ctx: ServerContext;
-  /** One ws server per app so each app's maxMessageSize is enforced by ws itself (close 1009). */
-  readonly #wssByApp = new Map<App, WebSocketServer>();
+  /** One ws server per frame size limit, so each app's limit is enforced by ws itself (close 1009). */
+  readonly #wssByLimit = new Map<number, WebSocketServer>();
   /** For sockets accepted only to be told why they are refused (unknown key…). */
   readonly #rejectWss = createWss(REJECTED_SOCKET_MAX_PAYLOAD);
 
   constructor(ctx: ServerContext) {
     this.#ctx = ctx;
-    for (const app of ctx.apps.all) this.#wssByApp.set(app, createWss(app.limits.maxMessageSize));
   }
 
   readonly handle = (req: IncomingMessage, socket: Duplex, head: Buffer): void => {
     socket.on('error', (error) => this.#ctx.log.debug({ err: error }, 'socket error during upgrade'));
     if (this.#ctx.shuttingDown) return refuseHttp(socket, HttpErrors.SHUTTING_DOWN);
     const url = new URL(req.url ?? '/', 'http://localhost');
+    const upgrade: PendingUpgrade = { req, socket, head, url };
     const raw = RAW_PATH.exec(url.pathname);
-    if (!raw) return refuseHttp(socket, HttpErrors.NOT_FOUND);
-    handleRawUpgrade(this.#ctx, this, { req, socket, head, url, channelSegment: raw[1] ?? '' }).catch((error: unknown) => {
+    let handled: Promise<void>;
+    if (url.pathname === V1_PATH) handled = handleV1Upgrade(this.#ctx, this, upgrade);
+    else if (raw) handled = handleRawUpgrade(this.#ctx, this, upgrade, raw[1] ?? '');
+    else return refuseHttp(socket, HttpErrors.NOT_FOUND);
+    handled.catch((error: unknown) => {
       this.#ctx.log.error({ err: error }, 'upgrade failed');
       socket.destroy();
     });
   };
 
-  /** Completes the handshake with the app's limits; `app` undefined means "accept only to refuse". */
-  accept(upgrade: PendingUpgrade, app: App | undefined): Promise<WebSocket> {
-    const wss = app ? this.#wssByApp.get(app) : this.#rejectWss;
+  /**
+   * Completes the handshake. Frames are limited to `frameLimit` bytes (default: the app's
+   * maxMessageSize); `app` undefined means "accept only to tell the client why it is refused".
+   */
+  accept(upgrade: PendingUpgrade, app: App | undefined, frameLimit = app?.limits.maxMessageSize): Promise<WebSocket> {
+    let wss = this.#rejectWss;
+    if (app && frameLimit !== undefined) {
+      wss = this.#wssByLimit.get(frameLimit) ?? createWss(frameLimit);
+      this.#wssByLimit.set(frameLimit, wss);
+    }
     return new Promise((resolve) => {
-      (wss ?? this.#rejectWss).handleUpgrade(upgrade.req, upgrade.socket, upgrade.head, resolve);
+      wss.handleUpgrade(upgrade.req, upgrade.socket, upgrade.head, resolve);
     });
   }
 
   close(): void {
-    for (const wss of this.#wssByApp.values()) wss.close();
+    for (const wss of this.#wssByLimit.values()) wss.close();
     this.#rejectWss.close();
   }
 }
@@ -58,7 +69,6 @@ export interface PendingUpgrade {
   readonly socket: Duplex;
   readonly head: Buffer;
   readonly url: URL;
-  readonly channelSegment: string;
 }
 
 function createWss(maxPayload: number): WebSocketServer {

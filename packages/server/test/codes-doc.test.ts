@@ -2,14 +2,15 @@
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { it } from 'node:test';
-import { CloseCodes, HttpErrors } from '@chorus/protocol';
+import { CloseCodes, ErrorCodes, HttpErrors } from '@chorus/protocol';
 
 const doc = readFileSync(new URL('../../../docs/codes.md', import.meta.url), 'utf8');
 
-function tableRows(firstHeader: string): string[][] {
+/** Rows of the table whose header row starts with `| firstHeader | secondHeader |`. */
+function tableRows(firstHeader: string, secondHeader: string): string[][] {
   const lines = doc.split('\n');
-  const start = lines.findIndex((line) => line.startsWith(`| ${firstHeader} |`));
-  assert.ok(start >= 0, `docs/codes.md has a table starting with "| ${firstHeader} |"`);
+  const start = lines.findIndex((line) => line.startsWith(`| ${firstHeader} | ${secondHeader} |`));
+  assert.ok(start >= 0, `docs/codes.md has a table starting with "| ${firstHeader} | ${secondHeader} |"`);
   const rows: string[][] = [];
   for (const line of lines.slice(start + 2)) {
     if (!line.startsWith('|')) break;
@@ -19,7 +20,7 @@ function tableRows(firstHeader: string): string[][] {
 }
 
 it('close codes in docs/codes.md equal CloseCodes', () => {
-  const documented = tableRows('code').map(([code, reason, reconnect, meaning]) => ({ code: Number(code), reason, reconnect, meaning }));
+  const documented = tableRows('code', 'reason (close frame)').map(([code, reason, reconnect, meaning]) => ({ code: Number(code), reason, reconnect, meaning }));
   const defined = Object.values(CloseCodes).map((c) => ({
     code: c.code,
     reason: c.reason === '' ? '(empty)' : c.reason,
@@ -30,8 +31,14 @@ it('close codes in docs/codes.md equal CloseCodes', () => {
 });
 
 it('HTTP errors in docs/codes.md equal HttpErrors', () => {
-  const documented = tableRows('status').map(([status, code, meaning]) => ({ status: Number(status), code, meaning }));
+  const documented = tableRows('status', 'code').map(([status, code, meaning]) => ({ status: Number(status), code, meaning }));
   const defined = Object.values(HttpErrors).map((e) => ({ status: e.status, code: e.code, meaning: e.message }));
+  assert.deepEqual(documented, defined);
+});
+
+it('v1 reply errors in docs/codes.md equal ErrorCodes', () => {
+  const documented = tableRows('code', 'name').map(([code, name, meaning]) => ({ code: Number(code), name, meaning }));
+  const defined = Object.values(ErrorCodes).map((e) => ({ code: e.code, name: e.name, meaning: e.description }));
   assert.deepEqual(documented, defined);
 });
 

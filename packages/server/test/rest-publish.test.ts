@@ -30,7 +30,9 @@ describe('REST publish', () => {
     const event = { event: 'new_message', data: { text: 'hi' }, meta: { from: 'backend' } };
     let res = await publish({ key: TEST_APP.key, secret: TEST_APP.secret, channelId: 'news', message: 'plain text' });
     assert.equal(res.status, 200);
-    assert.deepEqual(await res.json(), { success: true });
+    const body = (await res.json()) as { success: boolean; offset: number; epoch: string };
+    assert.deepEqual(body, { success: true, offset: 1, epoch: body.epoch });
+    assert.equal(typeof body.epoch, 'string');
     res = await publish({ key: TEST_APP.key, secret: TEST_APP.secret, roomId: 'news', message: event });
     assert.equal(res.status, 200);
     const got = await listener.messages(2);

@@ -33,13 +33,17 @@ const DEFAULT_USER = 'anonymous';
 
 export const rawEncoder: PublicationEncoder = {
   encode(publication: Publication): Buffer {
-    if (publication.kind === 'message') return frame(publication.payload, publication.binary);
+    if (publication.kind === 'message') {
+      // A v1 publication (it has an event) reaches raw clients as the PieSocket SDK envelope.
+      if (publication.event === undefined || publication.binary) return frame(publication.payload, publication.binary);
+      return textFrame(`{"event":${JSON.stringify(publication.event)},"data":${publication.payload.toString('utf8')}}`);
+    }
     const event = publication.action === 'joined' ? PresenceEvents.MEMBER_JOINED : PresenceEvents.MEMBER_LEFT;
     return textFrame(JSON.stringify({ event, data: { member: publication.member, members: publication.members } }));
   },
 };
 
-export async function handleRawUpgrade(ctx: ServerContext, upgrades: UpgradeHandler, upgrade: PendingUpgrade): Promise<void> {
+export async function handleRawUpgrade(ctx: ServerContext, upgrades: UpgradeHandler, upgrade: PendingUpgrade, channelSegment: string): Promise<void> {
   const query = parseQuery(upgrade.url.search);
   const app = ctx.apps.byKey(query.get('api_key'));
   if (!app) {
@@ -50,7 +54,7 @@ export async function handleRawUpgrade(ctx: ServerContext, upgrades: UpgradeHand
     return refuseHttp(upgrade.socket, HttpErrors.ORIGIN_NOT_ALLOWED);
   }
 
-  const channel = decodeChannel(upgrade.channelSegment);
+  const channel = decodeChannel(channelSegment);
   if (channel === undefined) {
     return refuseAfterUpgrade(await upgrades.accept(upgrade, undefined), RawErrorText.INVALID_CHANNEL, CloseCodes.INVALID_CHANNEL);
   }
@@ -80,6 +84,7 @@ export async function handleRawUpgrade(ctx: ServerContext, upgrades: UpgradeHand
   const presence = parseFlag(query.get('presence')) || channel.startsWith(PRESENCE_CHANNEL_PREFIX);
   const subscriber: Subscriber = {
     connection,
+    held: undefined,
     encoder: rawEncoder,
     notifySelf: parseFlag(query.get('notify_self')),
     presenceEvents: presence,
@@ -100,7 +105,7 @@ function openRawChannel(ctx: ServerContext, appId: string, channel: string, subs
 
   connection.ws.on('message', (data: Buffer, isBinary: boolean) => {
     broker
-      .publish({ kind: 'message', appId, channel, originId: connection.id, payload: data, binary: isBinary })
+      .publish({ appId, channel, originId: connection.id, event: undefined, payload: data, binary: isBinary })
       .catch(logPublishError);
   });
   connection.ws.on('error', (error) => ctx.log.debug({ err: error, connection: connection.id }, 'connection error'));
@@ -110,7 +115,7 @@ function openRawChannel(ctx: ServerContext, appId: string, channel: string, subs
   if (member) {
     presenceDone = presence.join(appId, channel, connection.id, member).then((members) => {
       connection.send(textFrame(JSON.stringify({ event: PresenceEvents.MEMBER_LIST, data: { members } })));
-      return broker.publish({ kind: 'presence', action: 'joined', appId, channel, originId: connection.id, member, members });
+      return broker.publishPresence({ kind: 'presence', action: 'joined', appId, channel, originId: connection.id, member, members });
     });
     presenceDone = presenceDone.catch(logPublishError);
   }
@@ -122,7 +127,7 @@ function openRawChannel(ctx: ServerContext, appId: string, channel: string, subs
     if (!member) return;
     presenceDone
       .then(() => presence.leave(appId, channel, connection.id))
-      .then((members) => broker.publish({ kind: 'presence', action: 'left', appId, channel, originId: connection.id, member, members }))
+      .then((members) => broker.publishPresence({ kind: 'presence', action: 'left', appId, channel, originId: connection.id, member, members }))
       .catch(logPublishError);
   });
 }

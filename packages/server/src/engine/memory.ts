@@ -1,18 +1,52 @@
 /** The default engine: one process, no dependencies. */
 import type { Member } from '@chorus/protocol';
-import type { Broker, Engine, PresenceStore, Publication, PublicationHandler } from './types.js';
+import { MemoryStreams } from './memory-history.js';
+import type {
+  Broker,
+  Engine,
+  HistoryPage,
+  HistoryPolicyResolver,
+  HistoryQuery,
+  MessageInput,
+  PresencePublication,
+  PresenceStore,
+  PublicationHandler,
+  PublishOutcome,
+} from './types.js';
+
+const SWEEP_INTERVAL_MS = 60_000;
 
 class MemoryBroker implements Broker {
   readonly #onPublication: PublicationHandler;
+  readonly #policy: HistoryPolicyResolver;
+  readonly #streams = new MemoryStreams();
+  readonly #sweeper: NodeJS.Timeout;
 
-  constructor(onPublication: PublicationHandler) {
+  constructor(onPublication: PublicationHandler, policy: HistoryPolicyResolver) {
     this.#onPublication = onPublication;
+    this.#policy = policy;
+    this.#sweeper = setInterval(() => this.#streams.sweep(), SWEEP_INTERVAL_MS).unref();
   }
 
-  publish(publication: Publication): Promise<void> {
-    // Synchronous hand-back keeps per-channel order without any queue of our own.
-    this.#onPublication(publication);
+  publish(message: MessageInput): Promise<PublishOutcome> {
+    const { publication, outcome } = this.#streams.append(message, this.#policy(message.appId, message.channel));
+    // Synchronous hand-back: offsets are assigned and delivered in one step, so delivery order
+    // is offset order without any queue of our own.
+    if (publication) this.#onPublication(publication);
+    return Promise.resolve(outcome);
+  }
+
+  publishPresence(change: PresencePublication): Promise<void> {
+    this.#onPublication(change);
     return Promise.resolve();
+  }
+
+  history(appId: string, channel: string, query: HistoryQuery): Promise<HistoryPage> {
+    return Promise.resolve(this.#streams.read(appId, channel, query, this.#policy(appId, channel)));
+  }
+
+  close(): void {
+    clearInterval(this.#sweeper);
   }
 }
 
@@ -46,10 +80,14 @@ function rosterKey(appId: string, channel: string): string {
   return `${appId}\0${channel}`;
 }
 
-export function createMemoryEngine(onPublication: PublicationHandler): Engine {
+export function createMemoryEngine(onPublication: PublicationHandler, policy: HistoryPolicyResolver): Engine {
+  const broker = new MemoryBroker(onPublication, policy);
   return {
-    broker: new MemoryBroker(onPublication),
+    broker,
     presence: new MemoryPresence(),
-    close: () => Promise.resolve(),
+    close: () => {
+      broker.close();
+      return Promise.resolve();
+    },
   };
 }

@@ -1,10 +1,10 @@
 /**
- * The engine is where publications and presence live. It is an interface so a single process
- * (memory) and a cluster (Redis, later) share every other line of the server: both hand
+ * The engine is where publications, history and presence live. It is an interface so a single
+ * process (memory) and a cluster (Redis, later) share every other line of the server: both hand
  * publications back through the same `onPublication` handler, which the Hub implements, so the
  * single-node path and the clustered path are one delivery path.
  */
-import type { Member } from '@chorus/protocol';
+import type { Member, StreamPosition } from '@chorus/protocol';
 
 interface PublicationBase {
   readonly appId: string;
@@ -13,11 +13,28 @@ interface PublicationBase {
   readonly originId: string | undefined;
 }
 
-/** A message for a channel: relayed bytes, text or binary. */
-export interface MessagePublication extends PublicationBase {
-  readonly kind: 'message';
+/**
+ * A message as a dialect or the REST API hands it to the broker.
+ *
+ * Payload forms: `binary` → raw bytes. Text with `event` set (a v1 publish) → `payload` is the
+ * JSON text of the v1 `data`. Text without `event` (raw dialect, REST) → any UTF-8 text, which
+ * may or may not be JSON. Each dialect's encoder turns these into its own wire form.
+ */
+export interface MessageInput extends PublicationBase {
+  readonly event: string | undefined;
   readonly payload: Buffer;
   readonly binary: boolean;
+  /** Client-chosen idempotency key: a repeat within the history TTL is not published again. */
+  readonly msgId?: string | undefined;
+}
+
+/** A message after the broker accepted it: placed in the channel's stream. */
+export interface MessagePublication extends MessageInput {
+  readonly kind: 'message';
+  readonly offset: number;
+  readonly epoch: string;
+  /** Accept time, ms since the Unix epoch. */
+  readonly ts: number;
 }
 
 /** A presence change, carrying the roster as it stood right after the change. */
@@ -32,12 +49,44 @@ export type Publication = MessagePublication | PresencePublication;
 
 export type PublicationHandler = (publication: Publication) => void;
 
+export interface PublishOutcome extends StreamPosition {
+  /** True when `msgId` had been accepted before: nothing was published, the first offset is returned. */
+  readonly duplicate: boolean;
+}
+
+export interface HistoryQuery {
+  /** Only publications after this position; omitted → the most recent ones. */
+  readonly since?: StreamPosition | undefined;
+  readonly limit: number;
+}
+
+export interface HistoryPage extends StreamPosition {
+  /** Oldest first. */
+  readonly publications: readonly MessagePublication[];
+  /**
+   * With `since`: true when every publication after it is still retained (they are all in
+   * `publications`, up to `limit`); false when the gap cannot be filled. Undefined without `since`.
+   */
+  readonly recovered: boolean | undefined;
+}
+
+/** How much history a channel keeps. */
+export interface HistoryPolicy {
+  readonly size: number;
+  readonly ttlMs: number;
+}
+
+export type HistoryPolicyResolver = (appId: string, channel: string) => HistoryPolicy;
+
 export interface Broker {
   /**
-   * Delivers the publication to every node's handler, this one included, in publish order per
-   * channel. Resolves once the engine has accepted it.
+   * Assigns the next offset in the channel's stream, stores the publication in history and
+   * delivers it to every node's handler, this one included, in offset order per channel.
    */
-  publish(publication: Publication): Promise<void>;
+  publish(message: MessageInput): Promise<PublishOutcome>;
+  /** Delivers a presence change to every node's handler; presence changes have no offset. */
+  publishPresence(change: PresencePublication): Promise<void>;
+  history(appId: string, channel: string, query: HistoryQuery): Promise<HistoryPage>;
 }
 
 export interface PresenceStore {

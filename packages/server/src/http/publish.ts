@@ -44,8 +44,8 @@ export async function handlePublish(ctx: ServerContext, req: IncomingMessage, re
   if (payload.length > app.limits.maxMessageSize) {
     return sendError(res, HttpErrors.PAYLOAD_TOO_LARGE, `message is ${payload.length} bytes; this app allows ${app.limits.maxMessageSize}.`);
   }
-  await ctx.engine.broker.publish({ kind: 'message', appId: app.id, channel: channelName, originId: undefined, payload, binary: false });
-  sendJson(res, 200, { success: true });
+  const { offset, epoch } = await ctx.engine.broker.publish({ appId: app.id, channel: channelName, originId: undefined, event: undefined, payload, binary: false });
+  sendJson(res, 200, { success: true, offset, epoch });
 }
 
 /** Reads the whole body, or returns undefined as soon as it exceeds `limit` bytes. */

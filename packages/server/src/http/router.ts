@@ -1,6 +1,6 @@
 /** Plain HTTP requests: health, REST publish, the example pages. */
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { HttpErrors, RAW_PATH } from '@chorus/protocol';
+import { HttpErrors, RAW_PATH, V1_PATH } from '@chorus/protocol';
 import type { ServerContext } from '../context.js';
 import { handlePublish } from './publish.js';
 import { sendError, sendJson } from './respond.js';
@@ -9,9 +9,16 @@ import { serveStatic } from './static.js';
 /** The channel the example pages and the start banner use. */
 export const EXAMPLE_CHANNEL = 'channel_123';
 
-export function createRequestHandler(ctx: ServerContext, examplesDir: string) {
+/** Where the static assets live: the example pages and the browser build of @chorus/client. */
+export interface StaticRoots {
+  readonly examplesDir: string;
+  /** Folder holding chorus-client.js (+ .map), served as /client.js. */
+  readonly clientDir: string;
+}
+
+export function createRequestHandler(ctx: ServerContext, roots: StaticRoots) {
   return (req: IncomingMessage, res: ServerResponse): void => {
-    route(ctx, examplesDir, req, res).catch((error: unknown) => {
+    route(ctx, roots, req, res).catch((error: unknown) => {
       ctx.log.error({ err: error, url: req.url }, 'request failed');
       if (!res.headersSent) sendJson(res, 500, { error: 'Internal server error', code: 'internal' });
       else res.destroy();
@@ -19,7 +26,7 @@ export function createRequestHandler(ctx: ServerContext, examplesDir: string) {
   };
 }
 
-async function route(ctx: ServerContext, examplesDir: string, req: IncomingMessage, res: ServerResponse): Promise<void> {
+async function route(ctx: ServerContext, roots: StaticRoots, req: IncomingMessage, res: ServerResponse): Promise<void> {
   const { pathname } = new URL(req.url ?? '/', 'http://localhost');
   const method = req.method ?? 'GET';
 
@@ -36,8 +43,11 @@ async function route(ctx: ServerContext, examplesDir: string, req: IncomingMessa
     if (method !== 'POST') return sendError(res, HttpErrors.METHOD_NOT_ALLOWED, 'Use POST with a JSON body.');
     return handlePublish(ctx, req, res);
   }
-  if (RAW_PATH.test(pathname)) {
+  if (RAW_PATH.test(pathname) || pathname === V1_PATH) {
     return sendError(res, HttpErrors.UPGRADE_REQUIRED, 'This is a WebSocket endpoint: connect with a WebSocket client (ws:// or wss://).');
+  }
+  if (method === 'GET' && (pathname === '/client.js' || pathname === '/client.js.map')) {
+    return serveStatic(roots.clientDir, pathname.replace('/client.js', 'chorus-client.js'), res);
   }
   if (ctx.config.examples && method === 'GET') {
     if (pathname === '/' || pathname === '/examples') return redirect(res, '/examples/');
@@ -46,7 +56,7 @@ async function route(ctx: ServerContext, examplesDir: string, req: IncomingMessa
       const app = ctx.apps.all[0];
       return sendJson(res, 200, { apiKey: app?.key ?? null, channel: EXAMPLE_CHANNEL });
     }
-    if (pathname.startsWith('/examples/')) return serveStatic(examplesDir, pathname.slice('/examples/'.length), res);
+    if (pathname.startsWith('/examples/')) return serveStatic(roots.examplesDir, pathname.slice('/examples/'.length), res);
   }
   sendError(res, HttpErrors.NOT_FOUND);
 }

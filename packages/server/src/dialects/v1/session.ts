@@ -1,0 +1,300 @@
+/**
+ * One v1 connection: its state (connected? which app, user, subscriptions) and a handler per
+ * command. Replies go through the connection's outbound queue like every other frame, so their
+ * order relative to publications is the order in which they were produced.
+ */
+import { jwtVerify } from 'jose';
+import {
+  CONNECTION_TOKEN_AUDIENCE,
+  CloseCodes,
+  ErrorCodes,
+  PRESENCE_CHANNEL_PREFIX,
+  PRIVATE_CHANNEL_PREFIX,
+  isValidChannelName,
+  type CloseCodeInfo,
+  type Command,
+  type ConnectCommand,
+  type HistoryCommand,
+  type Member,
+  type PresenceCommand,
+  type PublishCommand,
+  type ReplyErrorInfo,
+  type SubscribeCommand,
+  type UnsubscribeCommand,
+} from '@chorus/protocol';
+import type { App } from '../../apps.js';
+import { verifyChannelToken } from '../../auth.js';
+import type { Connection } from '../../connection.js';
+import type { ServerContext } from '../../context.js';
+import type { MessagePublication } from '../../engine/types.js';
+import { textFrame } from '../../frame.js';
+import type { Subscriber } from '../../hub.js';
+import { parseFrame, type ParsedFrame } from './commands.js';
+import { disconnectAdvice, errorReply, okReply, okReplyRaw, publicationFields, pubPush, v1Encoder } from './encode.js';
+
+const CLOCK_TOLERANCE_SECONDS = 5;
+
+/** A refusal the handler turns into an error reply. */
+class CommandError extends Error {
+  constructor(
+    readonly info: ReplyErrorInfo,
+    message: string = info.description,
+  ) {
+    super(message);
+  }
+}
+
+interface Subscription {
+  readonly subscriber: Subscriber;
+  readonly member: Member | undefined;
+  /** Resolves when the presence join is recorded, so a leave never overtakes it. */
+  presenceDone: Promise<void>;
+}
+
+export class V1Session {
+  readonly #ctx: ServerContext;
+  readonly #app: App;
+  readonly #connection: Connection;
+  readonly #subscriptions = new Map<string, Subscription>();
+  #connectTimer: NodeJS.Timeout | undefined;
+  #connected = false;
+  /** The tail of the command chain (see #onFrame). */
+  #pending: Promise<void> = Promise.resolve();
+  #trusted = false;
+  #user = '';
+  #info: unknown;
+
+  constructor(ctx: ServerContext, app: App, connection: Connection) {
+    this.#ctx = ctx;
+    this.#app = app;
+    this.#connection = connection;
+    this.#connectTimer = setTimeout(() => this.#disconnect(CloseCodes.CONNECT_TIMEOUT), ctx.config.connectTimeoutMs);
+    connection.onClosing = (info, reason) => this.#sendDisconnectAdvice(info, reason);
+
+    const { ws } = connection;
+    ws.on('message', (data: Buffer, isBinary: boolean) => this.#onFrame(data, isBinary));
+    ws.on('error', (error) => ctx.log.debug({ err: error, connection: connection.id }, 'connection error'));
+    ws.once('close', () => this.#onClose());
+  }
+
+  /**
+   * Commands run one at a time in arrival order, so replies come back in command order and a
+   * client's publishes get offsets in the order it sent them, whatever the engine's latency.
+   */
+  #onFrame(data: Buffer, isBinary: boolean): void {
+    if (isBinary) return this.#disconnect(CloseCodes.BAD_REQUEST, 'Binary frames are not v1');
+    const parsed = parseFrame(data.toString('utf8'));
+    if (parsed.kind === 'fatal') return this.#disconnect(CloseCodes.BAD_REQUEST, `Bad frame: ${parsed.message}`);
+    this.#pending = this.#pending.then(() => this.#handle(parsed));
+  }
+
+  async #handle(parsed: Exclude<ParsedFrame, { kind: 'fatal' }>): Promise<void> {
+    if (!this.#connection.isOpen) return;
+    if (parsed.kind === 'invalid') return this.#reply(errorReply(parsed.id, ErrorCodes.BAD_REQUEST, parsed.message));
+    const { command } = parsed;
+    if (!this.#connected && command.type !== 'connect') return this.#disconnect(CloseCodes.BAD_REQUEST, 'First command must be connect');
+    try {
+      this.#reply(await this.#dispatch(command));
+    } catch (error) {
+      if (error instanceof CommandError) return this.#reply(errorReply(command.id, error.info, error.message));
+      this.#ctx.log.error({ err: error, command: command.type, connection: this.#connection.id }, 'command failed');
+      this.#reply(errorReply(command.id, ErrorCodes.INTERNAL));
+    }
+  }
+
+  #dispatch(command: Command): Promise<Buffer | undefined> {
+    switch (command.type) {
+      case 'connect':
+        return this.#connect(command);
+      case 'subscribe':
+        return this.#subscribe(command);
+      case 'unsubscribe':
+        return this.#unsubscribe(command);
+      case 'publish':
+        return this.#publish(command);
+      case 'history':
+        return this.#history(command);
+      case 'presence':
+        return this.#presence(command);
+      case 'ping':
+        return Promise.resolve(okReply(command.id, {}));
+    }
+  }
+
+  #reply(frame: Buffer | undefined): void {
+    if (frame) this.#connection.send(frame);
+  }
+
+  async #connect(command: ConnectCommand): Promise<Buffer | undefined> {
+    if (this.#connected) throw new CommandError(ErrorCodes.ALREADY_CONNECTED);
+    const refuse = (reason: string): Buffer | undefined => {
+      this.#ctx.log.debug({ app: this.#app.id, connection: this.#connection.id, reason }, 'v1 connect refused');
+      this.#reply(errorReply(command.id, ErrorCodes.UNAUTHORIZED));
+      this.#disconnect(CloseCodes.AUTHENTICATION_FAILED);
+      return undefined;
+    };
+    if (command.key !== undefined && command.key !== this.#app.key) return refuse('key differs from the URL key');
+    if (command.secret !== undefined) {
+      if (!this.#app.isSecret(command.secret)) return refuse('wrong secret');
+      this.#trusted = true;
+    } else if (command.token !== undefined) {
+      try {
+        const { payload } = await jwtVerify(command.token, this.#app.secretKey, {
+          algorithms: ['HS256'],
+          audience: CONNECTION_TOKEN_AUDIENCE,
+          requiredClaims: ['exp', 'sub'],
+          clockTolerance: CLOCK_TOLERANCE_SECONDS,
+        });
+        this.#user = payload.sub ?? '';
+        this.#info = payload['info'];
+      } catch (error) {
+        return refuse(error instanceof Error ? error.message : 'bad token');
+      }
+    } else if (!this.#app.allowAnonymous) {
+      return refuse('anonymous connections are not allowed');
+    }
+    if (!this.#connection.isOpen) return undefined;
+    clearTimeout(this.#connectTimer);
+    this.#connected = true;
+    return okReply(command.id, { client: this.#connection.id, user: this.#user, pingIntervalMs: this.#ctx.config.heartbeatIntervalMs });
+  }
+
+  /** Checks the channel name and, for private- channels, the right to use it. */
+  async #authorize(channel: string, token: string | undefined): Promise<void> {
+    if (!isValidChannelName(channel)) throw new CommandError(ErrorCodes.BAD_CHANNEL);
+    if (!channel.startsWith(PRIVATE_CHANNEL_PREFIX) || this.#trusted || (token === undefined && this.#subscriptions.has(channel))) return;
+    const auth = await verifyChannelToken(this.#app, channel, token);
+    if (!auth.ok) throw new CommandError(ErrorCodes.PERMISSION_DENIED, `private- channels need a valid channel token (${auth.reason})`);
+  }
+
+  async #subscribe(command: SubscribeCommand): Promise<Buffer | undefined> {
+    const { channel, since } = command;
+    if (this.#subscriptions.has(channel)) throw new CommandError(ErrorCodes.ALREADY_SUBSCRIBED);
+    if (this.#subscriptions.size >= this.#app.limits.maxChannelsPerConnection) {
+      throw new CommandError(ErrorCodes.LIMIT_EXCEEDED, `at most ${this.#app.limits.maxChannelsPerConnection} channels per connection`);
+    }
+    await this.#authorize(channel, command.token);
+    if (this.#subscriptions.has(channel)) throw new CommandError(ErrorCodes.ALREADY_SUBSCRIBED);
+
+    const presence = command.presence === true || channel.startsWith(PRESENCE_CHANNEL_PREFIX);
+    const subscriber: Subscriber = { connection: this.#connection, held: [], encoder: v1Encoder, notifySelf: true, presenceEvents: presence };
+    const member: Member | undefined = presence ? this.#member() : undefined;
+    const subscription: Subscription = { subscriber, member, presenceDone: Promise.resolve() };
+    // Subscribe to live publications first and hold them, then read the position: nothing
+    // published in between can fall through the gap.
+    this.#subscriptions.set(channel, subscription);
+    this.#ctx.hub.subscribe(this.#app.id, channel, subscriber);
+
+    const page = await this.#ctx.engine.broker.history(this.#app.id, channel, { since, limit: this.#app.historyPolicy(channel).size });
+    if (this.#subscriptions.get(channel) !== subscription) return undefined; // unsubscribed meanwhile
+    const held = subscriber.held ?? [];
+    subscriber.held = undefined;
+    // The position reported is where live delivery starts: right before the first publication
+    // held during the read, unless the replay covers those (recovered: it runs to page.offset).
+    const replay = page.recovered ? page.publications : [];
+    const firstHeld = held.find((h) => h.publication.kind === 'message' && h.publication.epoch === page.epoch)?.publication as MessagePublication | undefined;
+    const offset = page.recovered || !firstHeld ? page.offset : firstHeld.offset - 1;
+    this.#reply(okReply(command.id, { channel, epoch: page.epoch, offset, ...(since ? { recovered: page.recovered, replayed: replay.length } : {}) }));
+    for (const publication of replay) this.#connection.send(pubPush(publication));
+    for (const { publication, frame } of held) {
+      const covered = publication.kind === 'message' && publication.epoch === page.epoch && publication.offset <= offset;
+      if (!covered) this.#connection.send(frame);
+    }
+
+    if (member) {
+      subscription.presenceDone = this.#joinPresence(channel, member);
+    }
+    return undefined;
+  }
+
+  async #joinPresence(channel: string, member: Member): Promise<void> {
+    const { presence, broker } = this.#ctx.engine;
+    try {
+      const members = await presence.join(this.#app.id, channel, this.#connection.id, member);
+      await broker.publishPresence({ kind: 'presence', action: 'joined', appId: this.#app.id, channel, originId: this.#connection.id, member, members });
+    } catch (error) {
+      this.#ctx.log.error({ err: error, channel }, 'presence join failed');
+    }
+  }
+
+  #leave(channel: string, subscription: Subscription): void {
+    this.#ctx.hub.unsubscribe(this.#app.id, channel, subscription.subscriber);
+    const { member } = subscription;
+    if (!member) return;
+    const { presence, broker } = this.#ctx.engine;
+    const appId = this.#app.id;
+    const connectionId = this.#connection.id;
+    subscription.presenceDone
+      .then(() => presence.leave(appId, channel, connectionId))
+      .then((members) => broker.publishPresence({ kind: 'presence', action: 'left', appId, channel, originId: connectionId, member, members }))
+      .catch((error: unknown) => this.#ctx.log.error({ err: error, channel }, 'presence leave failed'));
+  }
+
+  #unsubscribe(command: UnsubscribeCommand): Promise<Buffer | undefined> {
+    const subscription = this.#subscriptions.get(command.channel);
+    if (!subscription) throw new CommandError(ErrorCodes.NOT_SUBSCRIBED);
+    this.#subscriptions.delete(command.channel);
+    this.#leave(command.channel, subscription);
+    return Promise.resolve(okReply(command.id, {}));
+  }
+
+  async #publish(command: PublishCommand): Promise<Buffer | undefined> {
+    const { channel } = command;
+    if (!isValidChannelName(channel)) throw new CommandError(ErrorCodes.BAD_CHANNEL);
+    if (channel.startsWith(PRIVATE_CHANNEL_PREFIX) && !this.#trusted && !this.#subscriptions.has(channel)) {
+      throw new CommandError(ErrorCodes.PERMISSION_DENIED, 'subscribe to a private- channel (with its token) before publishing to it');
+    }
+    const binary = command.b64 !== undefined;
+    const payload = binary ? Buffer.from(command.b64 ?? '', 'base64') : Buffer.from(JSON.stringify(command.data));
+    if (payload.length > this.#app.limits.maxMessageSize) {
+      throw new CommandError(ErrorCodes.MESSAGE_TOO_LARGE, `payload is ${payload.length} bytes; this app allows ${this.#app.limits.maxMessageSize}`);
+    }
+    const { offset, epoch } = await this.#ctx.engine.broker.publish({
+      appId: this.#app.id,
+      channel,
+      originId: this.#connection.id,
+      event: command.event ?? 'message',
+      payload,
+      binary,
+      msgId: command.msgId,
+    });
+    return okReply(command.id, { offset, epoch });
+  }
+
+  async #history(command: HistoryCommand): Promise<Buffer | undefined> {
+    await this.#authorize(command.channel, undefined);
+    const maxLimit = this.#app.limits.maxHistoryLimit;
+    if ((command.limit ?? 0) > maxLimit) throw new CommandError(ErrorCodes.BAD_REQUEST, `limit must be at most ${maxLimit}`);
+    const page = await this.#ctx.engine.broker.history(this.#app.id, command.channel, { since: command.since, limit: command.limit ?? maxLimit });
+    const items = page.publications.map((publication: MessagePublication) => `{${publicationFields(publication)}}`).join(',');
+    const recovered = page.recovered === undefined ? '' : `,"recovered":${page.recovered}`;
+    return okReplyRaw(command.id, `{"epoch":${JSON.stringify(page.epoch)},"offset":${page.offset}${recovered},"publications":[${items}]}`);
+  }
+
+  async #presence(command: PresenceCommand): Promise<Buffer | undefined> {
+    await this.#authorize(command.channel, undefined);
+    const members = await this.#ctx.engine.presence.members(this.#app.id, command.channel);
+    return okReply(command.id, { members });
+  }
+
+  #member(): Member {
+    const member = { user: this.#user, uuid: this.#connection.id };
+    return this.#info === undefined ? member : { ...member, info: this.#info };
+  }
+
+  /** Tells the client why and whether to come back, then closes. */
+  #disconnect(info: CloseCodeInfo, reason: string = info.reason): void {
+    this.#connection.close(info, reason);
+  }
+
+  #sendDisconnectAdvice(info: CloseCodeInfo, reason: string): void {
+    this.#connection.send(textFrame(disconnectAdvice(info, reason)));
+  }
+
+  #onClose(): void {
+    clearTimeout(this.#connectTimer);
+    this.#ctx.connections.delete(this.#connection);
+    for (const [channel, subscription] of this.#subscriptions) this.#leave(channel, subscription);
+    this.#subscriptions.clear();
+  }
+}

@@ -1,0 +1,85 @@
+/**
+ * In-memory channel streams: offsets, epochs, bounded history and idempotency keys. One
+ * process's memory is the whole truth, so an epoch is born with the process (or with the
+ * stream, after an idle stream was dropped) and a restart can never be mistaken for continuity.
+ */
+import { randomBytes } from 'node:crypto';
+import type { StreamPosition } from '@chorus/protocol';
+import type { HistoryPage, HistoryPolicy, HistoryQuery, MessageInput, MessagePublication, PublishOutcome } from './types.js';
+
+/** A stream with no publication for this long is dropped; it restarts later with a new epoch. */
+export const STREAM_IDLE_TTL_MS = 24 * 60 * 60 * 1000;
+/** Idempotency keys remembered per channel at most (the oldest are forgotten first). */
+const MAX_REMEMBERED_MSG_IDS = 10_000;
+
+class ChannelStream {
+  readonly epoch = randomBytes(6).toString('base64url');
+  offset = 0;
+  lastActivity = Date.now();
+  /** Oldest first; at most policy.size, none older than policy.ttlMs. */
+  readonly entries: MessagePublication[] = [];
+  /** msgId → accepted offset and time; insertion order is acceptance order. */
+  readonly msgIds = new Map<string, { offset: number; ts: number }>();
+
+  expire(now: number, policy: HistoryPolicy): void {
+    const cutoff = now - policy.ttlMs;
+    let drop = 0;
+    while (drop < this.entries.length && (this.entries[drop] as MessagePublication).ts < cutoff) drop++;
+    if (drop > 0) this.entries.splice(0, drop);
+    for (const [id, accepted] of this.msgIds) {
+      if (accepted.ts >= cutoff && this.msgIds.size <= MAX_REMEMBERED_MSG_IDS) break;
+      this.msgIds.delete(id);
+    }
+  }
+}
+
+export class MemoryStreams {
+  readonly #streams = new Map<string, ChannelStream>();
+
+  /** Places a message in its stream; returns the publication to deliver, or the earlier offset for a repeated msgId. */
+  append(message: MessageInput, policy: HistoryPolicy): { publication: MessagePublication | undefined; outcome: PublishOutcome } {
+    const stream = this.#stream(message.appId, message.channel);
+    const now = Date.now();
+    stream.expire(now, policy);
+    stream.lastActivity = now;
+    if (message.msgId !== undefined) {
+      const earlier = stream.msgIds.get(message.msgId);
+      if (earlier) return { publication: undefined, outcome: { offset: earlier.offset, epoch: stream.epoch, duplicate: true } };
+    }
+    const publication: MessagePublication = { ...message, kind: 'message', offset: ++stream.offset, epoch: stream.epoch, ts: now };
+    if (policy.size > 0) {
+      stream.entries.push(publication);
+      if (stream.entries.length > policy.size) stream.entries.shift();
+    }
+    if (message.msgId !== undefined) stream.msgIds.set(message.msgId, { offset: publication.offset, ts: now });
+    return { publication, outcome: { offset: publication.offset, epoch: stream.epoch, duplicate: false } };
+  }
+
+  read(appId: string, channel: string, query: HistoryQuery, policy: HistoryPolicy): HistoryPage {
+    const stream = this.#stream(appId, channel);
+    stream.expire(Date.now(), policy);
+    const position: StreamPosition = { offset: stream.offset, epoch: stream.epoch };
+    const { since, limit } = query;
+    if (!since) return { ...position, publications: stream.entries.slice(-limit), recovered: undefined };
+
+    const oldestRetained = stream.entries[0]?.offset ?? stream.offset + 1;
+    const recoverable = since.epoch === stream.epoch && since.offset <= stream.offset && since.offset + 1 >= oldestRetained;
+    if (!recoverable) return { ...position, publications: stream.entries.slice(-limit), recovered: false };
+    const start = since.offset + 1 - oldestRetained;
+    return { ...position, publications: stream.entries.slice(start, start + limit), recovered: true };
+  }
+
+  /** Drops streams idle for longer than STREAM_IDLE_TTL_MS. */
+  sweep(now = Date.now()): void {
+    for (const [key, stream] of this.#streams) {
+      if (now - stream.lastActivity > STREAM_IDLE_TTL_MS) this.#streams.delete(key);
+    }
+  }
+
+  #stream(appId: string, channel: string): ChannelStream {
+    const key = `${appId}\0${channel}`;
+    let stream = this.#streams.get(key);
+    if (!stream) this.#streams.set(key, (stream = new ChannelStream()));
+    return stream;
+  }
+}
