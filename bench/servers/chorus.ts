@@ -13,7 +13,9 @@ const server = await startServer({
   port: 0,
   host: BENCH_HOST,
   logLevel: 'silent',
-  apps: [{ ...BENCH_APP, limits: { maxPendingBytes: 16 * 1024 * 1024 } }],
+  // Benchmarks open thousands of connections from one address and publish at saturation: lift
+  // the per-IP, per-app and rate limits that protect a public server.
+  apps: [{ ...BENCH_APP, limits: { maxPendingBytes: 16 * 1024 * 1024, maxConnections: 1_000_000, maxConnectionsPerIp: 1_000_000, messagesPerSecond: 0 } }],
   heartbeatIntervalMs: 60_000,
 });
 announceReady(server.port);

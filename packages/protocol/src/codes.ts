@@ -36,9 +36,11 @@ export const CloseCodes = Object.freeze({
   INVALID_CHANNEL: closeCode(4002, 'Invalid channel name', false, 'The channel name is empty, too long or has characters outside [A-Za-z0-9_-].'),
   AUTHENTICATION_FAILED: closeCode(4003, 'Authentication failed', false, 'The channel needs a valid JWT (private- channels always, any channel when a jwt is given) and it was missing, badly signed, for another sub, expired or without exp.'),
   INVALID_PARAMETER: closeCode(4004, 'Invalid parameter', false, 'A query parameter (user, uuid) is longer than 1024 characters.'),
+  LIMIT_EXCEEDED: closeCode(4005, 'Limit exceeded', false, 'A per-app limit refused this connection after the upgrade (raw dialect: the channel\'s presence roster is full).'),
   BAD_REQUEST: closeCode(4006, 'Bad request', false, 'A v1 frame was not a JSON object with a positive integer id (or was binary), or the first command was not connect.'),
   SLOW_CONSUMER: closeCode(4500, 'Slow consumer', true, 'The client read too slowly: its pending outbound bytes passed maxPendingBytes. Reconnect and read faster.'),
   CONNECT_TIMEOUT: closeCode(4501, 'Connect timeout', true, 'A v1 client did not send connect within connectTimeoutMs of the upgrade.'),
+  RATE_LIMITED: closeCode(4502, 'Rate limit exceeded', true, 'Raw dialect: the client sent more than messagesPerSecond (with messageBurst) allows. Reconnect with backoff and send slower.'),
 } satisfies Record<string, CloseCodeInfo>);
 
 export type CloseCodeName = keyof typeof CloseCodes;
@@ -67,6 +69,7 @@ export const HttpErrors = Object.freeze({
   METHOD_NOT_ALLOWED: httpError(405, 'method_not_allowed', 'The path exists but not for this HTTP method.'),
   PAYLOAD_TOO_LARGE: httpError(413, 'payload_too_large', 'The request body is larger than the app\'s maxMessageSize allows.'),
   UPGRADE_REQUIRED: httpError(426, 'upgrade_required', 'A WebSocket path was requested without a WebSocket upgrade.'),
+  TOO_MANY_CONNECTIONS: httpError(429, 'too_many_connections', 'The app\'s maxConnections or maxConnectionsPerIp is reached; retry later.'),
   SHUTTING_DOWN: httpError(503, 'shutting_down', 'The server is shutting down; try another instance or later.'),
 } satisfies Record<string, HttpErrorInfo>);
 
@@ -97,6 +100,7 @@ export const ErrorCodes = Object.freeze({
   LIMIT_EXCEEDED: replyError(107, 'limit_exceeded', 'A per-connection limit was reached (for example maxChannelsPerConnection).'),
   NOT_SUBSCRIBED: replyError(108, 'not_subscribed', 'unsubscribe for a channel this connection is not subscribed to.'),
   MESSAGE_TOO_LARGE: replyError(109, 'message_too_large', 'The publication payload is over the app\'s maxMessageSize.'),
+  RATE_LIMITED: replyError(110, 'rate_limited', 'More commands than messagesPerSecond (with messageBurst) allows; the command was not executed. Slow down.'),
   QUEUE_FULL: replyError(201, 'queue_full', 'SDK: the offline publish queue is full (maxQueuedPublishes); the publish was not queued.'),
   TIMEOUT: replyError(202, 'timeout', 'SDK: no reply within commandTimeoutMs while connected.'),
   CLIENT_CLOSED: replyError(203, 'client_closed', 'SDK: the client or the channel was closed before the command completed.'),

@@ -26,6 +26,7 @@ export const RawErrorText = Object.freeze({
   AUTHENTICATION_FAILED: 'Authentication failed, provide valid jwt token.',
   INVALID_CHANNEL: 'Invalid channel name',
   INVALID_PARAMETER: 'Invalid user or uuid parameter',
+  PRESENCE_FULL: 'Presence is full on this channel',
 });
 
 export const PresenceEvents = Object.freeze({

@@ -2,6 +2,7 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
 import type { AppConfig, HistoryConfig } from './config.js';
 import type { HistoryPolicy } from './engine/types.js';
+import { TokenVerifier } from './auth.js';
 import { isOriginAllowed } from './origin.js';
 
 export class App {
@@ -10,8 +11,8 @@ export class App {
   readonly limits: AppConfig['limits'];
   readonly allowedOrigins: readonly string[];
   readonly allowAnonymous: boolean;
-  /** The secret as bytes, for HS256 verification. */
-  readonly secretKey: Uint8Array;
+  /** Verifies this app's channel and connection tokens. */
+  readonly tokens: TokenVerifier;
   readonly #secretDigest: Buffer;
   readonly #defaultHistory: HistoryPolicy;
   readonly #channelRules: ReadonlyArray<{ readonly pattern: RegExp; readonly history: HistoryPolicy }>;
@@ -27,7 +28,7 @@ export class App {
       pattern: globToRegExp(rule.pattern),
       history: toPolicy({ ...config.history, ...rule.history }),
     }));
-    this.secretKey = new TextEncoder().encode(config.secret);
+    this.tokens = new TokenVerifier(config.secret, config.tokenKeys);
     this.#secretDigest = digest(config.secret);
   }
 

@@ -20,6 +20,8 @@ Options for serve:
   -p, --port N        Port to listen on (env CHORUS_PORT; default 8080; 0 picks a free port)
       --host H        Interface to bind (default: all)
   -c, --config FILE   JSON or YAML config file (env CHORUS_CONFIG); see docs/configuration.md
+      --tls-cert FILE PEM certificate: serve https:// and wss:// (with --tls-key)
+      --tls-key FILE  PEM private key for --tls-cert
       --log-level L   fatal, error, warn, info, debug, trace or silent (default info)
   -h, --help          Show this help
   -v, --version       Show the version
@@ -40,6 +42,8 @@ export async function main(argv: readonly string[]): Promise<number> {
         port: { type: 'string', short: 'p' },
         host: { type: 'string' },
         config: { type: 'string', short: 'c' },
+        'tls-cert': { type: 'string' },
+        'tls-key': { type: 'string' },
         'log-level': { type: 'string' },
         help: { type: 'boolean', short: 'h' },
         version: { type: 'boolean', short: 'v' },
@@ -74,7 +78,10 @@ export async function main(argv: readonly string[]): Promise<number> {
   return serve(input, configPath ?? 'config');
 }
 
-async function buildConfigInput(configPath: string | undefined, values: { port?: string; host?: string; 'log-level'?: string }): Promise<ChorusConfigInput> {
+async function buildConfigInput(
+  configPath: string | undefined,
+  values: { port?: string; host?: string; 'log-level'?: string; 'tls-cert'?: string; 'tls-key'?: string },
+): Promise<ChorusConfigInput> {
   const input: ChorusConfigInput = configPath ? await loadConfigFile(configPath) : {};
   if (typeof input !== 'object' || input === null || Array.isArray(input)) throw new ConfigError(`${configPath}: must be an object`);
   const port = values.port ?? process.env['CHORUS_PORT'];
@@ -84,6 +91,10 @@ async function buildConfigInput(configPath: string | undefined, values: { port?:
   }
   if (values.host !== undefined) input.host = values.host;
   if (values['log-level'] !== undefined) input.logLevel = values['log-level'] as ChorusConfigInput['logLevel'];
+  const cert = values['tls-cert'];
+  const key = values['tls-key'];
+  if ((cert === undefined) !== (key === undefined)) throw new UsageError('--tls-cert and --tls-key go together');
+  if (cert !== undefined && key !== undefined) input.tls = { cert, key };
   return input;
 }
 
@@ -125,23 +136,24 @@ async function serve(input: ChorusConfigInput, source: string): Promise<number> 
 
 function printBanner(server: ChorusServer, generatedApp: boolean): void {
   const base = `localhost:${server.port}`;
+  const ws = server.scheme === 'https' ? 'wss' : 'ws';
   const app = server.config.apps[0];
   if (!app) return;
   const lines = [
     '',
-    `Chorus is running on http://${base}`,
+    `Chorus is running on ${server.scheme}://${base}`,
     generatedApp
       ? `  Development app "${app.id}" (generated for this run; pass --config to keep your own keys)`
       : `  App "${app.id}"${server.config.apps.length > 1 ? ` and ${server.config.apps.length - 1} more` : ''}`,
     `    key:    ${app.key}`,
     ...(generatedApp ? [`    secret: ${app.secret}`] : []),
     '  Connect (browser console, wscat, your code):',
-    `    ws://${base}/v4/${EXAMPLE_CHANNEL}?api_key=${app.key}&notify_self`,
+    `    ${ws}://${base}/v4/${EXAMPLE_CHANNEL}?api_key=${app.key}&notify_self`,
   ];
-  if (server.config.examples) lines.push(`  Example pages: http://${base}/examples/`);
+  if (server.config.examples) lines.push(`  Example pages: ${server.scheme}://${base}/examples/`);
   if (generatedApp) {
     const body = JSON.stringify({ key: app.key, secret: app.secret, channelId: EXAMPLE_CHANNEL, message: 'Hello from REST' });
-    lines.push('  Publish from a backend:', `    curl -X POST http://${base}/api/publish -H 'content-type: application/json' -d '${body}'`);
+    lines.push('  Publish from a backend:', `    curl -X POST ${server.scheme}://${base}/api/publish -H 'content-type: application/json' -d '${body}'`);
   }
   process.stdout.write(`${lines.join('\n')}\n\n`);
 }

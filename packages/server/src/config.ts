@@ -9,6 +9,7 @@ import { readFile } from 'node:fs/promises';
 import { extname } from 'node:path';
 import { Ajv, type ErrorObject } from 'ajv';
 import { parse as parseYaml } from 'yaml';
+import type { TokenKeyConfig } from './auth.js';
 
 export interface Limits {
   /** Largest inbound WebSocket message in bytes; larger closes the socket with 1009. */
@@ -19,6 +20,16 @@ export interface Limits {
   maxChannelsPerConnection: number;
   /** Most publications one v1 history query returns. */
   maxHistoryLimit: number;
+  /** Open connections per app (checked before the upgrade; HTTP 429 past it). */
+  maxConnections: number;
+  /** Open connections per app and client IP address (HTTP 429 past it). */
+  maxConnectionsPerIp: number;
+  /** Average messages (raw frames, v1 commands) per second per connection; 0 = unlimited. */
+  messagesPerSecond: number;
+  /** Messages a connection may send in a burst above the average rate. */
+  messageBurst: number;
+  /** Members in one channel's presence roster. */
+  maxPresenceMembers: number;
 }
 
 export interface HistoryConfig {
@@ -47,6 +58,8 @@ export interface AppConfig {
   limits: Limits;
   history: HistoryConfig;
   channels: ChannelRule[];
+  /** Extra token keys selected by the token's `kid` (rotation, asymmetric keys). */
+  tokenKeys: TokenKeyConfig[];
 }
 
 export type LogLevel = 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
@@ -62,9 +75,22 @@ export interface ChorusConfig {
   shutdownTimeoutMs: number;
   /** A v1 connection must send `connect` within this long of the upgrade. */
   connectTimeoutMs: number;
+  /** The whole HTTP request head must arrive within this long (slowloris defence). */
+  headersTimeoutMs: number;
+  /** Deciding an upgrade (key, origin, token checks) may take this long before the socket is dropped. */
+  handshakeTimeoutMs: number;
+  /** A close handshake the peer does not complete is cut after this long. */
+  closeTimeoutMs: number;
+  /** Serve https:// and wss:// with this certificate and key (PEM file paths). */
+  tls: TlsConfig | undefined;
   /** Serve the example pages under /examples/ (pre-filled with the first app's key). */
   examples: boolean;
   apps: AppConfig[];
+}
+
+export interface TlsConfig {
+  cert: string;
+  key: string;
 }
 
 export const DEFAULT_LIMITS: Readonly<Limits> = Object.freeze({
@@ -72,6 +98,11 @@ export const DEFAULT_LIMITS: Readonly<Limits> = Object.freeze({
   maxPendingBytes: 1024 * 1024,
   maxChannelsPerConnection: 128,
   maxHistoryLimit: 100,
+  maxConnections: 10_000,
+  maxConnectionsPerIp: 100,
+  messagesPerSecond: 100,
+  messageBurst: 200,
+  maxPresenceMembers: 1_000,
 });
 
 export const DEFAULT_HISTORY: Readonly<HistoryConfig> = Object.freeze({ size: 100, ttlSeconds: 300 });
@@ -83,6 +114,10 @@ export const DEFAULTS: Readonly<Omit<ChorusConfig, 'apps'>> = Object.freeze({
   heartbeatIntervalMs: 25_000,
   shutdownTimeoutMs: 5_000,
   connectTimeoutMs: 10_000,
+  headersTimeoutMs: 10_000,
+  handshakeTimeoutMs: 5_000,
+  closeTimeoutMs: 5_000,
+  tls: undefined,
   examples: true,
 });
 
@@ -94,6 +129,10 @@ export interface ChorusConfigInput {
   heartbeatIntervalMs?: number;
   shutdownTimeoutMs?: number;
   connectTimeoutMs?: number;
+  headersTimeoutMs?: number;
+  handshakeTimeoutMs?: number;
+  closeTimeoutMs?: number;
+  tls?: TlsConfig;
   examples?: boolean;
   limits?: Partial<Limits>;
   history?: Partial<HistoryConfig>;
@@ -109,6 +148,7 @@ export interface AppConfigInput {
   limits?: Partial<Limits>;
   history?: Partial<HistoryConfig>;
   channels?: ChannelRule[];
+  tokenKeys?: TokenKeyConfig[];
 }
 
 export class ConfigError extends Error {
@@ -123,6 +163,11 @@ const limitsSchema = {
     maxPendingBytes: { type: 'integer', minimum: 1024 },
     maxChannelsPerConnection: { type: 'integer', minimum: 1 },
     maxHistoryLimit: { type: 'integer', minimum: 1, maximum: 10_000 },
+    maxConnections: { type: 'integer', minimum: 1 },
+    maxConnectionsPerIp: { type: 'integer', minimum: 1 },
+    messagesPerSecond: { type: 'number', minimum: 0 },
+    messageBurst: { type: 'integer', minimum: 1 },
+    maxPresenceMembers: { type: 'integer', minimum: 1 },
   },
 } as const;
 
@@ -145,6 +190,15 @@ const configSchema = {
     heartbeatIntervalMs: { type: 'integer', minimum: 100 },
     shutdownTimeoutMs: { type: 'integer', minimum: 0 },
     connectTimeoutMs: { type: 'integer', minimum: 100 },
+    headersTimeoutMs: { type: 'integer', minimum: 100 },
+    handshakeTimeoutMs: { type: 'integer', minimum: 100 },
+    closeTimeoutMs: { type: 'integer', minimum: 100 },
+    tls: {
+      type: 'object',
+      additionalProperties: false,
+      required: ['cert', 'key'],
+      properties: { cert: { type: 'string', minLength: 1 }, key: { type: 'string', minLength: 1 } },
+    },
     examples: { type: 'boolean' },
     limits: limitsSchema,
     history: historySchema,
@@ -163,6 +217,20 @@ const configSchema = {
           allowAnonymous: { type: 'boolean' },
           limits: limitsSchema,
           history: historySchema,
+          tokenKeys: {
+            type: 'array',
+            items: {
+              type: 'object',
+              additionalProperties: false,
+              required: ['kid', 'alg'],
+              properties: {
+                kid: { type: 'string', minLength: 1, maxLength: 128 },
+                alg: { enum: ['HS256', 'HS384', 'HS512', 'RS256', 'RS384', 'RS512', 'ES256', 'ES384', 'ES512', 'EdDSA'] },
+                secret: { type: 'string', minLength: 16 },
+                publicKey: { type: 'string', minLength: 1 },
+              },
+            },
+          },
           channels: {
             type: 'array',
             items: {
@@ -220,11 +288,16 @@ export function resolveConfig(input: unknown, source = 'config'): ChorusConfig {
       limits: { ...sharedLimits, ...app.limits },
       history: { ...sharedHistory, ...app.history },
       channels: app.channels ?? [],
+      tokenKeys: app.tokenKeys ?? [],
     }),
   );
   rejectDuplicates(apps, 'id', source);
   rejectDuplicates(apps, 'key', source);
   for (const [i, app] of apps.entries()) {
+    for (const [k, key] of app.tokenKeys.entries()) {
+      const needs = key.alg.startsWith('HS') ? 'secret' : 'publicKey';
+      if (key[needs] === undefined) throw new ConfigError(`${source}: apps[${i}].tokenKeys[${k}].${needs} is required for ${key.alg}`);
+    }
     for (const origin of app.allowedOrigins) {
       if (!isValidOriginPattern(origin)) {
         throw new ConfigError(`${source}: apps[${i}].allowedOrigins has "${origin}"; use "*", "https://host[:port]" or "https://*.example.com"`);
@@ -238,6 +311,10 @@ export function resolveConfig(input: unknown, source = 'config'): ChorusConfig {
     heartbeatIntervalMs: input.heartbeatIntervalMs ?? DEFAULTS.heartbeatIntervalMs,
     shutdownTimeoutMs: input.shutdownTimeoutMs ?? DEFAULTS.shutdownTimeoutMs,
     connectTimeoutMs: input.connectTimeoutMs ?? DEFAULTS.connectTimeoutMs,
+    headersTimeoutMs: input.headersTimeoutMs ?? DEFAULTS.headersTimeoutMs,
+    handshakeTimeoutMs: input.handshakeTimeoutMs ?? DEFAULTS.handshakeTimeoutMs,
+    closeTimeoutMs: input.closeTimeoutMs ?? DEFAULTS.closeTimeoutMs,
+    tls: input.tls,
     examples: input.examples ?? DEFAULTS.examples,
     apps,
   };

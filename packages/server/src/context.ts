@@ -2,10 +2,10 @@
 import type { Logger } from 'pino';
 import type { AppRegistry } from './apps.js';
 import type { ChorusConfig } from './config.js';
-import type { Connection } from './connection.js';
 import type { Engine } from './engine/types.js';
 import type { Hub } from './hub.js';
 import type { OutboundScheduler } from './outbound.js';
+import type { ConnectionRegistry } from './registry.js';
 
 export interface ServerContext {
   readonly config: ChorusConfig;
@@ -14,8 +14,8 @@ export interface ServerContext {
   readonly hub: Hub;
   readonly scheduler: OutboundScheduler;
   readonly log: Logger;
-  /** Every open connection, for heartbeats, shutdown and stats. */
-  readonly connections: Set<Connection>;
+  /** Every open connection, for limits, heartbeats, shutdown and stats. */
+  readonly connections: ConnectionRegistry;
   /** Unique per server instance, so connection ids stay unique across nodes. */
   newConnectionId(): string;
   readonly startedAt: number;

@@ -8,7 +8,7 @@ import type { Connection } from './connection.js';
 export class Heartbeat {
   readonly #timer: NodeJS.Timeout;
 
-  constructor(connections: ReadonlySet<Connection>, intervalMs: number) {
+  constructor(connections: Iterable<Connection>, intervalMs: number) {
     this.#timer = setInterval(() => {
       for (const connection of connections) {
         if (connection.awaitingPong) {

@@ -4,20 +4,23 @@
  * stop accepting → tell clients (1001) → let them close, up to shutdownTimeoutMs → cut the rest
  * → close the engine.
  */
-import { createServer, type Server } from 'node:http';
+import { readFileSync } from 'node:fs';
+import { createServer as createHttpServer, type Server } from 'node:http';
+import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { randomBytes } from 'node:crypto';
 import { pino, type Logger } from 'pino';
 import { CloseCodes } from '@chorus/protocol';
 import { AppRegistry } from './apps.js';
-import { resolveConfig, type ChorusConfig, type ChorusConfigInput } from './config.js';
+import { ConfigError, resolveConfig, type ChorusConfig, type ChorusConfigInput, type TlsConfig } from './config.js';
 import type { ServerContext } from './context.js';
 import { createMemoryEngine } from './engine/memory.js';
 import { Heartbeat } from './heartbeat.js';
 import { createRequestHandler } from './http/router.js';
 import { Hub } from './hub.js';
 import { OutboundScheduler } from './outbound.js';
+import { ConnectionRegistry } from './registry.js';
 import { UpgradeHandler } from './upgrade.js';
 
 const DEFAULT_EXAMPLES_DIR = fileURLToPath(new URL('../../../examples/', import.meta.url));
@@ -57,13 +60,18 @@ export class ChorusServer {
       hub,
       scheduler: new OutboundScheduler(),
       log: this.log,
-      connections: new Set(),
+      connections: new ConnectionRegistry(),
       newConnectionId: () => `${nodeId}.${(++connectionCount).toString(36)}`,
       startedAt: Date.now(),
       shuttingDown: false,
     };
     this.#upgrades = new UpgradeHandler(this.#ctx);
-    this.#http = createServer(createRequestHandler(this.#ctx, { examplesDir: options.examplesDir ?? DEFAULT_EXAMPLES_DIR, clientDir: CLIENT_BUNDLE_DIR }));
+    const handler = createRequestHandler(this.#ctx, { examplesDir: options.examplesDir ?? DEFAULT_EXAMPLES_DIR, clientDir: CLIENT_BUNDLE_DIR });
+    this.#http = config.tls ? createHttpsServer(readTls(config.tls), handler) : createHttpServer(handler);
+    // Slowloris defence: the request head must arrive in time. (Once upgraded, the handshake
+    // deadline in upgrade.ts and the heartbeat take over.)
+    this.#http.headersTimeout = config.headersTimeoutMs;
+    this.#http.requestTimeout = Math.max(config.headersTimeoutMs, 30_000);
     this.#http.on('upgrade', this.#upgrades.handle);
     this.#http.on('clientError', (error, socket) => {
       this.log.debug({ err: error }, 'bad HTTP request');
@@ -90,6 +98,11 @@ export class ChorusServer {
     const address = this.#http.address();
     if (address === null || typeof address === 'string') throw new Error('server is not listening');
     return address;
+  }
+
+  /** `http` or `https`, as served. */
+  get scheme(): 'http' | 'https' {
+    return this.config.tls ? 'https' : 'http';
   }
 
   get port(): number {
@@ -133,4 +146,15 @@ export async function startServer(input: ChorusConfigInput = {}, options: Server
   const server = new ChorusServer(resolveConfig(input), options);
   await server.start();
   return server;
+}
+
+function readTls(tls: TlsConfig): { cert: Buffer; key: Buffer } {
+  const read = (field: 'cert' | 'key'): Buffer => {
+    try {
+      return readFileSync(tls[field]);
+    } catch (error) {
+      throw new ConfigError(`tls.${field}: cannot read ${tls[field]} (${(error as NodeJS.ErrnoException).code ?? String(error)})`);
+    }
+  };
+  return { cert: read('cert'), key: read('key') };
 }

@@ -21,26 +21,43 @@ export class UpgradeHandler {
   /** One ws server per frame size limit, so each app's limit is enforced by ws itself (close 1009). */
   readonly #wssByLimit = new Map<number, WebSocketServer>();
   /** For sockets accepted only to be told why they are refused (unknown key…). */
-  readonly #rejectWss = createWss(REJECTED_SOCKET_MAX_PAYLOAD);
+  readonly #rejectWss: WebSocketServer;
 
   constructor(ctx: ServerContext) {
     this.#ctx = ctx;
+    this.#rejectWss = createWss(REJECTED_SOCKET_MAX_PAYLOAD, ctx.config.closeTimeoutMs);
+  }
+
+  /**
+   * Checks the per-app and per-IP connection limits; on refusal answers HTTP 429 and returns
+   * false. Call right before `accept` so concurrent handshakes cannot overshoot.
+   */
+  admit(upgrade: PendingUpgrade, app: App): boolean {
+    const refusal = this.#ctx.connections.refusal(app, upgrade.ip);
+    if (refusal === undefined) return true;
+    this.#ctx.log.info({ app: app.id, ip: upgrade.ip, refusal }, 'connection refused');
+    refuseHttp(upgrade.socket, HttpErrors.TOO_MANY_CONNECTIONS, `Too many connections: ${refusal}.`);
+    return false;
   }
 
   readonly handle = (req: IncomingMessage, socket: Duplex, head: Buffer): void => {
     socket.on('error', (error) => this.#ctx.log.debug({ err: error }, 'socket error during upgrade'));
     if (this.#ctx.shuttingDown) return refuseHttp(socket, HttpErrors.SHUTTING_DOWN);
     const url = new URL(req.url ?? '/', 'http://localhost');
-    const upgrade: PendingUpgrade = { req, socket, head, url };
+    const upgrade: PendingUpgrade = { req, socket, head, url, ip: req.socket.remoteAddress ?? 'unknown' };
     const raw = RAW_PATH.exec(url.pathname);
     let handled: Promise<void>;
     if (url.pathname === V1_PATH) handled = handleV1Upgrade(this.#ctx, this, upgrade);
     else if (raw) handled = handleRawUpgrade(this.#ctx, this, upgrade, raw[1] ?? '');
     else return refuseHttp(socket, HttpErrors.NOT_FOUND);
-    handled.catch((error: unknown) => {
-      this.#ctx.log.error({ err: error }, 'upgrade failed');
-      socket.destroy();
-    });
+    // After 'upgrade' fires no HTTP timeout applies any more: bound the time to decide.
+    const deadline = setTimeout(() => socket.destroy(), this.#ctx.config.handshakeTimeoutMs);
+    handled
+      .catch((error: unknown) => {
+        this.#ctx.log.error({ err: error }, 'upgrade failed');
+        socket.destroy();
+      })
+      .finally(() => clearTimeout(deadline));
   };
 
   /**
@@ -50,7 +67,7 @@ export class UpgradeHandler {
   accept(upgrade: PendingUpgrade, app: App | undefined, frameLimit = app?.limits.maxMessageSize): Promise<WebSocket> {
     let wss = this.#rejectWss;
     if (app && frameLimit !== undefined) {
-      wss = this.#wssByLimit.get(frameLimit) ?? createWss(frameLimit);
+      wss = this.#wssByLimit.get(frameLimit) ?? createWss(frameLimit, this.#ctx.config.closeTimeoutMs);
       this.#wssByLimit.set(frameLimit, wss);
     }
     return new Promise((resolve) => {
@@ -69,22 +86,27 @@ export interface PendingUpgrade {
   readonly socket: Duplex;
   readonly head: Buffer;
   readonly url: URL;
+  /** The client's address, for per-IP limits. */
+  readonly ip: string;
 }
 
-function createWss(maxPayload: number): WebSocketServer {
-  return new WebSocketServer({
+function createWss(maxPayload: number, closeTimeout: number): WebSocketServer {
+  // A variable, not a literal: @types/ws does not know closeTimeout (ws >= 8.19) yet.
+  const options = {
     noServer: true,
     maxPayload,
+    closeTimeout,
     // Compression costs ~300 KB per connection and breaks frame-once fan-out (see docs).
     perMessageDeflate: false,
     clientTracking: false,
-  });
+  };
+  return new WebSocketServer(options);
 }
 
 /** Answers an upgrade request with a plain HTTP error and closes the socket. */
-export function refuseHttp(socket: Duplex, error: HttpErrorInfo): void {
+export function refuseHttp(socket: Duplex, error: HttpErrorInfo, message: string = error.message): void {
   if (!socket.writable) return void socket.destroy();
-  const body = JSON.stringify({ error: error.message, code: error.code });
+  const body = JSON.stringify({ error: message, code: error.code });
   socket.end(
     `HTTP/1.1 ${error.status} ${STATUS_CODES[error.status] ?? 'Error'}\r\n` +
       'Connection: close\r\nContent-Type: application/json\r\n' +

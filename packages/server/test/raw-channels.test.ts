@@ -19,7 +19,8 @@ function channelToken(channel: string, claims: Record<string, unknown> = {}, exp
 }
 
 before(async () => {
-  server = await startTestServer();
+  // The relay tests send bursts of a few hundred frames: above the default burst of 200.
+  server = await startTestServer({ limits: { messageBurst: 1000 } });
 });
 after(async () => {
   for (const client of clients) client.ws.terminate();

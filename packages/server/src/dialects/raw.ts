@@ -21,12 +21,14 @@ import {
   type CloseCodeInfo,
   type Member,
 } from '@chorus/protocol';
-import { verifyChannelToken } from '../auth.js';
+import type { App } from '../apps.js';
+import { userClaim } from '../auth.js';
 import { Connection } from '../connection.js';
 import type { ServerContext } from '../context.js';
 import type { Publication } from '../engine/types.js';
 import { frame, textFrame } from '../frame.js';
 import type { PublicationEncoder, Subscriber } from '../hub.js';
+import { TokenBucket } from '../rate-limit.js';
 import { refuseHttp, type PendingUpgrade, type UpgradeHandler } from '../upgrade.js';
 
 const DEFAULT_USER = 'anonymous';
@@ -70,17 +72,18 @@ export async function handleRawUpgrade(ctx: ServerContext, upgrades: UpgradeHand
   const token = query.get('jwt') || (typeof headerToken === 'string' ? headerToken : undefined);
   let tokenUser: string | undefined;
   if (token || channel.startsWith(PRIVATE_CHANNEL_PREFIX)) {
-    const auth = await verifyChannelToken(app, channel, token);
+    const auth = await app.tokens.verifyChannel(channel, token);
     if (!auth.ok) {
       ctx.log.debug({ app: app.id, channel, reason: auth.reason }, 'channel token refused');
       return refuseAfterUpgrade(await upgrades.accept(upgrade, undefined), RawErrorText.AUTHENTICATION_FAILED, CloseCodes.AUTHENTICATION_FAILED);
     }
-    tokenUser = auth.grant.user;
+    tokenUser = userClaim(auth.payload);
   }
-  if (upgrade.socket.destroyed) return;
+  if (upgrade.socket.destroyed || !upgrades.admit(upgrade, app)) return;
 
   const ws = await upgrades.accept(upgrade, app);
   const connection = new Connection(ctx.newConnectionId(), ws, upgrade.socket, ctx.scheduler, app.limits.maxPendingBytes);
+  ctx.connections.add(connection, app, upgrade.ip);
   const presence = parseFlag(query.get('presence')) || channel.startsWith(PRESENCE_CHANNEL_PREFIX);
   const subscriber: Subscriber = {
     connection,
@@ -90,20 +93,22 @@ export async function handleRawUpgrade(ctx: ServerContext, upgrades: UpgradeHand
     presenceEvents: presence,
   };
   const member: Member = { user: tokenUser ?? userParam ?? DEFAULT_USER, uuid: uuidParam || randomUUID() };
-  openRawChannel(ctx, app.id, channel, subscriber, presence ? member : undefined, parseFlag(query.get('be')));
+  openRawChannel(ctx, app, channel, subscriber, presence ? member : undefined, parseFlag(query.get('be')));
 }
 
-function openRawChannel(ctx: ServerContext, appId: string, channel: string, subscriber: Subscriber, member: Member | undefined, bootEvent: boolean): void {
+function openRawChannel(ctx: ServerContext, app: App, channel: string, subscriber: Subscriber, member: Member | undefined, bootEvent: boolean): void {
   const { connection } = subscriber;
   const { broker, presence } = ctx.engine;
+  const appId = app.id;
   const logPublishError = (error: unknown): void => ctx.log.error({ err: error, app: appId, channel }, 'publish failed');
+  const bucket = new TokenBucket(app.limits.messagesPerSecond, app.limits.messageBurst);
 
-  ctx.connections.add(connection);
   ctx.hub.subscribe(appId, channel, subscriber);
   ctx.log.debug({ app: appId, channel, connection: connection.id }, 'raw connection opened');
   if (bootEvent) connection.send(textFrame(JSON.stringify({ event: 'system:boot' })));
 
   connection.ws.on('message', (data: Buffer, isBinary: boolean) => {
+    if (!bucket.take()) return connection.close(CloseCodes.RATE_LIMITED);
     broker
       .publish({ appId, channel, originId: connection.id, event: undefined, payload: data, binary: isBinary })
       .catch(logPublishError);
@@ -111,23 +116,30 @@ function openRawChannel(ctx: ServerContext, appId: string, channel: string, subs
   connection.ws.on('error', (error) => ctx.log.debug({ err: error, connection: connection.id }, 'connection error'));
 
   // Presence changes run in order per connection: the leave waits for the join to be recorded.
-  let presenceDone: Promise<void> = Promise.resolve();
-  if (member) {
-    presenceDone = presence.join(appId, channel, connection.id, member).then((members) => {
-      connection.send(textFrame(JSON.stringify({ event: PresenceEvents.MEMBER_LIST, data: { members } })));
-      return broker.publishPresence({ kind: 'presence', action: 'joined', appId, channel, originId: connection.id, member, members });
-    });
-    presenceDone = presenceDone.catch(logPublishError);
-  }
+  let joined = false;
+  const joinPresence = async (joiner: Member): Promise<void> => {
+    const members = await presence.join(appId, channel, connection.id, joiner, app.limits.maxPresenceMembers);
+    if (!members) {
+      connection.send(textFrame(JSON.stringify({ error: RawErrorText.PRESENCE_FULL })));
+      return connection.close(CloseCodes.LIMIT_EXCEEDED);
+    }
+    joined = true;
+    connection.send(textFrame(JSON.stringify({ event: PresenceEvents.MEMBER_LIST, data: { members } })));
+    await broker.publishPresence({ kind: 'presence', action: 'joined', appId, channel, originId: connection.id, member: joiner, members });
+  };
+  const presenceDone = member ? joinPresence(member).catch(logPublishError) : Promise.resolve();
 
   connection.ws.once('close', () => {
-    ctx.connections.delete(connection);
     ctx.hub.unsubscribe(appId, channel, subscriber);
     ctx.log.debug({ app: appId, channel, connection: connection.id }, 'raw connection closed');
     if (!member) return;
+    const leaver = member;
     presenceDone
-      .then(() => presence.leave(appId, channel, connection.id))
-      .then((members) => broker.publishPresence({ kind: 'presence', action: 'left', appId, channel, originId: connection.id, member, members }))
+      .then(async () => {
+        if (!joined) return;
+        const members = await presence.leave(appId, channel, connection.id);
+        await broker.publishPresence({ kind: 'presence', action: 'left', appId, channel, originId: connection.id, member: leaver, members });
+      })
       .catch(logPublishError);
   });
 }

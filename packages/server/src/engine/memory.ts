@@ -54,10 +54,11 @@ class MemoryPresence implements PresenceStore {
   /** `${appId}\0${channel}` → connection id → member. Insertion order is join order. */
   readonly #rosters = new Map<string, Map<string, Member>>();
 
-  join(appId: string, channel: string, connectionId: string, member: Member): Promise<Member[]> {
+  join(appId: string, channel: string, connectionId: string, member: Member, maxMembers: number): Promise<Member[] | undefined> {
     const key = rosterKey(appId, channel);
     let roster = this.#rosters.get(key);
     if (!roster) this.#rosters.set(key, (roster = new Map<string, Member>()));
+    if (roster.size >= maxMembers && !roster.has(connectionId)) return Promise.resolve(undefined);
     roster.set(connectionId, member);
     return Promise.resolve([...roster.values()]);
   }

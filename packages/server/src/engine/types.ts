@@ -90,8 +90,11 @@ export interface Broker {
 }
 
 export interface PresenceStore {
-  /** Adds (or replaces) the member for this connection and returns the roster after the change. */
-  join(appId: string, channel: string, connectionId: string, member: Member): Promise<Member[]>;
+  /**
+   * Adds (or replaces) the member for this connection and returns the roster after the change,
+   * or undefined without joining when the roster already has `maxMembers` (checked atomically).
+   */
+  join(appId: string, channel: string, connectionId: string, member: Member, maxMembers: number): Promise<Member[] | undefined>;
   /** Removes the connection's member, if any, and returns the roster after the change. */
   leave(appId: string, channel: string, connectionId: string): Promise<Member[]>;
   members(appId: string, channel: string): Promise<Member[]>;

@@ -32,8 +32,9 @@ export async function handleV1Upgrade(ctx: ServerContext, upgrades: UpgradeHandl
     ctx.log.info({ app: app.id, origin: upgrade.req.headers.origin }, 'origin not allowed');
     return refuseHttp(upgrade.socket, HttpErrors.ORIGIN_NOT_ALLOWED);
   }
+  if (!upgrades.admit(upgrade, app)) return;
   const ws = await upgrades.accept(upgrade, app, v1FrameLimit(app.limits.maxMessageSize));
   const connection = new Connection(ctx.newConnectionId(), ws, upgrade.socket, ctx.scheduler, app.limits.maxPendingBytes);
-  ctx.connections.add(connection);
+  ctx.connections.add(connection, app, upgrade.ip);
   new V1Session(ctx, app, connection);
 }

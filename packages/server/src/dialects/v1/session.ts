@@ -3,9 +3,7 @@
  * command. Replies go through the connection's outbound queue like every other frame, so their
  * order relative to publications is the order in which they were produced.
  */
-import { jwtVerify } from 'jose';
 import {
-  CONNECTION_TOKEN_AUDIENCE,
   CloseCodes,
   ErrorCodes,
   PRESENCE_CHANNEL_PREFIX,
@@ -23,16 +21,15 @@ import {
   type UnsubscribeCommand,
 } from '@chorus/protocol';
 import type { App } from '../../apps.js';
-import { verifyChannelToken } from '../../auth.js';
 import type { Connection } from '../../connection.js';
 import type { ServerContext } from '../../context.js';
 import type { MessagePublication } from '../../engine/types.js';
 import { textFrame } from '../../frame.js';
 import type { Subscriber } from '../../hub.js';
+import { TokenBucket } from '../../rate-limit.js';
 import { parseFrame, type ParsedFrame } from './commands.js';
 import { disconnectAdvice, errorReply, okReply, okReplyRaw, publicationFields, pubPush, v1Encoder } from './encode.js';
 
-const CLOCK_TOLERANCE_SECONDS = 5;
 
 /** A refusal the handler turns into an error reply. */
 class CommandError extends Error {
@@ -46,6 +43,7 @@ class CommandError extends Error {
 
 interface Subscription {
   readonly subscriber: Subscriber;
+  /** Set when the connection is in the channel's presence roster. */
   readonly member: Member | undefined;
   /** Resolves when the presence join is recorded, so a leave never overtakes it. */
   presenceDone: Promise<void>;
@@ -57,6 +55,7 @@ export class V1Session {
   readonly #connection: Connection;
   readonly #subscriptions = new Map<string, Subscription>();
   #connectTimer: NodeJS.Timeout | undefined;
+  readonly #bucket: TokenBucket;
   #connected = false;
   /** The tail of the command chain (see #onFrame). */
   #pending: Promise<void> = Promise.resolve();
@@ -68,6 +67,7 @@ export class V1Session {
     this.#ctx = ctx;
     this.#app = app;
     this.#connection = connection;
+    this.#bucket = new TokenBucket(app.limits.messagesPerSecond, app.limits.messageBurst);
     this.#connectTimer = setTimeout(() => this.#disconnect(CloseCodes.CONNECT_TIMEOUT), ctx.config.connectTimeoutMs);
     connection.onClosing = (info, reason) => this.#sendDisconnectAdvice(info, reason);
 
@@ -85,6 +85,10 @@ export class V1Session {
     if (isBinary) return this.#disconnect(CloseCodes.BAD_REQUEST, 'Binary frames are not v1');
     const parsed = parseFrame(data.toString('utf8'));
     if (parsed.kind === 'fatal') return this.#disconnect(CloseCodes.BAD_REQUEST, `Bad frame: ${parsed.message}`);
+    if (!this.#bucket.take()) {
+      const id = parsed.kind === 'command' ? parsed.command.id : parsed.id;
+      return this.#reply(errorReply(id, ErrorCodes.RATE_LIMITED));
+    }
     this.#pending = this.#pending.then(() => this.#handle(parsed));
   }
 
@@ -138,18 +142,10 @@ export class V1Session {
       if (!this.#app.isSecret(command.secret)) return refuse('wrong secret');
       this.#trusted = true;
     } else if (command.token !== undefined) {
-      try {
-        const { payload } = await jwtVerify(command.token, this.#app.secretKey, {
-          algorithms: ['HS256'],
-          audience: CONNECTION_TOKEN_AUDIENCE,
-          requiredClaims: ['exp', 'sub'],
-          clockTolerance: CLOCK_TOLERANCE_SECONDS,
-        });
-        this.#user = payload.sub ?? '';
-        this.#info = payload['info'];
-      } catch (error) {
-        return refuse(error instanceof Error ? error.message : 'bad token');
-      }
+      const auth = await this.#app.tokens.verifyConnection(command.token);
+      if (!auth.ok) return refuse(auth.reason);
+      this.#user = auth.payload.sub ?? '';
+      this.#info = auth.payload['info'];
     } else if (!this.#app.allowAnonymous) {
       return refuse('anonymous connections are not allowed');
     }
@@ -163,7 +159,7 @@ export class V1Session {
   async #authorize(channel: string, token: string | undefined): Promise<void> {
     if (!isValidChannelName(channel)) throw new CommandError(ErrorCodes.BAD_CHANNEL);
     if (!channel.startsWith(PRIVATE_CHANNEL_PREFIX) || this.#trusted || (token === undefined && this.#subscriptions.has(channel))) return;
-    const auth = await verifyChannelToken(this.#app, channel, token);
+    const auth = await this.#app.tokens.verifyChannel(channel, token);
     if (!auth.ok) throw new CommandError(ErrorCodes.PERMISSION_DENIED, `private- channels need a valid channel token (${auth.reason})`);
   }
 
@@ -177,8 +173,18 @@ export class V1Session {
     if (this.#subscriptions.has(channel)) throw new CommandError(ErrorCodes.ALREADY_SUBSCRIBED);
 
     const presence = command.presence === true || channel.startsWith(PRESENCE_CHANNEL_PREFIX);
-    const subscriber: Subscriber = { connection: this.#connection, held: [], encoder: v1Encoder, notifySelf: true, presenceEvents: presence };
     const member: Member | undefined = presence ? this.#member() : undefined;
+    let roster: Member[] | undefined;
+    if (member) {
+      roster = await this.#ctx.engine.presence.join(this.#app.id, channel, this.#connection.id, member, this.#app.limits.maxPresenceMembers);
+      if (!roster) throw new CommandError(ErrorCodes.LIMIT_EXCEEDED, `the presence roster of ${channel} is full (${this.#app.limits.maxPresenceMembers} members)`);
+      if (!this.#connection.isOpen) {
+        // Closed while joining: #onClose did not see this subscription, so leave here.
+        await this.#ctx.engine.presence.leave(this.#app.id, channel, this.#connection.id);
+        return undefined;
+      }
+    }
+    const subscriber: Subscriber = { connection: this.#connection, held: [], encoder: v1Encoder, notifySelf: true, presenceEvents: presence };
     const subscription: Subscription = { subscriber, member, presenceDone: Promise.resolve() };
     // Subscribe to live publications first and hold them, then read the position: nothing
     // published in between can fall through the gap.
@@ -201,17 +207,13 @@ export class V1Session {
       if (!covered) this.#connection.send(frame);
     }
 
-    if (member) {
-      subscription.presenceDone = this.#joinPresence(channel, member);
-    }
+    if (member && roster) subscription.presenceDone = this.#announceJoin(channel, member, roster);
     return undefined;
   }
 
-  async #joinPresence(channel: string, member: Member): Promise<void> {
-    const { presence, broker } = this.#ctx.engine;
+  async #announceJoin(channel: string, member: Member, members: Member[]): Promise<void> {
     try {
-      const members = await presence.join(this.#app.id, channel, this.#connection.id, member);
-      await broker.publishPresence({ kind: 'presence', action: 'joined', appId: this.#app.id, channel, originId: this.#connection.id, member, members });
+      await this.#ctx.engine.broker.publishPresence({ kind: 'presence', action: 'joined', appId: this.#app.id, channel, originId: this.#connection.id, member, members });
     } catch (error) {
       this.#ctx.log.error({ err: error, channel }, 'presence join failed');
     }
@@ -293,7 +295,6 @@ export class V1Session {
 
   #onClose(): void {
     clearTimeout(this.#connectTimer);
-    this.#ctx.connections.delete(this.#connection);
     for (const [channel, subscription] of this.#subscriptions) this.#leave(channel, subscription);
     this.#subscriptions.clear();
   }

@@ -1,0 +1,58 @@
+/**
+ * Every open connection, counted per app and per client IP so connection limits can be checked
+ * before an upgrade is accepted. A connection leaves the registry by itself when its socket closes.
+ */
+import type { App } from './apps.js';
+import type { Connection } from './connection.js';
+
+interface Entry {
+  readonly appId: string;
+  readonly ip: string;
+}
+
+export class ConnectionRegistry implements Iterable<Connection> {
+  readonly #entries = new Map<Connection, Entry>();
+  readonly #perApp = new Map<string, number>();
+  readonly #perIp = new Map<string, number>();
+
+  get size(): number {
+    return this.#entries.size;
+  }
+
+  [Symbol.iterator](): Iterator<Connection> {
+    return this.#entries.keys();
+  }
+
+  /**
+   * Why one more connection for this app from this IP must be refused, or undefined when it
+   * fits. Check right before accepting the upgrade and `add` right after, in the same turn, so
+   * concurrent handshakes cannot overshoot.
+   */
+  refusal(app: App, ip: string): string | undefined {
+    const { maxConnections, maxConnectionsPerIp } = app.limits;
+    if ((this.#perApp.get(app.id) ?? 0) >= maxConnections) return `this app allows ${maxConnections} connections`;
+    if ((this.#perIp.get(ip) ?? 0) >= maxConnectionsPerIp) return `this app allows ${maxConnectionsPerIp} connections per IP address`;
+    return undefined;
+  }
+
+  add(connection: Connection, app: App, ip: string): void {
+    this.#entries.set(connection, { appId: app.id, ip });
+    increment(this.#perApp, app.id, 1);
+    increment(this.#perIp, ip, 1);
+    connection.ws.once('close', () => this.#remove(connection));
+  }
+
+  #remove(connection: Connection): void {
+    const entry = this.#entries.get(connection);
+    if (!entry) return;
+    this.#entries.delete(connection);
+    increment(this.#perApp, entry.appId, -1);
+    increment(this.#perIp, entry.ip, -1);
+  }
+}
+
+function increment(counts: Map<string, number>, key: string, by: number): void {
+  const next = (counts.get(key) ?? 0) + by;
+  if (next === 0) counts.delete(key);
+  else counts.set(key, next);
+}
