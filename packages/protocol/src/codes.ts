@@ -101,6 +101,7 @@ export const ErrorCodes = Object.freeze({
   NOT_SUBSCRIBED: replyError(108, 'not_subscribed', 'unsubscribe for a channel this connection is not subscribed to.'),
   MESSAGE_TOO_LARGE: replyError(109, 'message_too_large', 'The publication payload is over the app\'s maxMessageSize.'),
   RATE_LIMITED: replyError(110, 'rate_limited', 'More commands than messagesPerSecond (with messageBurst) allows; the command was not executed. Slow down.'),
+  INVALID_MESSAGE: replyError(111, 'invalid_message', 'The publication does not match the channel\'s JSON Schema; the message names the failing path. It was not delivered.'),
   QUEUE_FULL: replyError(201, 'queue_full', 'SDK: the offline publish queue is full (maxQueuedPublishes); the publish was not queued.'),
   TIMEOUT: replyError(202, 'timeout', 'SDK: no reply within commandTimeoutMs while connected.'),
   CLIENT_CLOSED: replyError(203, 'client_closed', 'SDK: the client or the channel was closed before the command completed.'),

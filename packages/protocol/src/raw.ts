@@ -27,6 +27,8 @@ export const RawErrorText = Object.freeze({
   INVALID_CHANNEL: 'Invalid channel name',
   INVALID_PARAMETER: 'Invalid user or uuid parameter',
   PRESENCE_FULL: 'Presence is full on this channel',
+  /** Followed by ": <failing path and reason>". The connection stays open. */
+  INVALID_MESSAGE: 'Invalid message',
 });
 
 export const PresenceEvents = Object.freeze({

@@ -4,6 +4,13 @@ import type { AppConfig, HistoryConfig } from './config.js';
 import type { HistoryPolicy } from './engine/types.js';
 import { TokenVerifier } from './auth.js';
 import { isOriginAllowed } from './origin.js';
+import { compileMessageSchema, type MessageCheck } from './validation.js';
+
+interface ChannelRuleCompiled {
+  readonly pattern: RegExp;
+  readonly history: HistoryPolicy;
+  readonly check: MessageCheck | undefined;
+}
 
 export class App {
   readonly id: string;
@@ -15,7 +22,7 @@ export class App {
   readonly tokens: TokenVerifier;
   readonly #secretDigest: Buffer;
   readonly #defaultHistory: HistoryPolicy;
-  readonly #channelRules: ReadonlyArray<{ readonly pattern: RegExp; readonly history: HistoryPolicy }>;
+  readonly #channelRules: readonly ChannelRuleCompiled[];
 
   constructor(config: AppConfig) {
     this.id = config.id;
@@ -27,6 +34,7 @@ export class App {
     this.#channelRules = config.channels.map((rule) => ({
       pattern: globToRegExp(rule.pattern),
       history: toPolicy({ ...config.history, ...rule.history }),
+      check: rule.schema ? compileMessageSchema(rule.schema) : undefined,
     }));
     this.tokens = new TokenVerifier(config.secret, config.tokenKeys);
     this.#secretDigest = digest(config.secret);
@@ -43,8 +51,16 @@ export class App {
 
   /** History kept for a channel: the first matching channel rule, else the app's default. */
   historyPolicy(channel: string): HistoryPolicy {
-    for (const rule of this.#channelRules) if (rule.pattern.test(channel)) return rule.history;
-    return this.#defaultHistory;
+    return this.#ruleFor(channel)?.history ?? this.#defaultHistory;
+  }
+
+  /** The message check of the channel's schema, if its rule has one. */
+  messageCheck(channel: string): MessageCheck | undefined {
+    return this.#ruleFor(channel)?.check;
+  }
+
+  #ruleFor(channel: string): ChannelRuleCompiled | undefined {
+    return this.#channelRules.find((rule) => rule.pattern.test(channel));
   }
 }
 

@@ -10,6 +10,7 @@ import { extname } from 'node:path';
 import { Ajv, type ErrorObject } from 'ajv';
 import { parse as parseYaml } from 'yaml';
 import type { TokenKeyConfig } from './auth.js';
+import { compileMessageSchema } from './validation.js';
 
 export interface Limits {
   /** Largest inbound WebSocket message in bytes; larger closes the socket with 1009. */
@@ -43,6 +44,8 @@ export interface HistoryConfig {
 export interface ChannelRule {
   pattern: string;
   history?: Partial<HistoryConfig>;
+  /** JSON Schema every publication's data on these channels must match. */
+  schema?: object;
 }
 
 export interface AppConfig {
@@ -237,7 +240,7 @@ const configSchema = {
               type: 'object',
               additionalProperties: false,
               required: ['pattern'],
-              properties: { pattern: { type: 'string', pattern: '^[A-Za-z0-9_*-]{1,128}$' }, history: historySchema },
+              properties: { pattern: { type: 'string', pattern: '^[A-Za-z0-9_*-]{1,128}$' }, history: historySchema, schema: { type: 'object' } },
             },
           },
         },
@@ -297,6 +300,14 @@ export function resolveConfig(input: unknown, source = 'config'): ChorusConfig {
     for (const [k, key] of app.tokenKeys.entries()) {
       const needs = key.alg.startsWith('HS') ? 'secret' : 'publicKey';
       if (key[needs] === undefined) throw new ConfigError(`${source}: apps[${i}].tokenKeys[${k}].${needs} is required for ${key.alg}`);
+    }
+    for (const [c, rule] of app.channels.entries()) {
+      if (!rule.schema) continue;
+      try {
+        compileMessageSchema(rule.schema);
+      } catch (error) {
+        throw new ConfigError(`${source}: apps[${i}].channels[${c}].schema is not a valid JSON Schema (${(error as Error).message})`);
+      }
     }
     for (const origin of app.allowedOrigins) {
       if (!isValidOriginPattern(origin)) {

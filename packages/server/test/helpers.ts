@@ -13,8 +13,13 @@ export async function startTestServer(overrides: ChorusConfigInput = {}): Promis
   return startServer({ port: 0, host: '127.0.0.1', logLevel: 'silent', apps: [{ ...TEST_APP }, { ...OTHER_APP }], ...overrides });
 }
 
+/** `ws://` or `wss://`, matching how the server is served. */
+export function wsBase(server: ChorusServer): string {
+  return `${server.scheme === 'https' ? 'wss' : 'ws'}://127.0.0.1:${server.port}`;
+}
+
 export function rawUrl(server: ChorusServer, channel: string, query = `api_key=${TEST_APP.key}`): string {
-  return `ws://127.0.0.1:${server.port}/v4/${channel}${query ? `?${query}` : ''}`;
+  return `${wsBase(server)}/v4/${channel}${query ? `?${query}` : ''}`;
 }
 
 export interface Received {

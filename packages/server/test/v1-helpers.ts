@@ -2,7 +2,7 @@
 import { SignJWT } from 'jose';
 import type WebSocket from 'ws';
 import type { ChorusServer } from '../src/index.ts';
-import { TEST_APP, TestClient } from './helpers.ts';
+import { TEST_APP, TestClient, wsBase } from './helpers.ts';
 
 export interface ReplyFrame {
   id: number;
@@ -74,7 +74,7 @@ export class V1Client {
 }
 
 export function v1Url(server: ChorusServer, key: string = TEST_APP.key): string {
-  return `ws://127.0.0.1:${server.port}/v1/connect?key=${key}`;
+  return `${wsBase(server)}/v1/connect?key=${key}`;
 }
 
 /** `audience: null` mints a token without an audience claim. */

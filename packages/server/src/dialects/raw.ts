@@ -102,6 +102,7 @@ function openRawChannel(ctx: ServerContext, app: App, channel: string, subscribe
   const appId = app.id;
   const logPublishError = (error: unknown): void => ctx.log.error({ err: error, app: appId, channel }, 'publish failed');
   const bucket = new TokenBucket(app.limits.messagesPerSecond, app.limits.messageBurst);
+  const check = app.messageCheck(channel);
 
   ctx.hub.subscribe(appId, channel, subscriber);
   ctx.log.debug({ app: appId, channel, connection: connection.id }, 'raw connection opened');
@@ -109,6 +110,8 @@ function openRawChannel(ctx: ServerContext, app: App, channel: string, subscribe
 
   connection.ws.on('message', (data: Buffer, isBinary: boolean) => {
     if (!bucket.take()) return connection.close(CloseCodes.RATE_LIMITED);
+    const invalid = check?.({ event: undefined, payload: data, binary: isBinary });
+    if (invalid !== undefined) return connection.send(textFrame(JSON.stringify({ error: `${RawErrorText.INVALID_MESSAGE}: ${invalid}` })));
     broker
       .publish({ appId, channel, originId: connection.id, event: undefined, payload: data, binary: isBinary })
       .catch(logPublishError);

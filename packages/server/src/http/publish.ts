@@ -44,6 +44,8 @@ export async function handlePublish(ctx: ServerContext, req: IncomingMessage, re
   if (payload.length > app.limits.maxMessageSize) {
     return sendError(res, HttpErrors.PAYLOAD_TOO_LARGE, `message is ${payload.length} bytes; this app allows ${app.limits.maxMessageSize}.`);
   }
+  const invalid = app.messageCheck(channelName)?.({ event: undefined, payload, binary: false });
+  if (invalid !== undefined) return sendError(res, HttpErrors.BAD_REQUEST, `Invalid message: ${invalid}`);
   const { offset, epoch } = await ctx.engine.broker.publish({ appId: app.id, channel: channelName, originId: undefined, event: undefined, payload, binary: false });
   sendJson(res, 200, { success: true, offset, epoch });
 }

@@ -251,11 +251,14 @@ export class V1Session {
     if (payload.length > this.#app.limits.maxMessageSize) {
       throw new CommandError(ErrorCodes.MESSAGE_TOO_LARGE, `payload is ${payload.length} bytes; this app allows ${this.#app.limits.maxMessageSize}`);
     }
+    const event = command.event ?? 'message';
+    const invalid = this.#app.messageCheck(channel)?.({ event, payload, binary });
+    if (invalid !== undefined) throw new CommandError(ErrorCodes.INVALID_MESSAGE, invalid);
     const { offset, epoch } = await this.#ctx.engine.broker.publish({
       appId: this.#app.id,
       channel,
       originId: this.#connection.id,
-      event: command.event ?? 'message',
+      event,
       payload,
       binary,
       msgId: command.msgId,
