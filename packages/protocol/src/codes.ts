@@ -41,6 +41,7 @@ export const CloseCodes = Object.freeze({
   SLOW_CONSUMER: closeCode(4500, 'Slow consumer', true, 'The client read too slowly: its pending outbound bytes passed maxPendingBytes. Reconnect and read faster.'),
   CONNECT_TIMEOUT: closeCode(4501, 'Connect timeout', true, 'A v1 client did not send connect within connectTimeoutMs of the upgrade.'),
   RATE_LIMITED: closeCode(4502, 'Rate limit exceeded', true, 'Raw dialect: the client sent more than messagesPerSecond (with messageBurst) allows. Reconnect with backoff and send slower.'),
+  TOKEN_EXPIRED: closeCode(4503, 'Token expired', true, 'The connection token (v1) or channel token (raw) expired and was not refreshed within tokenGraceMs. Reconnect with a fresh token.'),
 } satisfies Record<string, CloseCodeInfo>);
 
 export type CloseCodeName = keyof typeof CloseCodes;

@@ -72,6 +72,13 @@ export interface PresenceCommand {
   readonly channel: string;
 }
 
+/** Replaces the connection token before it expires; the user (`sub`) must stay the same. */
+export interface RefreshCommand {
+  readonly id: number;
+  readonly type: 'refresh';
+  readonly token: string;
+}
+
 export interface PingCommand {
   readonly id: number;
   readonly type: 'ping';
@@ -84,6 +91,7 @@ export type Command =
   | PublishCommand
   | HistoryCommand
   | PresenceCommand
+  | RefreshCommand
   | PingCommand;
 
 export type CommandType = Command['type'];
@@ -94,6 +102,12 @@ export interface ConnectResult {
   readonly client: string;
   readonly user: string;
   readonly pingIntervalMs: number;
+  /** When the connection token expires (ms since the Unix epoch); absent without a token. */
+  readonly expiresAt?: number;
+}
+
+export interface RefreshResult {
+  readonly expiresAt: number;
 }
 
 export interface SubscribeResult extends StreamPosition {
@@ -155,6 +169,12 @@ export interface LeavePush {
   readonly member: Member;
 }
 
+/** The connection token has expired: send `refresh` within `graceMs` or be disconnected (4503). */
+export interface TokenExpiredPush {
+  readonly type: 'token_expired';
+  readonly graceMs: number;
+}
+
 export interface DisconnectPush {
   readonly type: 'disconnect';
   readonly code: number;
@@ -163,6 +183,6 @@ export interface DisconnectPush {
   readonly retryAfterMs?: number;
 }
 
-export type Push = PubPush | JoinPush | LeavePush | DisconnectPush;
+export type Push = PubPush | JoinPush | LeavePush | TokenExpiredPush | DisconnectPush;
 
 export type ServerFrame = Reply | Push;

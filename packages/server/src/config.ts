@@ -84,6 +84,8 @@ export interface ChorusConfig {
   handshakeTimeoutMs: number;
   /** A close handshake the peer does not complete is cut after this long. */
   closeTimeoutMs: number;
+  /** After a token expires on an open connection, how long the client has to refresh it. */
+  tokenGraceMs: number;
   /** Serve https:// and wss:// with this certificate and key (PEM file paths). */
   tls: TlsConfig | undefined;
   /** Serve the example pages under /examples/ (pre-filled with the first app's key). */
@@ -120,6 +122,7 @@ export const DEFAULTS: Readonly<Omit<ChorusConfig, 'apps'>> = Object.freeze({
   headersTimeoutMs: 10_000,
   handshakeTimeoutMs: 5_000,
   closeTimeoutMs: 5_000,
+  tokenGraceMs: 25_000,
   tls: undefined,
   examples: true,
 });
@@ -135,6 +138,7 @@ export interface ChorusConfigInput {
   headersTimeoutMs?: number;
   handshakeTimeoutMs?: number;
   closeTimeoutMs?: number;
+  tokenGraceMs?: number;
   tls?: TlsConfig;
   examples?: boolean;
   limits?: Partial<Limits>;
@@ -196,6 +200,7 @@ const configSchema = {
     headersTimeoutMs: { type: 'integer', minimum: 100 },
     handshakeTimeoutMs: { type: 'integer', minimum: 100 },
     closeTimeoutMs: { type: 'integer', minimum: 100 },
+    tokenGraceMs: { type: 'integer', minimum: 0 },
     tls: {
       type: 'object',
       additionalProperties: false,
@@ -325,6 +330,7 @@ export function resolveConfig(input: unknown, source = 'config'): ChorusConfig {
     headersTimeoutMs: input.headersTimeoutMs ?? DEFAULTS.headersTimeoutMs,
     handshakeTimeoutMs: input.handshakeTimeoutMs ?? DEFAULTS.handshakeTimeoutMs,
     closeTimeoutMs: input.closeTimeoutMs ?? DEFAULTS.closeTimeoutMs,
+    tokenGraceMs: input.tokenGraceMs ?? DEFAULTS.tokenGraceMs,
     tls: input.tls,
     examples: input.examples ?? DEFAULTS.examples,
     apps,

@@ -291,3 +291,39 @@ describe('log hygiene', () => {
     assert.ok(!log.includes(goodChannelToken.split('.')[2] ?? 'x'), 'not even a token signature');
   });
 });
+
+describe('tokens that expire while connected', () => {
+  const soon = (): number => Math.floor(Date.now() / 1000) + 1;
+
+  it('v1: the client is told, then closed with 4503 after tokenGraceMs unless it refreshed', async () => {
+    const server = await serverWith({ tokenGraceMs: 300 });
+    const client = await V1Client.open(server);
+    clients.push(client.raw);
+    const connect = await client.command('connect', { token: await connectionToken('alice', { exp: soon() }) });
+    assert.equal(typeof connect.result?.['expiresAt'], 'number');
+    const [expired] = await withTimeout(client.untilPushes(1, 'token_expired'), 3000, 'token_expired push');
+    assert.deepEqual(expired, { type: 'token_expired', graceMs: 300 });
+    assert.equal((await client.raw.closed(2000)).code, 4503);
+    assert.equal(client.pushes('disconnect')[0]?.['reconnect'], true);
+  });
+
+  it('v1: refresh with a new token for the same user keeps the connection; another user is refused', async () => {
+    const server = await serverWith({ tokenGraceMs: 200 });
+    const client = await V1Client.open(server);
+    clients.push(client.raw);
+    await client.command('connect', { token: await connectionToken('alice', { exp: soon() }) });
+    assert.equal((await client.command('refresh', { token: await connectionToken('mallory') })).error?.code, 101);
+    const refreshed = await client.command('refresh', { token: await connectionToken('alice') });
+    assert.ok(Number(refreshed.result?.['expiresAt']) > Date.now() + 3_000_000);
+    await settle(1800);
+    assert.equal(client.raw.ws.readyState, client.raw.ws.OPEN);
+    assert.equal(client.pushes('token_expired').length, 0);
+  });
+
+  it('raw: a private channel closes with 4503 when its token expires', async () => {
+    const server = await serverWith({ tokenGraceMs: 100 });
+    const token = await new SignJWT({}).setProtectedHeader({ alg: 'HS256' }).setSubject('private-exp').setExpirationTime(soon()).sign(new TextEncoder().encode(TEST_APP.secret));
+    const client = track(await TestClient.open(rawUrl(server, 'private-exp', `api_key=${TEST_APP.key}&jwt=${token}`)));
+    assert.equal((await client.closed(3000)).code, 4503);
+  });
+});

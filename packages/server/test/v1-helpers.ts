@@ -77,9 +77,10 @@ export function v1Url(server: ChorusServer, key: string = TEST_APP.key): string 
   return `${wsBase(server)}/v1/connect?key=${key}`;
 }
 
-/** `audience: null` mints a token without an audience claim. */
+/** Expires in an hour unless `extra.exp` says otherwise; `audience: null` mints one without `aud`. */
 export function connectionToken(sub: string, extra: Record<string, unknown> = {}, audience: string | null = 'chorus:connection', secret: string = TEST_APP.secret): Promise<string> {
-  let jwt = new SignJWT(extra).setProtectedHeader({ alg: 'HS256' }).setSubject(sub).setExpirationTime('1h');
+  let jwt = new SignJWT(extra).setProtectedHeader({ alg: 'HS256' }).setSubject(sub);
+  if (extra['exp'] === undefined) jwt = jwt.setExpirationTime('1h');
   if (audience) jwt = jwt.setAudience(audience);
   return jwt.sign(new TextEncoder().encode(secret));
 }

@@ -28,6 +28,7 @@ import type { ServerContext } from '../context.js';
 import type { Publication } from '../engine/types.js';
 import { frame, textFrame } from '../frame.js';
 import type { PublicationEncoder, Subscriber } from '../hub.js';
+import { TokenExpiry } from '../expiry.js';
 import { TokenBucket } from '../rate-limit.js';
 import { refuseHttp, type PendingUpgrade, type UpgradeHandler } from '../upgrade.js';
 
@@ -71,6 +72,7 @@ export async function handleRawUpgrade(ctx: ServerContext, upgrades: UpgradeHand
   const headerToken = upgrade.req.headers['jwt'];
   const token = query.get('jwt') || (typeof headerToken === 'string' ? headerToken : undefined);
   let tokenUser: string | undefined;
+  let tokenExpiresAt: number | undefined;
   if (token || channel.startsWith(PRIVATE_CHANNEL_PREFIX)) {
     const auth = await app.tokens.verifyChannel(channel, token);
     if (!auth.ok) {
@@ -78,12 +80,15 @@ export async function handleRawUpgrade(ctx: ServerContext, upgrades: UpgradeHand
       return refuseAfterUpgrade(await upgrades.accept(upgrade, undefined), RawErrorText.AUTHENTICATION_FAILED, CloseCodes.AUTHENTICATION_FAILED);
     }
     tokenUser = userClaim(auth.payload);
+    tokenExpiresAt = (auth.payload.exp ?? 0) * 1000;
   }
   if (upgrade.socket.destroyed || !upgrades.admit(upgrade, app)) return;
 
   const ws = await upgrades.accept(upgrade, app);
   const connection = new Connection(ctx.newConnectionId(), ws, upgrade.socket, ctx.scheduler, app.limits.maxPendingBytes);
   ctx.connections.add(connection, app, upgrade.ip);
+  // The raw dialect cannot refresh a token in-band: the connection ends when its token does.
+  if (tokenExpiresAt !== undefined) new TokenExpiry(connection, ctx.config.tokenGraceMs).arm(tokenExpiresAt);
   const presence = parseFlag(query.get('presence')) || channel.startsWith(PRESENCE_CHANNEL_PREFIX);
   const subscriber: Subscriber = {
     connection,

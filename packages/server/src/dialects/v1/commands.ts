@@ -47,6 +47,7 @@ const schemas: Record<CommandType, object> = {
   },
   history: command('history', ['channel'], { channel, limit: { type: 'integer', minimum: 1 }, since: position }),
   presence: command('presence', ['channel'], { channel }),
+  refresh: command('refresh', ['token'], { token }),
   ping: command('ping', [], {}),
 };
 

@@ -16,6 +16,7 @@ import {
   type Member,
   type PresenceCommand,
   type PublishCommand,
+  type RefreshCommand,
   type ReplyErrorInfo,
   type SubscribeCommand,
   type UnsubscribeCommand,
@@ -26,6 +27,7 @@ import type { ServerContext } from '../../context.js';
 import type { MessagePublication } from '../../engine/types.js';
 import { textFrame } from '../../frame.js';
 import type { Subscriber } from '../../hub.js';
+import { TokenExpiry } from '../../expiry.js';
 import { TokenBucket } from '../../rate-limit.js';
 import { parseFrame, type ParsedFrame } from './commands.js';
 import { disconnectAdvice, errorReply, okReply, okReplyRaw, publicationFields, pubPush, v1Encoder } from './encode.js';
@@ -56,6 +58,7 @@ export class V1Session {
   readonly #subscriptions = new Map<string, Subscription>();
   #connectTimer: NodeJS.Timeout | undefined;
   readonly #bucket: TokenBucket;
+  readonly #expiry: TokenExpiry;
   #connected = false;
   /** The tail of the command chain (see #onFrame). */
   #pending: Promise<void> = Promise.resolve();
@@ -68,6 +71,7 @@ export class V1Session {
     this.#app = app;
     this.#connection = connection;
     this.#bucket = new TokenBucket(app.limits.messagesPerSecond, app.limits.messageBurst);
+    this.#expiry = new TokenExpiry(connection, ctx.config.tokenGraceMs, (graceMs) => connection.send(textFrame(JSON.stringify({ type: 'token_expired', graceMs }))));
     this.#connectTimer = setTimeout(() => this.#disconnect(CloseCodes.CONNECT_TIMEOUT), ctx.config.connectTimeoutMs);
     connection.onClosing = (info, reason) => this.#sendDisconnectAdvice(info, reason);
 
@@ -120,6 +124,8 @@ export class V1Session {
         return this.#history(command);
       case 'presence':
         return this.#presence(command);
+      case 'refresh':
+        return this.#refresh(command);
       case 'ping':
         return Promise.resolve(okReply(command.id, {}));
     }
@@ -138,6 +144,7 @@ export class V1Session {
       return undefined;
     };
     if (command.key !== undefined && command.key !== this.#app.key) return refuse('key differs from the URL key');
+    let expiresAt: number | undefined;
     if (command.secret !== undefined) {
       if (!this.#app.isSecret(command.secret)) return refuse('wrong secret');
       this.#trusted = true;
@@ -146,13 +153,25 @@ export class V1Session {
       if (!auth.ok) return refuse(auth.reason);
       this.#user = auth.payload.sub ?? '';
       this.#info = auth.payload['info'];
+      expiresAt = (auth.payload.exp ?? 0) * 1000;
     } else if (!this.#app.allowAnonymous) {
       return refuse('anonymous connections are not allowed');
     }
     if (!this.#connection.isOpen) return undefined;
     clearTimeout(this.#connectTimer);
     this.#connected = true;
-    return okReply(command.id, { client: this.#connection.id, user: this.#user, pingIntervalMs: this.#ctx.config.heartbeatIntervalMs });
+    if (expiresAt !== undefined) this.#expiry.arm(expiresAt);
+    return okReply(command.id, { client: this.#connection.id, user: this.#user, pingIntervalMs: this.#ctx.config.heartbeatIntervalMs, expiresAt });
+  }
+
+  /** A fresh token for the same user replaces the expiring one (no reconnect needed). */
+  async #refresh(command: RefreshCommand): Promise<Buffer | undefined> {
+    const auth = await this.#app.tokens.verifyConnection(command.token);
+    if (!auth.ok) throw new CommandError(ErrorCodes.UNAUTHORIZED, `refresh token refused (${auth.reason})`);
+    if ((auth.payload.sub ?? '') !== this.#user) throw new CommandError(ErrorCodes.UNAUTHORIZED, 'a refresh token must be for the same user (sub)');
+    const expiresAt = (auth.payload.exp ?? 0) * 1000;
+    this.#expiry.arm(expiresAt);
+    return okReply(command.id, { expiresAt });
   }
 
   /** Checks the channel name and, for private- channels, the right to use it. */
