@@ -9,11 +9,11 @@ import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
-import { chromium, type Browser, type Page } from 'playwright-core';
+import type { Browser, Page } from 'playwright-core';
 import type { ChorusServer } from '../src/index.ts';
+import { launchChromium } from './browser.ts';
 import { TEST_APP, TestClient, rawUrl, startTestServer, withTimeout } from './helpers.ts';
 
-const CHROMIUM_PATH = '/usr/bin/chromium';
 /** Deadline for every single wait and page action. */
 const WAIT_MS = 5_000;
 const TEST_TIMEOUT_MS = 30_000;
@@ -77,21 +77,7 @@ describe('examples/basic in headless Chromium', { timeout: 60_000 }, () => {
     baseUrl = `http://127.0.0.1:${server.port}`;
     // launch() gives the browser a fresh temporary profile of its own and deletes it on close
     // (it refuses a --user-data-dir argument), so no state leaks between runs.
-    browser = await chromium.launch({
-      executablePath: CHROMIUM_PATH,
-      headless: true,
-      timeout: 20_000,
-      args: [
-        '--headless',
-        '--no-sandbox',
-        '--disable-gpu',
-        '--disable-quic',
-        '--no-first-run',
-        '--disable-background-networking',
-        '--disable-component-update',
-        '--disable-sync',
-      ],
-    });
+    browser = await launchChromium();
   });
 
   after(async () => {
