@@ -84,7 +84,7 @@ describe('wss://', () => {
   });
 
   it('an unreadable certificate stops the server with a clear config error', () => {
-    assert.throws(() => resolveConfig({ tls: { cert: 42 } } as never), ConfigError);
+    assert.throws(() => resolveConfig(JSON.parse('{"tls":{"cert":42}}')), ConfigError);
     return assert.rejects(startServer({ port: 0, logLevel: 'silent', tls: { cert: '/nope/cert.pem', key: tls.key } }), /tls\.cert: cannot read \/nope\/cert\.pem \(ENOENT\)/);
   });
 });
