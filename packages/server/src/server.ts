@@ -67,15 +67,19 @@ export class ChorusServer {
     };
     this.#upgrades = new UpgradeHandler(this.#ctx);
     const handler = createRequestHandler(this.#ctx, { examplesDir: options.examplesDir ?? DEFAULT_EXAMPLES_DIR, clientDir: CLIENT_BUNDLE_DIR });
-    this.#http = config.tls ? createHttpsServer(readTls(config.tls), handler) : createHttpServer(handler);
-    // Slowloris defence: the request head must arrive in time. (Once upgraded, the handshake
-    // deadline in upgrade.ts and the heartbeat take over.)
-    this.#http.headersTimeout = config.headersTimeoutMs;
-    this.#http.requestTimeout = Math.max(config.headersTimeoutMs, 30_000);
+    // Slowloris defence: the request head must arrive within headersTimeoutMs. Node checks that
+    // deadline only every connectionsCheckingInterval (30 s by default), so check often enough.
+    // (Once upgraded, the handshake deadline in upgrade.ts and the heartbeat take over.)
+    const timeouts = {
+      headersTimeout: config.headersTimeoutMs,
+      requestTimeout: Math.max(config.headersTimeoutMs, 30_000),
+      connectionsCheckingInterval: Math.min(1000, Math.max(100, Math.floor(config.headersTimeoutMs / 4))),
+    };
+    this.#http = config.tls ? createHttpsServer({ ...readTls(config.tls), ...timeouts }, handler) : createHttpServer(timeouts, handler);
     this.#http.on('upgrade', this.#upgrades.handle);
-    this.#http.on('clientError', (error, socket) => {
+    this.#http.on('clientError', (error: NodeJS.ErrnoException, socket) => {
       this.log.debug({ err: error }, 'bad HTTP request');
-      if (socket.writable) socket.end('HTTP/1.1 400 Bad Request\r\nConnection: close\r\n\r\n');
+      if (socket.writable) socket.end(`HTTP/1.1 ${clientErrorStatus(error.code)}\r\nConnection: close\r\n\r\n`);
     });
   }
 
@@ -157,4 +161,11 @@ function readTls(tls: TlsConfig): { cert: Buffer; key: Buffer } {
     }
   };
   return { cert: read('cert'), key: read('key') };
+}
+
+/** The status for a request Node's parser refused: too slow, too large, or malformed. */
+function clientErrorStatus(code: string | undefined): string {
+  if (code === 'ERR_HTTP_REQUEST_TIMEOUT') return '408 Request Timeout';
+  if (code === 'HPE_HEADER_OVERFLOW') return '431 Request Header Fields Too Large';
+  return '400 Bad Request';
 }

@@ -61,16 +61,19 @@ export class UpgradeHandler {
   };
 
   /**
-   * Completes the handshake. Frames are limited to `frameLimit` bytes (default: the app's
-   * maxMessageSize); `app` undefined means "accept only to tell the client why it is refused".
+   * Completes the handshake, or resolves undefined when ws refused it (the socket is closed).
+   * Frames are limited to `frameLimit` bytes (default: the app's maxMessageSize); `app`
+   * undefined means "accept only to tell the client why it is refused".
    */
-  accept(upgrade: PendingUpgrade, app: App | undefined, frameLimit = app?.limits.maxMessageSize): Promise<WebSocket> {
+  accept(upgrade: PendingUpgrade, app: App | undefined, frameLimit = app?.limits.maxMessageSize): Promise<WebSocket | undefined> {
     let wss = this.#rejectWss;
     if (app && frameLimit !== undefined) {
       wss = this.#wssByLimit.get(frameLimit) ?? createWss(frameLimit, this.#ctx.config.closeTimeoutMs);
       this.#wssByLimit.set(frameLimit, wss);
     }
+    // ws answers a malformed handshake (400/405) itself and never calls back: settle on close.
     return new Promise((resolve) => {
+      upgrade.socket.once('close', () => resolve(undefined));
       wss.handleUpgrade(upgrade.req, upgrade.socket, upgrade.head, resolve);
     });
   }
@@ -96,6 +99,8 @@ function createWss(maxPayload: number, closeTimeout: number): WebSocketServer {
     noServer: true,
     maxPayload,
     closeTimeout,
+    // Chorus defines no subprotocol: never echo one back (a client may have put a token there).
+    handleProtocols: () => false as const,
     // Compression costs ~300 KB per connection and breaks frame-once fan-out (see docs).
     perMessageDeflate: false,
     clientTracking: false,

@@ -59,6 +59,8 @@ export interface ServerFrame {
   rsv: number;
   opcode: number;
   payload: Buffer;
+  /** performance.now() when the frame was parsed. */
+  at: number;
 }
 
 export interface HttpHead {
@@ -81,11 +83,13 @@ export interface ClosedInfo {
 export class RawSocket {
   readonly socket: Socket;
   /** Bytes received and not yet parsed. */
-  #buffer = Buffer.alloc(0);
+  #buffer: Buffer = Buffer.alloc(0);
   #head: HttpHead | undefined;
   readonly frames: ServerFrame[] = [];
   sawEnd = false;
   isClosed = false;
+  /** performance.now() when the TCP connection closed. */
+  closedAt: number | undefined;
   errorCode: string | undefined;
   readonly #waiters = new Set<() => void>();
 
@@ -106,6 +110,7 @@ export class RawSocket {
     });
     socket.on('close', () => {
       this.isClosed = true;
+      this.closedAt = performance.now();
       this.#notify();
     });
   }
@@ -169,9 +174,9 @@ export class RawSocket {
   }
 
   /** The server's close frame, decoded. */
-  async closeFrame(timeoutMs = 3000): Promise<{ code: number | undefined; reason: Buffer }> {
+  async closeFrame(timeoutMs = 3000): Promise<{ code: number | undefined; reason: Buffer; at: number }> {
     const frame = await this.frame(Opcode.CLOSE, timeoutMs);
-    return { code: frame.payload.length >= 2 ? frame.payload.readUInt16BE(0) : undefined, reason: frame.payload.subarray(2) };
+    return { code: frame.payload.length >= 2 ? frame.payload.readUInt16BE(0) : undefined, reason: frame.payload.subarray(2), at: frame.at };
   }
 
   /** Resolves when the TCP connection is gone (FIN then close, or reset). */
@@ -232,7 +237,7 @@ export class RawSocket {
     for (;;) {
       const frame = readFrame(this.#buffer);
       if (!frame) return;
-      this.frames.push(frame.frame);
+      this.frames.push({ ...frame.frame, at: performance.now() });
       this.#buffer = this.#buffer.subarray(frame.size);
     }
   }
@@ -242,7 +247,7 @@ export class RawSocket {
   }
 }
 
-function readFrame(buffer: Buffer): { frame: ServerFrame; size: number } | undefined {
+function readFrame(buffer: Buffer): { frame: Omit<ServerFrame, 'at'>; size: number } | undefined {
   if (buffer.length < 2) return undefined;
   const b0 = buffer[0] ?? 0;
   const b1 = buffer[1] ?? 0;

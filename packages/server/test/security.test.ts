@@ -89,6 +89,16 @@ describe('wss://', () => {
   });
 });
 
+describe('subprotocols', () => {
+  it('never echoes an offered subprotocol (a client may have put a token there)', async () => {
+    const server = await serverWith({});
+    const { default: WebSocket } = await import('ws');
+    const ws = new WebSocket(rawUrl(server, 'sp'), ['chat', 'token.secret-abc']);
+    const error = await new Promise<Error>((resolve) => ws.once('error', resolve));
+    assert.match(error.message, /Server sent no subprotocol/);
+  });
+});
+
 describe('connection limits', () => {
   it('refuses the connection past maxConnectionsPerIp with 429; the others keep working', async () => {
     const server = await serverWith({ limits: { maxConnectionsPerIp: 3 } });

@@ -85,6 +85,7 @@ export async function handleRawUpgrade(ctx: ServerContext, upgrades: UpgradeHand
   if (upgrade.socket.destroyed || !upgrades.admit(upgrade, app)) return;
 
   const ws = await upgrades.accept(upgrade, app);
+  if (!ws) return;
   const connection = new Connection(ctx.newConnectionId(), ws, upgrade.socket, ctx.scheduler, app.limits.maxPendingBytes);
   ctx.connections.add(connection, app, upgrade.ip);
   // The raw dialect cannot refresh a token in-band: the connection ends when its token does.
@@ -163,7 +164,8 @@ function decodeChannel(segment: string): string | undefined {
 }
 
 /** Sends PieSocket's `{"error": …}` frame, then closes with the matching code. */
-function refuseAfterUpgrade(ws: WebSocket, text: string, close: CloseCodeInfo): void {
+function refuseAfterUpgrade(ws: WebSocket | undefined, text: string, close: CloseCodeInfo): void {
+  if (!ws) return;
   ws.on('error', () => undefined);
   ws.send(JSON.stringify({ error: text }));
   ws.close(close.code, close.reason);

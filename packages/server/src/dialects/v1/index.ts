@@ -23,6 +23,7 @@ export async function handleV1Upgrade(ctx: ServerContext, upgrades: UpgradeHandl
   const app = ctx.apps.byKey(upgrade.url.searchParams.get('key'));
   if (!app) {
     const ws = await upgrades.accept(upgrade, undefined);
+    if (!ws) return;
     ws.on('error', () => undefined);
     ws.send(disconnectAdvice(CloseCodes.UNKNOWN_API_KEY));
     ws.close(CloseCodes.UNKNOWN_API_KEY.code, CloseCodes.UNKNOWN_API_KEY.reason);
@@ -34,6 +35,7 @@ export async function handleV1Upgrade(ctx: ServerContext, upgrades: UpgradeHandl
   }
   if (!upgrades.admit(upgrade, app)) return;
   const ws = await upgrades.accept(upgrade, app, v1FrameLimit(app.limits.maxMessageSize));
+  if (!ws) return;
   const connection = new Connection(ctx.newConnectionId(), ws, upgrade.socket, ctx.scheduler, app.limits.maxPendingBytes);
   ctx.connections.add(connection, app, upgrade.ip);
   new V1Session(ctx, app, connection);
