@@ -1,0 +1,11 @@
+/**
+ * @chorus/client — the Chorus v1 SDK. Browser-safe ESM; on Node 20 pass `WebSocket` from `ws`.
+ * See docs/client.md.
+ */
+export { ChorusClient, createClient, DEFAULT_OPTIONS, SDK_NAME } from './client.js';
+export { Channel } from './channel.js';
+export { ChorusError } from './errors.js';
+export { backoffCeiling, backoffDelay, type BackoffOptions } from './backoff.js';
+export type * from './types.js';
+export { ErrorCodes, CloseCodes, isTerminalCloseCode } from '@chorus/protocol';
+export type { ConnectResult, SubscribeResult, PublishResult, StreamPosition, Member, ErrorCodeName, CloseCodeName } from '@chorus/protocol';
