@@ -22,6 +22,7 @@ import {
   type LeavePush,
   type PubPush,
   type PublishResult,
+  type RefreshResult,
   type Reply,
   type SubscribeResult,
 } from '@chorus/protocol';
@@ -130,6 +131,7 @@ export class ChorusClient extends Emitter {
   #reconnectTimer: Timer | undefined;
   #connectTimer: Timer | undefined;
   #idleTimer: Timer | undefined;
+  #refreshTimer: Timer | undefined;
   #pingInFlight = false;
   #lastReceived = 0;
   #connectWaiters: Array<Waiter<ConnectResult>> = [];
@@ -303,6 +305,7 @@ export class ChorusClient extends Emitter {
     this.#setState('connected');
     this.#lastReceived = Date.now();
     this.#armIdleTimer();
+    this.#armRefresh(result.expiresAt);
     for (const channel of this.#channels.values()) if (channel._wanted) this.#sendSubscribe(channel);
     this.#flush();
     const waiters = this.#connectWaiters;
@@ -353,6 +356,10 @@ export class ChorusClient extends Emitter {
         channel?._serverUnsubscribed(error);
         return;
       }
+      case 'token_expired':
+        // Our refresh did not make it in time (or there is no getToken): try once more now.
+        this.#refreshToken();
+        return;
       case 'disconnect':
         // The close follows; send nothing more on this socket.
         this.#disconnectPush = frame as DisconnectPush;
@@ -450,11 +457,62 @@ export class ChorusClient extends Emitter {
     this.emit('closed', terminal ? { code, reason, error } : { code, reason });
   }
 
+  // ---- token refresh ------------------------------------------------------------------------
+
+  /**
+   * With `getToken`, a connection token is replaced in-band shortly before it expires (a tenth
+   * of its remaining life, between 5 s and 60 s early, but never before half of it has passed,
+   * so short-lived tokens cannot cause a refresh storm), and the connection never drops for it.
+   */
+  #armRefresh(expiresAt: number | undefined): void {
+    clearTimeout(this.#refreshTimer);
+    this.#refreshTimer = undefined;
+    if (expiresAt === undefined || !this.#options.getToken) return;
+    const remaining = expiresAt - Date.now();
+    const early = Math.min(60_000, Math.max(5_000, remaining / 10));
+    this.#refreshTimer = setTimeout(() => this.#refreshToken(), Math.max(0, remaining / 2, remaining - early));
+  }
+
+  #refreshToken(): void {
+    const { getToken } = this.#options;
+    const ws = this.#ws;
+    const generation = this.#generation;
+    if (!getToken || !ws || this.#state !== 'connected') return;
+    getToken().then(
+      (token) => {
+        if (ws !== this.#ws || generation !== this.#generation || ws.readyState !== OPEN || this.#disconnectPush) return;
+        this.#write(
+          ws,
+          JSON.stringify({ type: 'refresh', token }),
+          undefined,
+          {
+            onReply: (reply) => {
+              if (reply.ok) {
+                const { expiresAt } = reply.result as RefreshResult;
+                if (this.#session) this.#session = { ...this.#session, expiresAt };
+                this.#armRefresh(expiresAt);
+              } else {
+                this.emit('error', ChorusError.fromReply(reply.error));
+              }
+            },
+            onTimeout: () => this.emit('error', ChorusError.of(ErrorCodes.TIMEOUT, 'token refresh timed out')),
+          },
+          this.#settings.commandTimeoutMs,
+        );
+      },
+      (error: unknown) => {
+        if (generation === this.#generation) this.emit('error', ChorusError.of(ErrorCodes.UNAUTHORIZED, `getToken() failed for a refresh: ${describe(error)}`, { cause: error }));
+      },
+    );
+  }
+
   #clearConnectionTimers(): void {
     clearTimeout(this.#connectTimer);
     clearTimeout(this.#idleTimer);
+    clearTimeout(this.#refreshTimer);
     this.#connectTimer = undefined;
     this.#idleTimer = undefined;
+    this.#refreshTimer = undefined;
     this.#pingInFlight = false;
   }
 
