@@ -3,6 +3,7 @@
  * broken behaviour fails the test instead of hanging it.
  */
 import { once } from 'node:events';
+import { after } from 'node:test';
 import WebSocket from 'ws';
 import { startServer, type ChorusServer, type ChorusConfigInput } from '../src/index.ts';
 
@@ -130,4 +131,31 @@ export async function withTimeout<T>(promise: Promise<T>, ms: number, message: s
 /** Gives in-flight frames time to arrive, to assert that something did NOT arrive. */
 export function settle(ms = 150): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+/**
+ * For test files that start many servers and clients: everything started through these is
+ * closed in the file's `after` hook. Call once at the top level of the file.
+ */
+export function closeAfterwards(): {
+  serverWith: (overrides?: ChorusConfigInput) => Promise<ChorusServer>;
+  track: (client: TestClient) => TestClient;
+} {
+  const servers: ChorusServer[] = [];
+  const clients: TestClient[] = [];
+  after(async () => {
+    for (const client of clients) client.ws.terminate();
+    await Promise.all(servers.map((s) => s.close()));
+  });
+  return {
+    serverWith: async (overrides = {}) => {
+      const server = await startTestServer(overrides);
+      servers.push(server);
+      return server;
+    },
+    track: (client) => {
+      clients.push(client);
+      return client;
+    },
+  };
 }

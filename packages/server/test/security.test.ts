@@ -15,26 +15,10 @@ import { fileURLToPath } from 'node:url';
 import { SignJWT } from 'jose';
 import { pino } from 'pino';
 import { ConfigError, resolveConfig, startServer, type ChorusServer } from '../src/index.ts';
-import { TEST_APP, TestClient, rawUrl, settle, startTestServer, withTimeout } from './helpers.ts';
+import { TEST_APP, TestClient, closeAfterwards, rawUrl, settle, withTimeout } from './helpers.ts';
 import { V1Client, channelToken, connectionToken } from './v1-helpers.ts';
 
-const servers: ChorusServer[] = [];
-const clients: TestClient[] = [];
-after(async () => {
-  for (const client of clients) client.ws.terminate();
-  await Promise.all(servers.map((s) => s.close()));
-});
-
-async function serverWith(overrides: Parameters<typeof startTestServer>[0]): Promise<ChorusServer> {
-  const server = await startTestServer(overrides);
-  servers.push(server);
-  return server;
-}
-
-function track(client: TestClient): TestClient {
-  clients.push(client);
-  return client;
-}
+const { serverWith, track } = closeAfterwards();
 
 /** A self-signed certificate for 127.0.0.1/localhost, made with openssl at test time. */
 function selfSignedCertificate(): { cert: string; key: string } {
@@ -58,7 +42,7 @@ describe('wss://', () => {
     a.ws.send('over tls');
     assert.equal((await b.messages(1))[0]?.text, 'over tls');
     const v1 = await V1Client.open(server, TEST_APP.key, { ca });
-    clients.push(v1.raw);
+    track(v1.raw);
     assert.equal((await v1.command('connect')).ok, true);
     const plain = new TestClient(url.replace('wss://', 'ws://'));
     await assert.rejects(plain.opened(), 'plain ws:// to a TLS port fails');
@@ -140,7 +124,7 @@ describe('message rate limits', () => {
   it('v1: commands over the rate get error 110 and are not executed; the connection stays', async () => {
     const server = await serverWith({ limits: { messagesPerSecond: 20, messageBurst: 5 } });
     const client = await V1Client.connected(server);
-    clients.push(client.raw);
+    track(client.raw);
     const ids = Array.from({ length: 12 }, (_, i) => client.send('publish', { channel: 'rl', data: i }));
     const replies = await Promise.all(ids.map((id) => client.reply(id)));
     const refused = replies.filter((r) => r.error?.code === 110);
@@ -163,7 +147,7 @@ describe('presence cap', () => {
     assert.equal((await third.messages(1))[0]?.text, '{"error":"Presence is full on this channel"}');
     assert.equal((await third.closed()).code, 4005);
     const v1 = await V1Client.connected(server);
-    clients.push(v1.raw);
+    track(v1.raw);
     assert.equal((await v1.command('subscribe', { channel: 'presence-full' })).error?.code, 107);
     assert.equal((await v1.command('subscribe', { channel: 'no-presence-here' })).ok, true);
   });
@@ -198,7 +182,7 @@ describe('token kinds and keys', () => {
     const connectionTokenForChannelName = await connectionToken('private-x');
     assert.equal(await rawOutcome(server, 'private-x', connectionTokenForChannelName), 4003);
     const v1 = await V1Client.connected(server);
-    clients.push(v1.raw);
+    track(v1.raw);
     assert.equal((await v1.command('subscribe', { channel: 'private-x', token: connectionTokenForChannelName })).error?.code, 103);
     const fresh = await V1Client.open(server);
     assert.equal((await fresh.command('connect', { token: await channelToken('alice') })).error?.code, 101);
@@ -232,11 +216,11 @@ describe('JSON Schema per channel pattern', () => {
   it('refuses invalid publications in every dialect with the failing path, and delivers valid ones', async () => {
     const server = await serverWith({ apps: [{ ...TEST_APP, channels: [{ pattern: 'typed-*', schema }] }] });
     const watcher = await V1Client.connected(server);
-    clients.push(watcher.raw);
+    track(watcher.raw);
     await watcher.command('subscribe', { channel: 'typed-chat' });
 
     const v1 = await V1Client.connected(server);
-    clients.push(v1.raw);
+    track(v1.raw);
     assert.deepEqual((await v1.command('publish', { channel: 'typed-chat', data: { text: 42 } })).error, { code: 111, name: 'invalid_message', message: 'data/text must be string' });
     assert.equal((await v1.command('publish', { channel: 'typed-chat', data: {} })).error?.message, 'data/text is required');
     assert.equal((await v1.command('publish', { channel: 'typed-chat', b64: 'AAEC' })).error?.code, 111);
@@ -283,14 +267,14 @@ describe('log hygiene', () => {
       { port: 0, host: '127.0.0.1', logLevel: 'trace', apps: [{ ...TEST_APP }] },
       { logger: pino({ level: 'trace' }, sink) },
     );
-    servers.push(server);
+    after(() => server.close());
     const goodChannelToken = await channelToken('private-log');
     const badToken = `${goodChannelToken}x`;
     const connToken = await connectionToken('alice');
     track(await TestClient.open(rawUrl(server, 'private-log', `api_key=${TEST_APP.key}&jwt=${goodChannelToken}`)));
     await track(new TestClient(rawUrl(server, 'private-log', `api_key=${TEST_APP.key}&jwt=${badToken}`))).closed();
     const v1 = await V1Client.connected(server, { token: connToken });
-    clients.push(v1.raw);
+    track(v1.raw);
     const bad = await V1Client.open(server);
     await bad.command('connect', { token: badToken });
     await fetch(`http://127.0.0.1:${server.port}/api/publish`, { method: 'POST', body: JSON.stringify({ key: TEST_APP.key, secret: `${TEST_APP.secret}-wrong`, channelId: 'c', message: 'x' }) });
@@ -308,7 +292,7 @@ describe('tokens that expire while connected', () => {
   it('v1: the client is told, then closed with 4503 after tokenGraceMs unless it refreshed', async () => {
     const server = await serverWith({ tokenGraceMs: 300 });
     const client = await V1Client.open(server);
-    clients.push(client.raw);
+    track(client.raw);
     const connect = await client.command('connect', { token: await connectionToken('alice', { exp: soon() }) });
     assert.equal(typeof connect.result?.['expiresAt'], 'number');
     const [expired] = await withTimeout(client.untilPushes(1, 'token_expired'), 3000, 'token_expired push');
@@ -320,7 +304,7 @@ describe('tokens that expire while connected', () => {
   it('v1: refresh with a new token for the same user keeps the connection; another user is refused', async () => {
     const server = await serverWith({ tokenGraceMs: 200 });
     const client = await V1Client.open(server);
-    clients.push(client.raw);
+    track(client.raw);
     await client.command('connect', { token: await connectionToken('alice', { exp: soon() }) });
     assert.equal((await client.command('refresh', { token: await connectionToken('mallory') })).error?.code, 101);
     const refreshed = await client.command('refresh', { token: await connectionToken('alice') });

@@ -1,26 +1,13 @@
 /** Heartbeats, message size, slow readers: what a production transport must do. */
 import assert from 'node:assert/strict';
-import { after, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import type { ChorusServer } from '../src/index.ts';
-import { TestClient, rawUrl, startTestServer } from './helpers.ts';
+import { TestClient, closeAfterwards, rawUrl } from './helpers.ts';
 
-const servers: ChorusServer[] = [];
-const clients: TestClient[] = [];
-after(async () => {
-  for (const client of clients) client.ws.terminate();
-  await Promise.all(servers.map((s) => s.close()));
-});
-
-async function serverWith(overrides: Parameters<typeof startTestServer>[0]): Promise<ChorusServer> {
-  const server = await startTestServer(overrides);
-  servers.push(server);
-  return server;
-}
+const { serverWith, track } = closeAfterwards();
 
 async function open(server: ChorusServer, channel: string, options?: ConstructorParameters<typeof TestClient>[1]): Promise<TestClient> {
-  const client = await TestClient.open(rawUrl(server, channel), options);
-  clients.push(client);
-  return client;
+  return track(await TestClient.open(rawUrl(server, channel), options));
 }
 
 async function connectionCount(server: ChorusServer): Promise<number> {
@@ -63,7 +50,7 @@ describe('message size', () => {
       apps: [{ id: 'small', key: 'small-key-123', secret: 'small-secret-0123456789', limits: { maxMessageSize: 10 } }],
     });
     const client = await TestClient.open(`ws://127.0.0.1:${server.port}/v4/c?api_key=small-key-123`);
-    clients.push(client);
+    track(client);
     client.ws.send('eleven byte');
     assert.equal((await client.closed()).code, 1009);
   });
