@@ -88,10 +88,14 @@ export interface ChorusConfig {
   tokenGraceMs: number;
   /** Serve https:// and wss:// with this certificate and key (PEM file paths). */
   tls: TlsConfig | undefined;
+  engine: EngineConfig;
   /** Serve the example pages under /examples/ (pre-filled with the first app's key). */
   examples: boolean;
   apps: AppConfig[];
 }
+
+/** Where publications, history and presence live: this process, or Redis for many nodes. */
+export type EngineConfig = { type: 'memory' } | { type: 'redis'; url: string };
 
 export interface TlsConfig {
   cert: string;
@@ -124,6 +128,7 @@ export const DEFAULTS: Readonly<Omit<ChorusConfig, 'apps'>> = Object.freeze({
   closeTimeoutMs: 5_000,
   tokenGraceMs: 25_000,
   tls: undefined,
+  engine: { type: 'memory' },
   examples: true,
 });
 
@@ -140,6 +145,7 @@ export interface ChorusConfigInput {
   closeTimeoutMs?: number;
   tokenGraceMs?: number;
   tls?: TlsConfig;
+  engine?: EngineConfig;
   examples?: boolean;
   limits?: Partial<Limits>;
   history?: Partial<HistoryConfig>;
@@ -201,6 +207,12 @@ const configSchema = {
     handshakeTimeoutMs: { type: 'integer', minimum: 100 },
     closeTimeoutMs: { type: 'integer', minimum: 100 },
     tokenGraceMs: { type: 'integer', minimum: 0 },
+    engine: {
+      type: 'object',
+      additionalProperties: false,
+      required: ['type'],
+      properties: { type: { enum: ['memory', 'redis'] }, url: { type: 'string', pattern: '^rediss?://' } },
+    },
     tls: {
       type: 'object',
       additionalProperties: false,
@@ -332,6 +344,7 @@ export function resolveConfig(input: unknown, source = 'config'): ChorusConfig {
     closeTimeoutMs: input.closeTimeoutMs ?? DEFAULTS.closeTimeoutMs,
     tokenGraceMs: input.tokenGraceMs ?? DEFAULTS.tokenGraceMs,
     tls: input.tls,
+    engine: resolveEngine(input.engine, source),
     examples: input.examples ?? DEFAULTS.examples,
     apps,
   };
@@ -373,4 +386,10 @@ export function generateDevelopmentApp(): AppConfigInput {
     secret: randomBytes(24).toString('base64url'),
     allowedOrigins: ['*'],
   };
+}
+
+function resolveEngine(engine: ChorusConfigInput['engine'], source: string): EngineConfig {
+  if (!engine || engine.type === 'memory') return { type: 'memory' };
+  if (!engine.url) throw new ConfigError(`${source}: engine.url is required for the redis engine (redis://host:port)`);
+  return { type: 'redis', url: engine.url };
 }
