@@ -128,7 +128,7 @@ export const DEFAULTS: Readonly<Omit<ChorusConfig, 'apps'>> = Object.freeze({
   closeTimeoutMs: 5_000,
   tokenGraceMs: 25_000,
   tls: undefined,
-  engine: { type: 'memory' },
+  engine: { type: 'memory' as const },
   examples: true,
 });
 
