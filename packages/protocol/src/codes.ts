@@ -42,6 +42,7 @@ export const CloseCodes = Object.freeze({
   CONNECT_TIMEOUT: closeCode(4501, 'Connect timeout', true, 'A v1 client did not send connect within connectTimeoutMs of the upgrade.'),
   RATE_LIMITED: closeCode(4502, 'Rate limit exceeded', true, 'Raw dialect: the client sent more than messagesPerSecond (with messageBurst) allows. Reconnect with backoff and send slower.'),
   TOKEN_EXPIRED: closeCode(4503, 'Token expired', true, 'The connection token (v1) or channel token (raw) expired and was not refreshed within tokenGraceMs. Reconnect with a fresh token.'),
+  INSUFFICIENT_STATE: closeCode(4504, 'Insufficient state', true, 'Cluster mode: this node may have missed publications of one of your channels (Redis pub/sub reconnect, offset gap, history loss). Reconnect and resume from your last offset.'),
 } satisfies Record<string, CloseCodeInfo>);
 
 export type CloseCodeName = keyof typeof CloseCodes;

@@ -95,7 +95,16 @@ export interface ChorusConfig {
 }
 
 /** Where publications, history and presence live: this process, or Redis for many nodes. */
-export type EngineConfig = { type: 'memory' } | { type: 'redis'; url: string };
+export type EngineConfig =
+  | { type: 'memory' }
+  | {
+      type: 'redis';
+      url: string;
+      /** How often each node checks its pub/sub connection with a probe to itself (ms, default 2000). */
+      probeIntervalMs?: number;
+      /** How long a crashed node's presence members stay listed (ms, default 30000). */
+      presenceTtlMs?: number;
+    };
 
 export interface TlsConfig {
   cert: string;
@@ -211,7 +220,12 @@ const configSchema = {
       type: 'object',
       additionalProperties: false,
       required: ['type'],
-      properties: { type: { enum: ['memory', 'redis'] }, url: { type: 'string', pattern: '^rediss?://' } },
+      properties: {
+        type: { enum: ['memory', 'redis'] },
+        url: { type: 'string', pattern: '^rediss?://' },
+        probeIntervalMs: { type: 'integer', minimum: 100 },
+        presenceTtlMs: { type: 'integer', minimum: 1000 },
+      },
     },
     tls: {
       type: 'object',
@@ -391,5 +405,5 @@ export function generateDevelopmentApp(): AppConfigInput {
 function resolveEngine(engine: ChorusConfigInput['engine'], source: string): EngineConfig {
   if (!engine || engine.type === 'memory') return { type: 'memory' };
   if (!engine.url) throw new ConfigError(`${source}: engine.url is required for the redis engine (redis://host:port)`);
-  return { type: 'redis', url: engine.url };
+  return engine;
 }

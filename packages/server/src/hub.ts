@@ -4,8 +4,9 @@
  * A publication is encoded once per dialect and the resulting frame is shared by every
  * recipient; nothing is allocated per recipient beyond a slot in its outbound queue.
  */
+import { CloseCodes } from '@chorus/protocol';
 import type { Connection } from './connection.js';
-import type { Publication } from './engine/types.js';
+import type { Broker, Publication } from './engine/types.js';
 
 /** Turns a publication into the wire frame a dialect's clients expect. */
 export interface PublicationEncoder {
@@ -30,17 +31,36 @@ export interface Subscriber {
   readonly notifySelf: boolean;
   /** Receive presence changes (member joined/left). */
   readonly presenceEvents: boolean;
+  /**
+   * Can resume from history (v1). When the node may have missed publications of the channel,
+   * such subscribers are disconnected with INSUFFICIENT_STATE so they come back and recover;
+   * the others (raw, at-most-once by nature) just go on.
+   */
+  readonly recoverable: boolean;
 }
 
-export class Hub {
-  /** `${appId}\0${channel}` → subscribers. */
-  readonly #channels = new Map<string, Set<Subscriber>>();
 
-  subscribe(appId: string, channel: string, subscriber: Subscriber): void {
+export class Hub {
+  /** `${appId}\0${channel}` → local subscribers. */
+  readonly #channels = new Map<string, Set<Subscriber>>();
+  #broker: Pick<Broker, 'attach' | 'detach'> | undefined;
+
+  /** The engine's broker, for attaching channels (set once the engine exists: it needs `deliver`). */
+  bind(broker: Pick<Broker, 'attach' | 'detach'>): void {
+    this.#broker = broker;
+  }
+
+  /**
+   * Adds a local subscriber. The returned promise resolves when the node receives the channel's
+   * publications (immediately with the memory engine); read history only after it.
+   */
+  subscribe(appId: string, channel: string, subscriber: Subscriber): Promise<void> {
     const key = channelKey(appId, channel);
     let subscribers = this.#channels.get(key);
     if (!subscribers) this.#channels.set(key, (subscribers = new Set<Subscriber>()));
     subscribers.add(subscriber);
+    // Idempotent in the engine: it returns the current attachment (renewed after reconnects).
+    return this.#broker?.attach(appId, channel) ?? Promise.resolve();
   }
 
   unsubscribe(appId: string, channel: string, subscriber: Subscriber): void {
@@ -48,8 +68,20 @@ export class Hub {
     const subscribers = this.#channels.get(key);
     if (!subscribers) return;
     subscribers.delete(subscriber);
-    if (subscribers.size === 0) this.#channels.delete(key);
+    if (subscribers.size === 0) {
+      this.#channels.delete(key);
+      this.#broker?.detach(appId, channel);
+    }
   }
+
+  /** The engine's gap handler: recoverable subscribers reconnect and resume from history. */
+  readonly gap = (appId: string, channel: string): void => {
+    const subscribers = this.#channels.get(channelKey(appId, channel));
+    if (!subscribers) return;
+    for (const subscriber of [...subscribers]) {
+      if (subscriber.recoverable) subscriber.connection.close(CloseCodes.INSUFFICIENT_STATE);
+    }
+  };
 
   get channelCount(): number {
     return this.#channels.size;

@@ -15,7 +15,7 @@ import { CloseCodes } from '@chorus/protocol';
 import { AppRegistry } from './apps.js';
 import { ConfigError, resolveConfig, type ChorusConfig, type ChorusConfigInput, type TlsConfig } from './config.js';
 import type { ServerContext } from './context.js';
-import { createMemoryEngine } from './engine/memory.js';
+import { createEngine } from './engine/index.js';
 import { Heartbeat } from './heartbeat.js';
 import { createRequestHandler } from './http/router.js';
 import { Hub } from './hub.js';
@@ -52,10 +52,16 @@ export class ChorusServer {
     this.#ctx = {
       config,
       apps,
-      engine: createMemoryEngine(hub.deliver, (appId, channel) => {
-        const app = apps.byId(appId);
-        if (!app) throw new Error(`no app ${appId}`);
-        return app.historyPolicy(channel);
+      engine: createEngine(config, {
+        handlers: { onPublication: hub.deliver, onGap: hub.gap },
+        policy: (appId, channel) => {
+          const app = apps.byId(appId);
+          if (!app) throw new Error(`no app ${appId}`);
+          return app.historyPolicy(channel);
+        },
+        localStats: () => ({ connections: this.#ctx.connections.size, channels: hub.channelCount }),
+        nodeId,
+        log: this.log,
       }),
       hub,
       scheduler: new OutboundScheduler(),
@@ -65,6 +71,7 @@ export class ChorusServer {
       startedAt: Date.now(),
       shuttingDown: false,
     };
+    hub.bind(this.#ctx.engine.broker);
     this.#upgrades = new UpgradeHandler(this.#ctx);
     const handler = createRequestHandler(this.#ctx, { examplesDir: options.examplesDir ?? DEFAULT_EXAMPLES_DIR, clientDir: CLIENT_BUNDLE_DIR });
     // Slowloris defence: the request head must arrive within headersTimeoutMs. Node checks that

@@ -97,6 +97,7 @@ export async function handleRawUpgrade(ctx: ServerContext, upgrades: UpgradeHand
     encoder: rawEncoder,
     notifySelf: parseFlag(query.get('notify_self')),
     presenceEvents: presence,
+    recoverable: false,
   };
   const member: Member = { user: tokenUser ?? userParam ?? DEFAULT_USER, uuid: uuidParam || randomUUID() };
   openRawChannel(ctx, app, channel, subscriber, presence ? member : undefined, parseFlag(query.get('be')));
@@ -110,7 +111,7 @@ function openRawChannel(ctx: ServerContext, app: App, channel: string, subscribe
   const bucket = new TokenBucket(app.limits.messagesPerSecond, app.limits.messageBurst);
   const check = app.messageCheck(channel);
 
-  ctx.hub.subscribe(appId, channel, subscriber);
+  ctx.hub.subscribe(appId, channel, subscriber).catch((error: unknown) => ctx.log.warn({ err: error, app: appId, channel }, 'engine attach failed'));
   ctx.log.debug({ app: appId, channel, connection: connection.id }, 'raw connection opened');
   if (bootEvent) connection.send(textFrame(JSON.stringify({ event: 'system:boot' })));
 

@@ -4,9 +4,11 @@ import { MemoryStreams } from './memory-history.js';
 import type {
   Broker,
   Engine,
+  EngineHandlers,
   HistoryPage,
   HistoryPolicyResolver,
   HistoryQuery,
+  LocalStats,
   MessageInput,
   PresencePublication,
   PresenceStore,
@@ -45,6 +47,13 @@ class MemoryBroker implements Broker {
     return Promise.resolve(this.#streams.read(appId, channel, query, this.#policy(appId, channel)));
   }
 
+  /** One process: every publication is already here. */
+  attach(): Promise<void> {
+    return Promise.resolve();
+  }
+
+  detach(): void {}
+
   close(): void {
     clearInterval(this.#sweeper);
   }
@@ -81,11 +90,12 @@ function rosterKey(appId: string, channel: string): string {
   return `${appId}\0${channel}`;
 }
 
-export function createMemoryEngine(onPublication: PublicationHandler, policy: HistoryPolicyResolver): Engine {
-  const broker = new MemoryBroker(onPublication, policy);
+export function createMemoryEngine(handlers: EngineHandlers, policy: HistoryPolicyResolver, localStats: LocalStats): Engine {
+  const broker = new MemoryBroker(handlers.onPublication, policy);
   return {
     broker,
     presence: new MemoryPresence(),
+    stats: () => Promise.resolve({ nodes: 1, ...localStats() }),
     close: () => {
       broker.close();
       return Promise.resolve();

@@ -49,6 +49,28 @@ export type Publication = MessagePublication | PresencePublication;
 
 export type PublicationHandler = (publication: Publication) => void;
 
+/** What the engine calls back into the node. */
+export interface EngineHandlers {
+  /** Every publication for a channel this node is attached to, in offset order per channel. */
+  readonly onPublication: PublicationHandler;
+  /**
+   * Publications of an attached channel may have been lost on their way to this node (a
+   * pub/sub reconnect, an offset gap, a new epoch). Subscribers that can recover from history
+   * must be made to (v1 connections are told to reconnect and resume from their offset).
+   */
+  readonly onGap: (appId: string, channel: string) => void;
+}
+
+/** Cluster-wide figures for /health (the memory engine reports this node only). */
+/** This node's own figures, asked for by the engine when it reports or answers stats. */
+export type LocalStats = () => { connections: number; channels: number };
+
+export interface ClusterStats {
+  readonly nodes: number;
+  readonly connections: number;
+  readonly channels: number;
+}
+
 export interface PublishOutcome extends StreamPosition {
   /** True when `msgId` had been accepted before: nothing was published, the first offset is returned. */
   readonly duplicate: boolean;
@@ -87,6 +109,13 @@ export interface Broker {
   /** Delivers a presence change to every node's handler; presence changes have no offset. */
   publishPresence(change: PresencePublication): Promise<void>;
   history(appId: string, channel: string, query: HistoryQuery): Promise<HistoryPage>;
+  /**
+   * This node has its first local subscriber on the channel: start receiving its publications.
+   * Resolves once they flow, so a history read after it cannot miss any.
+   */
+  attach(appId: string, channel: string): Promise<void>;
+  /** This node has no local subscriber on the channel any more. */
+  detach(appId: string, channel: string): void;
 }
 
 export interface PresenceStore {
@@ -103,5 +132,7 @@ export interface PresenceStore {
 export interface Engine {
   readonly broker: Broker;
   readonly presence: PresenceStore;
+  /** This node's figures plus, for a clustered engine, the other nodes'. */
+  stats(): Promise<ClusterStats>;
   close(): Promise<void>;
 }

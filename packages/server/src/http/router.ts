@@ -32,11 +32,14 @@ async function route(ctx: ServerContext, roots: StaticRoots, req: IncomingMessag
 
   if (pathname === '/health') {
     if (method !== 'GET' && method !== 'HEAD') return sendError(res, HttpErrors.METHOD_NOT_ALLOWED);
+    const local = { connections: ctx.connections.size, channels: ctx.hub.channelCount };
+    const cluster = await ctx.engine.stats().catch(() => undefined);
     return sendJson(res, ctx.shuttingDown ? 503 : 200, {
       status: ctx.shuttingDown ? 'shutting_down' : 'ok',
+      engine: ctx.config.engine.type,
       uptimeSeconds: Math.round((Date.now() - ctx.startedAt) / 1000),
-      connections: ctx.connections.size,
-      channels: ctx.hub.channelCount,
+      ...local,
+      ...(ctx.config.engine.type === 'redis' ? { cluster: cluster ?? 'unavailable' } : {}),
     });
   }
   if (pathname === '/api/publish') {

@@ -203,12 +203,19 @@ export class V1Session {
         return undefined;
       }
     }
-    const subscriber: Subscriber = { connection: this.#connection, held: [], encoder: v1Encoder, notifySelf: true, presenceEvents: presence };
+    const subscriber: Subscriber = { connection: this.#connection, held: [], encoder: v1Encoder, notifySelf: true, presenceEvents: presence, recoverable: true };
     const subscription: Subscription = { subscriber, member, presenceDone: Promise.resolve() };
     // Subscribe to live publications first and hold them, then read the position: nothing
     // published in between can fall through the gap.
     this.#subscriptions.set(channel, subscription);
-    this.#ctx.hub.subscribe(this.#app.id, channel, subscriber);
+    try {
+      await this.#ctx.hub.subscribe(this.#app.id, channel, subscriber);
+    } catch (error) {
+      this.#subscriptions.delete(channel);
+      this.#leave(channel, subscription);
+      throw error;
+    }
+    if (this.#subscriptions.get(channel) !== subscription) return undefined; // closed meanwhile
 
     const page = await this.#ctx.engine.broker.history(this.#app.id, channel, { since, limit: this.#app.historyPolicy(channel).size });
     if (this.#subscriptions.get(channel) !== subscription) return undefined; // unsubscribed meanwhile

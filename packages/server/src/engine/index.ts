@@ -1,0 +1,20 @@
+/** Picks the engine the config names. */
+import type { Logger } from 'pino';
+import type { ChorusConfig } from '../config.js';
+import { createMemoryEngine } from './memory.js';
+import { createRedisEngine } from './redis/index.js';
+import type { Engine, EngineHandlers, HistoryPolicyResolver, LocalStats } from './types.js';
+
+export interface EngineContext {
+  readonly handlers: EngineHandlers;
+  readonly policy: HistoryPolicyResolver;
+  readonly localStats: LocalStats;
+  readonly nodeId: string;
+  readonly log: Logger;
+}
+
+export function createEngine(config: ChorusConfig, context: EngineContext): Engine {
+  const { engine } = config;
+  if (engine.type === 'redis') return createRedisEngine({ ...context, url: engine.url, probeIntervalMs: engine.probeIntervalMs, presenceTtlMs: engine.presenceTtlMs });
+  return createMemoryEngine(context.handlers, context.policy, context.localStats);
+}

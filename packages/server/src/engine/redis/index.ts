@@ -1,0 +1,367 @@
+/**
+ * The Redis engine: many Chorus nodes behave as one server.
+ *
+ * - Publish: one Lua script assigns the offset, appends to the channel's stream (exact MAXLEN,
+ *   TTL) and PUBLISHes on the channel's pub/sub channel (scripts.ts).
+ * - Fan-out: a node SUBSCRIBEs to a channel while it has local subscribers, so a publication
+ *   crosses Redis once per interested node, then the Hub frames it once for all local sockets.
+ * - Loss detection: pub/sub is at-most-once. A node tracks the last offset per channel; an offset
+ *   gap, a new epoch or a pub/sub reconnect means it may have missed publications, and its
+ *   recoverable (v1) subscribers are told to reconnect and resume from history (onGap). A probe
+ *   published to itself every probeIntervalMs catches a pub/sub connection that died silently.
+ * - Presence: a sorted set of member expiries plus a hash of members per channel; each node
+ *   refreshes its own members, so a crashed node's members expire within presenceTtlMs.
+ * - Redis down: commands fail fast (no offline queue), ioredis reconnects with backoff, the
+ *   node keeps running and logs the outage once, and the return.
+ */
+import { randomBytes } from 'node:crypto';
+import { Redis, type RedisOptions } from 'ioredis';
+import type { Logger } from 'pino';
+import type { Member } from '@chorus/protocol';
+import type {
+  Broker,
+  ClusterStats,
+  Engine,
+  EngineHandlers,
+  HistoryPage,
+  HistoryPolicyResolver,
+  HistoryQuery,
+  LocalStats,
+  MessageInput,
+  MessagePublication,
+  PresencePublication,
+  PresenceStore,
+  PublishOutcome,
+} from '../types.js';
+import { STREAM_IDLE_TTL_MS } from '../memory-history.js';
+import { decodePublication, encodePresence, messageHeaderFields } from './codec.js';
+import { HISTORY, PRESENCE_JOIN, PRESENCE_LEAVE, PRESENCE_MEMBERS, PRESENCE_REFRESH, PUBLISH } from './scripts.js';
+
+export interface RedisEngineOptions {
+  readonly url: string;
+  readonly nodeId: string;
+  readonly log: Logger;
+  readonly handlers: EngineHandlers;
+  readonly policy: HistoryPolicyResolver;
+  readonly localStats: LocalStats;
+  /** How often a node checks its pub/sub connection with a probe to itself (default 2 s). */
+  readonly probeIntervalMs?: number | undefined;
+  /** How long a member outlives its node's last refresh (default 30 s). */
+  readonly presenceTtlMs?: number | undefined;
+}
+
+/** Methods defineCommand adds (ioredis does not type them). */
+interface ChorusCommands {
+  chorusPublish(...args: Array<string | Buffer | number>): Promise<[number, string, number]>;
+  chorusHistoryBuffer(...args: Array<string | number>): Promise<[Buffer, Buffer, Array<[Buffer, Buffer[]]>]>;
+  chorusPresenceJoin(...args: Array<string | number>): Promise<string[] | null>;
+  chorusPresenceLeave(...args: Array<string | number>): Promise<string[]>;
+  chorusPresenceMembers(...args: Array<string | number>): Promise<string[]>;
+  chorusPresenceRefresh(...args: Array<string | number>): Promise<number>;
+}
+
+type CommandClient = Redis & ChorusCommands;
+
+const META_TTL_SECONDS = Math.ceil(STREAM_IDLE_TTL_MS / 1000);
+const NODES_KEY = 'chorus:nodes';
+const NODE_REPORT_MS = 5_000;
+
+function keysOf(appId: string, channel: string): { meta: string; stream: string; presence: string; members: string; pubsub: string; msgIdPrefix: string } {
+  const tag = `{${appId}:${channel}}`;
+  return {
+    meta: `chorus:${tag}:meta`,
+    stream: `chorus:${tag}:stream`,
+    presence: `chorus:${tag}:presence`,
+    members: `chorus:${tag}:members`,
+    msgIdPrefix: `chorus:${tag}:msg:`,
+    pubsub: `chorus:pub:${appId}:${channel}`,
+  };
+}
+
+/** The URL without its password, for logs. */
+function safeUrl(url: string): string {
+  try {
+    const parsed = new URL(url);
+    if (parsed.password) parsed.password = '***';
+    return parsed.toString();
+  } catch {
+    return 'redis://(unparsable url)';
+  }
+}
+
+interface Attachment {
+  readonly appId: string;
+  readonly channel: string;
+  /** Resolves once SUBSCRIBE was confirmed (again after every reconnect). */
+  subscribed: Promise<void>;
+  epoch: string | undefined;
+  lastOffset: number;
+}
+
+class RedisEngine implements Engine, Broker, PresenceStore {
+  readonly broker = this;
+  readonly presence = this;
+  readonly #options: RedisEngineOptions;
+  readonly #log: Logger;
+  readonly #cmd: CommandClient;
+  readonly #sub: Redis;
+  readonly #attached = new Map<string, Attachment>();
+  /** This node's presence members, refreshed periodically: `${zset}\0${connectionId}` → keys. */
+  readonly #members = new Map<string, { presence: string; members: string; connectionId: string }>();
+  readonly #probeChannel: string;
+  readonly #timers: NodeJS.Timeout[] = [];
+  readonly #presenceTtlMs: number;
+  #probeSentAt = 0;
+  #probeSeenAt = 0;
+  #subReadyBefore = false;
+  #down = false;
+
+  constructor(options: RedisEngineOptions) {
+    this.#options = options;
+    this.#log = options.log.child({ engine: 'redis' });
+    this.#presenceTtlMs = options.presenceTtlMs ?? 30_000;
+    this.#probeChannel = `chorus:probe:${options.nodeId}`;
+    const common: RedisOptions = {
+      // Fail fast while Redis is away instead of queueing without bound; reconnect with backoff.
+      enableOfflineQueue: false,
+      maxRetriesPerRequest: 1,
+      retryStrategy: (attempt) => Math.min(100 * 2 ** Math.min(attempt, 6), 5_000),
+      connectionName: `chorus-${options.nodeId}`,
+    };
+    this.#cmd = new Redis(options.url, common) as CommandClient;
+    this.#sub = new Redis(options.url, { ...common, autoResubscribe: false, connectionName: `chorus-${options.nodeId}-sub` });
+    this.#defineCommands();
+    for (const [name, client] of [['commands', this.#cmd], ['pubsub', this.#sub]] as const) {
+      client.on('error', (error: NodeJS.ErrnoException) => this.#onError(name, error));
+      client.on('ready', () => this.#onReady(name));
+    }
+    this.#sub.on('messageBuffer', (channel: Buffer, message: Buffer) => this.#onMessage(channel.toString(), message));
+
+    const probeEvery = options.probeIntervalMs ?? 2_000;
+    this.#timers.push(setInterval(() => this.#probe(probeEvery), probeEvery).unref());
+    this.#timers.push(setInterval(() => this.#refreshMembers(), Math.max(1_000, Math.floor(this.#presenceTtlMs / 3))).unref());
+    this.#timers.push(setInterval(() => this.#reportNode(), NODE_REPORT_MS).unref());
+  }
+
+  #defineCommands(): void {
+    this.#cmd.defineCommand('chorusPublish', { numberOfKeys: 3, lua: PUBLISH });
+    this.#cmd.defineCommand('chorusHistory', { numberOfKeys: 2, lua: HISTORY });
+    this.#cmd.defineCommand('chorusPresenceJoin', { numberOfKeys: 2, lua: PRESENCE_JOIN });
+    this.#cmd.defineCommand('chorusPresenceLeave', { numberOfKeys: 2, lua: PRESENCE_LEAVE });
+    this.#cmd.defineCommand('chorusPresenceMembers', { numberOfKeys: 2, lua: PRESENCE_MEMBERS });
+    this.#cmd.defineCommand('chorusPresenceRefresh', { numberOfKeys: 2, lua: PRESENCE_REFRESH });
+  }
+
+  // ---- connection state -----------------------------------------------------------------------
+
+  #onError(connection: string, error: NodeJS.ErrnoException): void {
+    if (this.#down) return;
+    this.#down = true;
+    this.#log.warn({ connection, url: safeUrl(this.#options.url), code: error.code, message: error.message }, 'redis unreachable; retrying with backoff');
+  }
+
+  #onReady(connection: 'commands' | 'pubsub'): void {
+    if (this.#down) {
+      this.#down = false;
+      this.#log.info({ connection, url: safeUrl(this.#options.url) }, 'redis connected again');
+    }
+    if (connection !== 'pubsub') return;
+    // Whatever was published while the pub/sub connection was away is lost to this node.
+    if (this.#subReadyBefore) for (const attachment of this.#attached.values()) this.#gap(attachment);
+    this.#subReadyBefore = true;
+    const channels = [this.#probeChannel, ...this.#attached.keys()];
+    const subscribed = this.#sub.subscribe(...channels).then(() => undefined);
+    subscribed.catch((error: unknown) => this.#log.warn({ err: error }, 'redis resubscribe failed'));
+    for (const attachment of this.#attached.values()) attachment.subscribed = subscribed;
+  }
+
+  #gap(attachment: Attachment): void {
+    attachment.epoch = undefined;
+    attachment.lastOffset = 0;
+    this.#options.handlers.onGap(attachment.appId, attachment.channel);
+  }
+
+  /** Publishes to ourselves; a probe not back within an interval means pub/sub is dead. */
+  #probe(intervalMs: number): void {
+    if (this.#sub.status !== 'ready' || this.#cmd.status !== 'ready') return;
+    const now = Date.now();
+    if (this.#probeSentAt > this.#probeSeenAt && now - this.#probeSentAt > intervalMs) {
+      this.#log.warn({ waitedMs: now - this.#probeSentAt }, 'redis pub/sub probe lost; reconnecting the subscriber');
+      this.#probeSeenAt = this.#probeSentAt = 0;
+      this.#sub.disconnect(true);
+      return;
+    }
+    if (this.#probeSentAt > this.#probeSeenAt) return; // still waiting for the last one
+    this.#probeSentAt = now;
+    this.#cmd.publish(this.#probeChannel, 'probe').catch(() => undefined);
+  }
+
+  // ---- broker -----------------------------------------------------------------------------------
+
+  async publish(message: MessageInput): Promise<PublishOutcome> {
+    const keys = keysOf(message.appId, message.channel);
+    const policy = this.#options.policy(message.appId, message.channel);
+    const hasMsgId = message.msgId !== undefined;
+    const [offset, epoch, duplicate] = await this.#cmd.chorusPublish(
+      keys.meta,
+      keys.stream,
+      hasMsgId ? `${keys.msgIdPrefix}${message.msgId}` : keys.meta,
+      keys.pubsub,
+      messageHeaderFields(message),
+      message.payload,
+      policy.size,
+      Math.max(1, Math.ceil(policy.ttlMs / 1000)),
+      META_TTL_SECONDS,
+      newEpoch(),
+      hasMsgId ? '1' : '0',
+    );
+    return { offset: Number(offset), epoch: String(epoch), duplicate: Number(duplicate) === 1 };
+  }
+
+  async publishPresence(change: PresencePublication): Promise<void> {
+    await this.#cmd.publish(keysOf(change.appId, change.channel).pubsub, encodePresence(change));
+  }
+
+  async history(appId: string, channel: string, query: HistoryQuery): Promise<HistoryPage> {
+    const keys = keysOf(appId, channel);
+    const policy = this.#options.policy(appId, channel);
+    const since = query.since;
+    const [epochBuffer, offsetBuffer, entries] = await this.#cmd.chorusHistoryBuffer(
+      keys.meta,
+      keys.stream,
+      newEpoch(),
+      META_TTL_SECONDS,
+      since ? since.offset : -1,
+      query.limit,
+    );
+    const epoch = epochBuffer.toString();
+    const offset = Number(offsetBuffer.toString());
+    const cutoff = Date.now() - policy.ttlMs;
+    const decoded = entries
+      .map(([, fields]) => decodePublication(fields[1] as Buffer))
+      .filter((p): p is MessagePublication => p?.kind === 'message' && p.ts >= cutoff);
+    if (!since) return { epoch, offset, publications: decoded.reverse(), recovered: undefined };
+
+    const contiguous = decoded[0]?.offset === since.offset + 1 && decoded.length === Math.min(offset - since.offset, query.limit);
+    const recoverable = since.epoch === epoch && since.offset <= offset && (since.offset === offset || contiguous);
+    if (recoverable) return { epoch, offset, publications: decoded, recovered: true };
+    const latest = await this.history(appId, channel, { limit: query.limit });
+    return { ...latest, recovered: false };
+  }
+
+  attach(appId: string, channel: string): Promise<void> {
+    const { pubsub } = keysOf(appId, channel);
+    const existing = this.#attached.get(pubsub);
+    if (existing) return existing.subscribed;
+    const attachment: Attachment = { appId, channel, subscribed: Promise.resolve(), epoch: undefined, lastOffset: 0 };
+    // Registered even when Redis is away: the next 'ready' subscribes it.
+    this.#attached.set(pubsub, attachment);
+    attachment.subscribed = this.#sub.status === 'ready' ? this.#sub.subscribe(pubsub).then(() => undefined) : Promise.reject(new Error('redis pub/sub is not connected'));
+    return attachment.subscribed;
+  }
+
+  detach(appId: string, channel: string): void {
+    const { pubsub } = keysOf(appId, channel);
+    if (!this.#attached.delete(pubsub)) return;
+    if (this.#sub.status === 'ready') this.#sub.unsubscribe(pubsub).catch(() => undefined);
+  }
+
+  #onMessage(channel: string, message: Buffer): void {
+    if (channel === this.#probeChannel) {
+      this.#probeSeenAt = Date.now();
+      return;
+    }
+    const attachment = this.#attached.get(channel);
+    if (!attachment) return;
+    let publication;
+    try {
+      publication = decodePublication(message);
+    } catch (error) {
+      this.#log.error({ err: error, channel }, 'undecodable publication');
+      return;
+    }
+    if (!publication) return;
+    if (publication.kind === 'message') {
+      const known = attachment.epoch !== undefined;
+      if (known && publication.epoch === attachment.epoch && publication.offset <= attachment.lastOffset) return; // already delivered
+      if (known && (publication.epoch !== attachment.epoch || publication.offset !== attachment.lastOffset + 1)) this.#gap(attachment);
+      attachment.epoch = publication.epoch;
+      attachment.lastOffset = publication.offset;
+    }
+    this.#options.handlers.onPublication(publication);
+  }
+
+  // ---- presence ---------------------------------------------------------------------------------
+
+  async join(appId: string, channel: string, connectionId: string, member: Member, maxMembers: number): Promise<Member[] | undefined> {
+    const keys = keysOf(appId, channel);
+    const value = JSON.stringify({ j: Date.now(), m: member });
+    const roster = await this.#cmd.chorusPresenceJoin(keys.presence, keys.members, connectionId, value, this.#presenceTtlMs, maxMembers, META_TTL_SECONDS);
+    if (!roster) return undefined;
+    this.#members.set(`${keys.presence}\0${connectionId}`, { presence: keys.presence, members: keys.members, connectionId });
+    return parseRoster(roster);
+  }
+
+  async leave(appId: string, channel: string, connectionId: string): Promise<Member[]> {
+    const keys = keysOf(appId, channel);
+    this.#members.delete(`${keys.presence}\0${connectionId}`);
+    return parseRoster(await this.#cmd.chorusPresenceLeave(keys.presence, keys.members, connectionId));
+  }
+
+  async members(appId: string, channel: string): Promise<Member[]> {
+    const keys = keysOf(appId, channel);
+    return parseRoster(await this.#cmd.chorusPresenceMembers(keys.presence, keys.members));
+  }
+
+  #refreshMembers(): void {
+    if (this.#cmd.status !== 'ready' || this.#members.size === 0) return;
+    for (const { presence, members, connectionId } of this.#members.values()) {
+      this.#cmd.chorusPresenceRefresh(presence, members, connectionId, this.#presenceTtlMs, META_TTL_SECONDS).catch(() => undefined);
+    }
+  }
+
+  // ---- stats and lifecycle --------------------------------------------------------------------
+
+  #reportNode(): void {
+    if (this.#cmd.status !== 'ready') return;
+    this.#cmd.hset(NODES_KEY, this.#options.nodeId, JSON.stringify({ ...this.#options.localStats(), ts: Date.now() })).catch(() => undefined);
+  }
+
+  async stats(): Promise<ClusterStats> {
+    const local = this.#options.localStats();
+    const reports = await this.#cmd.hgetall(NODES_KEY);
+    const fresh = Date.now() - 3 * NODE_REPORT_MS;
+    const totals = { nodes: 1, ...local };
+    for (const [nodeId, report] of Object.entries(reports)) {
+      if (nodeId === this.#options.nodeId) continue;
+      const parsed = JSON.parse(report) as { connections: number; channels: number; ts: number };
+      if (parsed.ts < fresh) continue;
+      totals.nodes++;
+      totals.connections += parsed.connections;
+      totals.channels += parsed.channels;
+    }
+    return totals;
+  }
+
+  async close(): Promise<void> {
+    for (const timer of this.#timers) clearInterval(timer);
+    if (this.#cmd.status === 'ready') await this.#cmd.hdel(NODES_KEY, this.#options.nodeId).catch(() => undefined);
+    this.#sub.disconnect();
+    this.#cmd.disconnect();
+  }
+}
+
+function parseRoster(values: string[]): Member[] {
+  return values
+    .map((value) => JSON.parse(value) as { j: number; m: Member })
+    .sort((a, b) => a.j - b.j)
+    .map((entry) => entry.m);
+}
+
+function newEpoch(): string {
+  return randomBytes(6).toString('base64url');
+}
+
+export function createRedisEngine(options: RedisEngineOptions): Engine {
+  return new RedisEngine(options);
+}
