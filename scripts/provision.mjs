@@ -5,7 +5,10 @@ import { spawnSync } from 'node:child_process';
 import { accessSync, constants, existsSync } from 'node:fs';
 
 /** Programs the test suite needs. Add a row to require another one (e.g. redis-server). */
-const REQUIRED = [{ binary: '/usr/bin/chromium', debianPackage: 'chromium', why: 'the browser example tests' }];
+const REQUIRED = [
+  { binary: '/usr/bin/chromium', debianPackage: 'chromium', why: 'the browser example tests' },
+  { binary: '/usr/bin/redis-server', debianPackage: 'redis-server', why: 'the Redis engine and cluster tests' },
+];
 
 const missing = REQUIRED.filter((tool) => !isExecutable(tool.binary));
 if (missing.length === 0) process.exit(0);

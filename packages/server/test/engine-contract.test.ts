@@ -1,0 +1,165 @@
+/**
+ * One contract, every engine: the memory engine and the Redis engine (against a real
+ * redis-server) must behave the same for publish, history, recovery, idempotency, delivery and
+ * presence. A new engine joins by adding a row to ENGINES.
+ */
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import { pino } from 'pino';
+import type { Member } from '@chorus/protocol';
+import { createMemoryEngine } from '../src/engine/memory.ts';
+import { createRedisEngine } from '../src/engine/redis/index.ts';
+import type { Engine, EngineHandlers, HistoryPolicy, MessageInput, Publication } from '../src/engine/types.ts';
+import { settle } from './helpers.ts';
+import { TestRedis } from './redis.ts';
+
+interface Harness {
+  engine: Engine;
+  delivered: Publication[];
+  gaps: string[];
+}
+
+let redis: TestRedis;
+before(async () => {
+  redis = await TestRedis.start();
+});
+after(() => redis.stop());
+
+const policy = (_app: string, channel: string): HistoryPolicy => (channel.startsWith('small') ? { size: 3, ttlMs: 60_000 } : channel.startsWith('brief') ? { size: 100, ttlMs: 1000 } : { size: 100, ttlMs: 60_000 });
+const localStats = (): { connections: number; channels: number } => ({ connections: 0, channels: 0 });
+
+const ENGINES: Array<[string, (handlers: EngineHandlers) => Engine]> = [
+  ['memory', (handlers) => createMemoryEngine(handlers, policy, localStats)],
+  ['redis', (handlers) => createRedisEngine({ url: redis.url, nodeId: `n${Math.random().toString(36).slice(2, 8)}`, log: pino({ level: 'silent' }), handlers, policy, localStats })],
+];
+
+function message(channel: string, text: string, extra: Partial<MessageInput> = {}): MessageInput {
+  return { appId: 'app', channel, originId: 'c1', event: 'e', payload: Buffer.from(JSON.stringify(text)), binary: false, ...extra };
+}
+
+const member = (user: string): Member => ({ user, uuid: `uuid-${user}` });
+
+for (const [name, create] of ENGINES) {
+  describe(`engine contract: ${name}`, () => {
+    const harnesses: Harness[] = [];
+    let run = 0;
+    /** A fresh engine and a channel name unique to this test (the Redis server is shared). */
+    async function setup(prefix = 'ch'): Promise<Harness & { channel: string }> {
+      const harness: Harness = { engine: undefined as unknown as Engine, delivered: [], gaps: [] };
+      harness.engine = create({ onPublication: (p) => harness.delivered.push(p), onGap: (_a, c) => harness.gaps.push(c) });
+      harnesses.push(harness);
+      if (name === 'redis') await settle(100); // connected
+      return { ...harness, channel: `${prefix}-${Date.now().toString(36)}-${run++}` };
+    }
+    after(() => Promise.all(harnesses.map((h) => h.engine.close())));
+
+    it('assigns consecutive offsets in one epoch and delivers to the attached node in order', async () => {
+      const { engine, delivered, channel } = await setup();
+      await engine.broker.attach('app', channel);
+      const outcomes = [];
+      for (let i = 1; i <= 5; i++) outcomes.push(await engine.broker.publish(message(channel, `m${i}`)));
+      assert.deepEqual(outcomes.map((o) => o.offset), [1, 2, 3, 4, 5]);
+      assert.equal(new Set(outcomes.map((o) => o.epoch)).size, 1);
+      await waitFor(() => delivered.length === 5);
+      assert.deepEqual(delivered.map((p) => (p.kind === 'message' ? [p.offset, p.payload.toString(), p.event, p.originId] : [])), [1, 2, 3, 4, 5].map((i) => [i, `"m${i}"`, 'e', 'c1']));
+    });
+
+    it('keeps binary payloads byte for byte', async () => {
+      const { engine, delivered, channel } = await setup();
+      await engine.broker.attach('app', channel);
+      const bytes = Buffer.from([0, 10, 13, 255, 0x7b]);
+      await engine.broker.publish(message(channel, '', { payload: bytes, binary: true, event: undefined }));
+      await waitFor(() => delivered.length === 1);
+      const [p] = delivered;
+      assert.ok(p?.kind === 'message' && p.binary && p.payload.equals(bytes) && p.event === undefined);
+      const page = await engine.broker.history('app', channel, { limit: 10 });
+      assert.ok(page.publications[0]?.payload.equals(bytes));
+    });
+
+    it('dedupes a repeated msgId with the original offset', async () => {
+      const { engine, delivered, channel } = await setup();
+      await engine.broker.attach('app', channel);
+      const first = await engine.broker.publish(message(channel, 'once', { msgId: 'k1' }));
+      const again = await engine.broker.publish(message(channel, 'once', { msgId: 'k1' }));
+      assert.deepEqual([first.offset, first.duplicate, again.offset, again.duplicate], [1, false, 1, true]);
+      await settle(100);
+      assert.equal(delivered.length, 1);
+    });
+
+    it('history: latest first-to-last, since, exact trimming, and recovery limits', async () => {
+      const { engine, channel } = await setup('small');
+      for (let i = 1; i <= 5; i++) await engine.broker.publish(message(channel, `m${i}`));
+      const latest = await engine.broker.history('app', channel, { limit: 10 });
+      assert.deepEqual(latest.publications.map((p) => p.offset), [3, 4, 5], 'exactly size 3 kept');
+      assert.equal(latest.offset, 5);
+      assert.equal(latest.recovered, undefined);
+      const { epoch } = latest;
+      assert.deepEqual((await engine.broker.history('app', channel, { limit: 10, since: { offset: 3, epoch } })).publications.map((p) => p.offset), [4, 5]);
+      assert.equal((await engine.broker.history('app', channel, { limit: 10, since: { offset: 2, epoch } })).recovered, true, 'offsets 3–5 retained');
+      assert.equal((await engine.broker.history('app', channel, { limit: 10, since: { offset: 1, epoch } })).recovered, false, 'offset 2 is gone');
+      assert.equal((await engine.broker.history('app', channel, { limit: 10, since: { offset: 5, epoch } })).recovered, true, 'nothing missed');
+      assert.equal((await engine.broker.history('app', channel, { limit: 10, since: { offset: 3, epoch: 'other' } })).recovered, false);
+      assert.deepEqual((await engine.broker.history('app', channel, { limit: 2 })).publications.map((p) => p.offset), [4, 5]);
+    });
+
+    it('history of a new channel starts an epoch at offset 0', async () => {
+      const { engine, channel } = await setup();
+      const page = await engine.broker.history('app', channel, { limit: 10 });
+      assert.equal(page.offset, 0);
+      assert.ok(page.epoch.length > 0);
+      const first = await engine.broker.publish(message(channel, 'x'));
+      assert.deepEqual([first.offset, first.epoch], [1, page.epoch]);
+    });
+
+    it('history entries expire with the TTL; offsets do not', async () => {
+      const { engine, channel } = await setup('brief');
+      await engine.broker.publish(message(channel, 'x'));
+      const fresh = await engine.broker.history('app', channel, { limit: 10 });
+      assert.equal(fresh.publications.length, 1);
+      await settle(1100);
+      const stale = await engine.broker.history('app', channel, { limit: 10, since: { offset: 0, epoch: fresh.epoch } });
+      assert.equal(stale.recovered, false);
+      assert.deepEqual(stale.publications, []);
+      assert.equal((await engine.broker.publish(message(channel, 'y'))).offset, 2);
+    });
+
+    it('detached channels are not delivered to this node', async () => {
+      const { engine, delivered, channel } = await setup();
+      await engine.broker.attach('app', channel);
+      engine.broker.detach('app', channel);
+      await settle(50);
+      await engine.broker.publish(message(channel, 'x'));
+      await settle(150);
+      assert.equal(delivered.filter((p) => p.channel === channel).length, name === 'memory' ? 1 : 0, 'memory delivers everything to its one node; the hub drops it');
+    });
+
+    it('presence: join order, replace, leave, cap', async () => {
+      const { engine, channel } = await setup();
+      const p = engine.presence;
+      assert.deepEqual(await p.join('app', channel, 'c1', member('a'), 2), [member('a')]);
+      await settle(5);
+      assert.deepEqual(await p.join('app', channel, 'c2', member('b'), 2), [member('a'), member('b')]);
+      assert.equal(await p.join('app', channel, 'c3', member('c'), 2), undefined, 'full');
+      assert.deepEqual(await p.join('app', channel, 'c2', member('b'), 2), [member('a'), member('b')], 'rejoin when full is a replace');
+      assert.deepEqual(await p.leave('app', channel, 'c1'), [member('b')]);
+      assert.deepEqual(await p.members('app', channel), [member('b')]);
+      assert.deepEqual(await p.leave('app', channel, 'nobody'), [member('b')]);
+    });
+
+    it('presence changes reach the attached node', async () => {
+      const { engine, delivered, channel } = await setup();
+      await engine.broker.attach('app', channel);
+      await engine.broker.publishPresence({ kind: 'presence', action: 'joined', appId: 'app', channel, originId: 'c9', member: member('z'), members: [member('z')] });
+      await waitFor(() => delivered.length === 1);
+      assert.deepEqual(delivered[0], { kind: 'presence', action: 'joined', appId: 'app', channel, originId: 'c9', member: member('z'), members: [member('z')] });
+    });
+  });
+}
+
+async function waitFor(predicate: () => boolean, ms = 3000): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (!predicate()) {
+    if (Date.now() > deadline) throw new Error('timed out');
+    await settle(10);
+  }
+}
