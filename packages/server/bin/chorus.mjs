@@ -2,9 +2,9 @@
 // Thin launcher so `npx chorus` and `npm start` run the compiled CLI.
 let cli;
 try {
-  cli = await import('../dist/cli.js');
+  cli = await import('../dist/cli/index.js');
 } catch (error) {
-  if (error?.code === 'ERR_MODULE_NOT_FOUND' && String(error.message).includes('dist/cli.js')) {
+  if (error?.code === 'ERR_MODULE_NOT_FOUND' && String(error.message).includes('dist/cli/index.js')) {
     process.stderr.write('chorus: not built yet; run "npm install" (or "npm run build") at the repository root\n');
     process.exit(1);
   }

@@ -44,6 +44,9 @@ describe('three nodes on one Redis', { timeout: 60_000 }, () => {
     await settle(100);
 
     for (let i = 0; i < 20; i++) rawA.ws.send(`raw-${i}`);
+    // Raw frames are fire-and-forget: let them land before another node publishes, so the
+    // expected order is well defined.
+    await rawC.messages(20, 10_000);
     const publisher = await v1On(c);
     for (let i = 0; i < 20; i++) await publisher.command('publish', { channel: 'everywhere', event: 'n', data: i });
     const res = await fetch(`http://127.0.0.1:${b.port}/api/publish`, {

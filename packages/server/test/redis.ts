@@ -16,8 +16,9 @@ export class TestRedis {
     this.port = port;
   }
 
-  static async start(): Promise<TestRedis> {
-    const redis = new TestRedis(await freePort());
+  /** Starts on `port`, or on a free one. */
+  static async start(port?: number): Promise<TestRedis> {
+    const redis = new TestRedis(port ?? (await freePort()));
     await redis.#spawn();
     return redis;
   }

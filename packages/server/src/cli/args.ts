@@ -5,7 +5,7 @@
  * CHORUS_SECRET, CHORUS_CONFIG).
  */
 import { createRequire } from 'node:module';
-import { ConfigError, loadConfigFile, type AppConfigInput, type ChorusConfigInput } from '../config.js';
+import type { AppConfigInput, ChorusConfigInput } from '../config.js';
 
 /** Exit codes, the same for every command (docs/cli.md). */
 export const EXIT_OK = 0;
@@ -115,6 +115,7 @@ export async function resolveApp(flags: AppFlags): Promise<AppCredentials> {
 }
 
 async function readApp(path: string, appId: string | undefined): Promise<{ app: AppConfigInput; config: ChorusConfigInput }> {
+  const { ConfigError, loadConfigFile } = await import('../config.js');
   const config = await loadConfigFile(path);
   if (typeof config !== 'object' || config === null || !Array.isArray(config.apps) || config.apps.length === 0) {
     throw new ConfigError(`${path}: has no apps (the key and secret are generated at each start then; pass --key and --secret)`);

@@ -3,7 +3,7 @@
  * the frame for every v1 subscriber), spliced from pre-serialized parts so a v1 `data` payload is
  * never parsed and re-serialized.
  */
-import { DEFAULT_EVENT, type CloseCodeInfo, type ReplyErrorInfo } from '@chorus/protocol';
+import { CloseCodes, DEFAULT_EVENT, type CloseCodeInfo, type ReplyErrorInfo } from '@chorus/protocol';
 import type { MessagePublication, Publication } from '../../engine/types.js';
 import { textFrame } from '../../frame.js';
 import type { PublicationEncoder } from '../../hub.js';
@@ -67,11 +67,16 @@ export function errorReply(id: number, error: ReplyErrorInfo, message: string = 
   return textFrame(JSON.stringify({ id, ok: false, error: { code: error.code, name: error.name, message } }));
 }
 
-/** Clients told to reconnect come back at a random moment within this window, not all at once. */
-const RECONNECT_SPREAD_MS = 5_000;
+/**
+ * Clients told to reconnect come back at a random moment within a window, not all at once: a
+ * wide one when the whole node goes away (its clients all land on the other nodes), a short one
+ * otherwise.
+ */
+const RECONNECT_SPREAD_MS = { shutdown: 5_000, other: 1_000 };
 
 /** The advice sent right before a close: why, whether to come back, and when (JSON text). */
 export function disconnectAdvice(info: CloseCodeInfo, reason: string = info.reason): string {
-  const retryAfterMs = info.reconnect ? Math.floor(Math.random() * RECONNECT_SPREAD_MS) : undefined;
+  const spread = info.code === CloseCodes.GOING_AWAY.code ? RECONNECT_SPREAD_MS.shutdown : RECONNECT_SPREAD_MS.other;
+  const retryAfterMs = info.reconnect ? Math.floor(Math.random() * spread) : undefined;
   return JSON.stringify({ type: 'disconnect', code: info.code, reason, reconnect: info.reconnect, retryAfterMs });
 }

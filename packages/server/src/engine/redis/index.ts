@@ -115,6 +115,7 @@ class RedisEngine implements Engine, Broker, PresenceStore {
   #probeSeenAt = 0;
   #subReadyBefore = false;
   #down = false;
+  #closing = false;
 
   constructor(options: RedisEngineOptions) {
     this.#options = options;
@@ -132,7 +133,8 @@ class RedisEngine implements Engine, Broker, PresenceStore {
     this.#sub = new Redis(options.url, { ...common, autoResubscribe: false, connectionName: `chorus-${options.nodeId}-sub` });
     this.#defineCommands();
     for (const [name, client] of [['commands', this.#cmd], ['pubsub', this.#sub]] as const) {
-      client.on('error', (error: NodeJS.ErrnoException) => this.#onError(name, error));
+      client.on('error', (error: NodeJS.ErrnoException) => this.#onDown(name, 'redis unreachable; retrying with backoff', error));
+      client.on('close', () => this.#onDown(name, 'redis connection lost; reconnecting with backoff'));
       client.on('ready', () => this.#onReady(name));
     }
     this.#sub.on('messageBuffer', (channel: Buffer, message: Buffer) => this.#onMessage(channel.toString(), message));
@@ -154,10 +156,11 @@ class RedisEngine implements Engine, Broker, PresenceStore {
 
   // ---- connection state -----------------------------------------------------------------------
 
-  #onError(connection: string, error: NodeJS.ErrnoException): void {
-    if (this.#down) return;
+  /** Logs an outage once (not once per retry); #onReady logs the return. */
+  #onDown(connection: string, message: string, error?: NodeJS.ErrnoException): void {
+    if (this.#down || this.#closing) return;
     this.#down = true;
-    this.#log.warn({ connection, url: safeUrl(this.#options.url), code: error.code, message: error.message }, 'redis unreachable; retrying with backoff');
+    this.#log.warn({ connection, url: safeUrl(this.#options.url), code: error?.code }, message);
   }
 
   #onReady(connection: 'commands' | 'pubsub'): void {
@@ -167,7 +170,10 @@ class RedisEngine implements Engine, Broker, PresenceStore {
     }
     if (connection !== 'pubsub') return;
     // Whatever was published while the pub/sub connection was away is lost to this node.
-    if (this.#subReadyBefore) for (const attachment of this.#attached.values()) this.#gap(attachment);
+    if (this.#subReadyBefore) {
+      this.#log.warn({ channels: this.#attached.size }, 'redis pub/sub reconnected; subscribers of its channels resume from history');
+      for (const attachment of this.#attached.values()) this.#gap(attachment);
+    }
     this.#subReadyBefore = true;
     const channels = [this.#probeChannel, ...this.#attached.keys()];
     const subscribed = this.#sub.subscribe(...channels).then(() => undefined);
@@ -202,7 +208,7 @@ class RedisEngine implements Engine, Broker, PresenceStore {
     const keys = keysOf(message.appId, message.channel);
     const policy = this.#options.policy(message.appId, message.channel);
     const hasMsgId = message.msgId !== undefined;
-    const [offset, epoch, duplicate] = await this.#cmd.chorusPublish(
+    const [offset, epoch, duplicate] = await (await this.#commands()).chorusPublish(
       keys.meta,
       keys.stream,
       hasMsgId ? `${keys.msgIdPrefix}${message.msgId}` : keys.meta,
@@ -219,14 +225,14 @@ class RedisEngine implements Engine, Broker, PresenceStore {
   }
 
   async publishPresence(change: PresencePublication): Promise<void> {
-    await this.#cmd.publish(keysOf(change.appId, change.channel).pubsub, encodePresence(change));
+    await (await this.#commands()).publish(keysOf(change.appId, change.channel).pubsub, encodePresence(change));
   }
 
   async history(appId: string, channel: string, query: HistoryQuery): Promise<HistoryPage> {
     const keys = keysOf(appId, channel);
     const policy = this.#options.policy(appId, channel);
     const since = query.since;
-    const [epochBuffer, offsetBuffer, entries] = await this.#cmd.chorusHistoryBuffer(
+    const [epochBuffer, offsetBuffer, entries] = await (await this.#commands()).chorusHistoryBuffer(
       keys.meta,
       keys.stream,
       newEpoch(),
@@ -256,8 +262,33 @@ class RedisEngine implements Engine, Broker, PresenceStore {
     const attachment: Attachment = { appId, channel, subscribed: Promise.resolve(), epoch: undefined, lastOffset: 0 };
     // Registered even when Redis is away: the next 'ready' subscribes it.
     this.#attached.set(pubsub, attachment);
-    attachment.subscribed = this.#sub.status === 'ready' ? this.#sub.subscribe(pubsub).then(() => undefined) : Promise.reject(new Error('redis pub/sub is not connected'));
+    attachment.subscribed = this.#ready(this.#sub).then(() => this.#sub.subscribe(pubsub).then(() => undefined));
     return attachment.subscribed;
+  }
+
+  /**
+   * Resolves when the connection is ready, waiting a little for a (re)connect in progress, so
+   * a node that just started or a short Redis blip does not fail commands at once.
+   */
+  #ready(client: Redis, waitMs = 3_000): Promise<void> {
+    if (client.status === 'ready') return Promise.resolve();
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        client.off('ready', onReady);
+        reject(new Error('redis is not connected'));
+      }, waitMs);
+      const onReady = (): void => {
+        clearTimeout(timer);
+        resolve();
+      };
+      client.once('ready', onReady);
+    });
+  }
+
+  /** The command connection, once ready. */
+  async #commands(): Promise<CommandClient> {
+    await this.#ready(this.#cmd);
+    return this.#cmd;
   }
 
   detach(appId: string, channel: string): void {
@@ -296,7 +327,7 @@ class RedisEngine implements Engine, Broker, PresenceStore {
   async join(appId: string, channel: string, connectionId: string, member: Member, maxMembers: number): Promise<Member[] | undefined> {
     const keys = keysOf(appId, channel);
     const value = JSON.stringify({ j: Date.now(), m: member });
-    const roster = await this.#cmd.chorusPresenceJoin(keys.presence, keys.members, connectionId, value, this.#presenceTtlMs, maxMembers, META_TTL_SECONDS);
+    const roster = await (await this.#commands()).chorusPresenceJoin(keys.presence, keys.members, connectionId, value, this.#presenceTtlMs, maxMembers, META_TTL_SECONDS);
     if (!roster) return undefined;
     this.#members.set(`${keys.presence}\0${connectionId}`, { presence: keys.presence, members: keys.members, connectionId });
     return parseRoster(roster);
@@ -305,12 +336,12 @@ class RedisEngine implements Engine, Broker, PresenceStore {
   async leave(appId: string, channel: string, connectionId: string): Promise<Member[]> {
     const keys = keysOf(appId, channel);
     this.#members.delete(`${keys.presence}\0${connectionId}`);
-    return parseRoster(await this.#cmd.chorusPresenceLeave(keys.presence, keys.members, connectionId));
+    return parseRoster(await (await this.#commands()).chorusPresenceLeave(keys.presence, keys.members, connectionId));
   }
 
   async members(appId: string, channel: string): Promise<Member[]> {
     const keys = keysOf(appId, channel);
-    return parseRoster(await this.#cmd.chorusPresenceMembers(keys.presence, keys.members));
+    return parseRoster(await (await this.#commands()).chorusPresenceMembers(keys.presence, keys.members));
   }
 
   #refreshMembers(): void {
@@ -329,7 +360,7 @@ class RedisEngine implements Engine, Broker, PresenceStore {
 
   async stats(): Promise<ClusterStats> {
     const local = this.#options.localStats();
-    const reports = await this.#cmd.hgetall(NODES_KEY);
+    const reports = await (await this.#commands()).hgetall(NODES_KEY);
     const fresh = Date.now() - 3 * NODE_REPORT_MS;
     const totals = { nodes: 1, ...local };
     for (const [nodeId, report] of Object.entries(reports)) {
@@ -344,6 +375,7 @@ class RedisEngine implements Engine, Broker, PresenceStore {
   }
 
   async close(): Promise<void> {
+    this.#closing = true;
     for (const timer of this.#timers) clearInterval(timer);
     if (this.#cmd.status === 'ready') await this.#cmd.hdel(NODES_KEY, this.#options.nodeId).catch(() => undefined);
     this.#sub.disconnect();

@@ -1,0 +1,117 @@
+/**
+ * examples/game (Pong) in headless Chromium: the first window hosts, the second plays the right
+ * paddle, a third watches. The receiving windows must measure at least 30 state updates a
+ * second; the right player's mouse moves its paddle in the host's game, the host's keys move its
+ * paddle on the others' screens; when the host leaves, the next window takes over.
+ * Screenshots: test-results/example-game-*.png.
+ */
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import type { Browser, Page } from 'playwright-core';
+import type { ChorusServer } from '../src/index.ts';
+import { launchChromium } from './browser.ts';
+import { type AppPage, openApp, screenshot, waitFor } from './example-pages.ts';
+import { startTestServer } from './helpers.ts';
+
+const MIN_UPDATES_PER_SECOND = 30;
+
+/** What the page exposes as `window.pong`. */
+interface PongView {
+  role: string;
+  updatesPerSecond: number;
+  framesPerSecond: number;
+  state: { seq: number; ball: number[]; paddles: number[]; score: number[]; waiting: boolean; players: string[] };
+}
+
+describe('examples/game in headless Chromium', { timeout: 60_000 }, () => {
+  let server: ChorusServer;
+  let browser: Browser;
+  let base: string;
+  const pages: AppPage[] = [];
+
+  before(async () => {
+    server = await startTestServer();
+    base = `http://127.0.0.1:${server.port}`;
+    browser = await launchChromium();
+  });
+
+  after(async () => {
+    for (const { context } of pages) await context.close().catch(() => undefined);
+    await browser?.close().catch(() => undefined);
+    await server?.close();
+  });
+
+  async function open(room: string, role: string): Promise<AppPage> {
+    const app = await openApp(browser, `${base}/examples/game/#${room}`);
+    pages.push(app);
+    await waitFor(`the role "${role}"`, async () => (await view(app.page)).role === role);
+    return app;
+  }
+
+  it('plays at 30+ updates a second between windows, with each player’s input', { timeout: 30_000 }, async () => {
+    const room = `test-${Date.now().toString(36)}`;
+    const a = await open(room, 'host');
+    const b = await open(room, 'right');
+    const c = await open(room, 'spectator');
+    assert.equal(await a.page.getByTestId('role').innerText(), 'Left paddle (host)');
+    assert.equal(await b.page.getByTestId('role').innerText(), 'Right paddle');
+    assert.equal(await c.page.getByTestId('role').innerText(), 'Watching');
+
+    // The game is on: the ball moves, and the receivers count 30+ states a second, every time we look.
+    await waitFor('the game running in B', async () => {
+      const { state } = await view(b.page);
+      return !state.waiting && state.players.length === 2;
+    });
+    // The meter counts the last second: give the windows that second.
+    await new Promise((resolve) => setTimeout(resolve, 1100));
+    const samples: Array<{ b: number; c: number; sent: number; fps: number; seq: number; ball: string }> = [];
+    for (let i = 0; i < 4; i += 1) {
+      const [vb, vc, va] = [await view(b.page), await view(c.page), await view(a.page)];
+      samples.push({ b: vb.updatesPerSecond, c: vc.updatesPerSecond, sent: va.updatesPerSecond, fps: vb.framesPerSecond, seq: vb.state.seq, ball: vb.state.ball.slice(0, 2).join() });
+      await new Promise((resolve) => setTimeout(resolve, 400));
+    }
+    for (const sample of samples) {
+      assert.ok(sample.b >= MIN_UPDATES_PER_SECOND, `B received ≥ ${MIN_UPDATES_PER_SECOND}/s: ${JSON.stringify(samples)}`);
+      assert.ok(sample.c >= MIN_UPDATES_PER_SECOND, `C received ≥ ${MIN_UPDATES_PER_SECOND}/s: ${JSON.stringify(samples)}`);
+      assert.ok(sample.sent >= MIN_UPDATES_PER_SECOND, `A sent ≥ ${MIN_UPDATES_PER_SECOND}/s: ${JSON.stringify(samples)}`);
+    }
+    assert.ok(new Set(samples.map((s) => s.ball)).size > 1, `the ball moves: ${JSON.stringify(samples)}`);
+    assert.ok(samples.every((s, i) => i === 0 || s.seq > (samples[i - 1]?.seq ?? 0)), 'states keep coming in order');
+    assert.ok(Number(await b.page.getByTestId('ups').innerText()) >= MIN_UPDATES_PER_SECOND, 'the page shows the rate');
+
+    // B's mouse moves B's paddle in A's game (and so on everyone's screen).
+    const box = await b.page.getByTestId('canvas').boundingBox();
+    assert.ok(box);
+    await b.page.mouse.move(box.x + box.width / 2, box.y + box.height * 0.2, { steps: 5 });
+    await waitFor('B’s paddle up in A', async () => Math.abs(((await view(a.page)).state.paddles[1] ?? 0) - 100) < 2);
+    await waitFor('… and on C’s screen', async () => Math.abs(((await view(c.page)).state.paddles[1] ?? 0) - 100) < 2);
+    await b.page.mouse.move(box.x + box.width / 2, box.y + box.height * 0.8, { steps: 5 });
+    await waitFor('B’s paddle down in A', async () => Math.abs(((await view(a.page)).state.paddles[1] ?? 0) - 400) < 2);
+
+    // The host's keyboard moves the host's paddle on B's screen.
+    const before = (await view(b.page)).state.paddles[0] ?? 0;
+    await a.page.keyboard.down('ArrowDown');
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    await a.page.keyboard.up('ArrowDown');
+    await waitFor('A’s paddle lower in B', async () => ((await view(b.page)).state.paddles[0] ?? 0) > before + 50);
+
+    await screenshot(a.page, 'example-game-A');
+    await screenshot(b.page, 'example-game-B');
+    await screenshot(c.page, 'example-game-C');
+
+    // The host leaves: B hosts now, and C plays.
+    await a.context.close();
+    await waitFor('B takes over', async () => (await view(b.page)).role === 'host');
+    await waitFor('C plays', async () => (await view(c.page)).role === 'right');
+    await waitFor('the game running again in C', async () => (await view(c.page)).updatesPerSecond >= MIN_UPDATES_PER_SECOND);
+
+    for (const { problems } of pages) assert.deepEqual(problems, []);
+  });
+});
+
+function view(page: Page): Promise<PongView> {
+  return page.evaluate<PongView>(`(() => {
+    const { role, updatesPerSecond, framesPerSecond, state } = window.pong;
+    return { role, updatesPerSecond, framesPerSecond, state };
+  })()`);
+}
