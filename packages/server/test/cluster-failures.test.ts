@@ -82,7 +82,7 @@ describe('Redis engine failures', { timeout: 120_000 }, () => {
     const [a, b] = nodes as [Node, Node];
     const admin = redis.client();
     cleanups.push(() => void admin.disconnect());
-    const pubsubClients = async (): Promise<number> => (String(await admin.client('LIST', 'TYPE', 'pubsub')).match(/^id=/gm) ?? []).length;
+    const pubsubClients = async (): Promise<number> => (String(await admin.call('CLIENT', 'LIST', 'TYPE', 'pubsub')).match(/^id=/gm) ?? []).length;
     const received = await subscriber(client(a.port), 'killed');
     const total = 300;
     let kills = 0;

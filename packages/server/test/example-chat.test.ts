@@ -43,6 +43,23 @@ describe('examples/chat in headless Chromium', { timeout: 60_000 }, () => {
     return app;
   }
 
+  it('is linked from the index, with the other examples', { timeout: 20_000 }, async () => {
+    const index = await open(`${base}/`, { waitForLive: false });
+    assert.equal(index.page.url(), `${base}/examples/`);
+    const cards = index.page.locator('[data-testid="example-list"] .example');
+    const listed = await Promise.all((await cards.all()).map((card) => card.getAttribute('data-example')));
+    assert.deepEqual(listed, ['chat', 'notifications', 'whiteboard', 'game', 'basic']);
+    for (const app of ['chat', 'notifications', 'whiteboard', 'game']) {
+      await index.page.goto(`${base}/examples/`);
+      await index.page.locator(`[data-example="${app}"] a`).click();
+      await index.page.waitForURL(`${base}/examples/${app}/`);
+      await statusIs(index.page, 'live');
+    }
+    await index.page.goto(`${base}/examples/`);
+    await screenshot(index.page, 'example-index');
+    assert.deepEqual(index.problems, []);
+  });
+
   it('chats between windows: nicknames, presence, typing, history, and a reconnect that loses nothing', { timeout: 30_000 }, async () => {
     const room = `test-${Date.now().toString(36)}`;
     // A goes through the proxy, so its network can be cut; B and C connect directly.
@@ -106,6 +123,7 @@ describe('examples/chat in headless Chromium', { timeout: 60_000 }, () => {
     await waitFor('everything in A, once, in order', async () => same(await confirmed(a.page), expected));
     await waitFor('the offline message in B, once', async () => same(await confirmed(b.page), expected));
     assert.equal(await a.page.locator('#pending [data-testid="message"]').count(), 0, 'nothing left pending');
+    assert.equal(await a.page.getByTestId('typing').innerText(), '', 'typing events replayed after the reconnect are old news');
     const seen = await a.page.evaluate<string[]>('window.statusSeen');
     assert.ok(seen.indexOf('reconnecting') < seen.lastIndexOf('live'), `reconnecting, then live: ${seen.join(' → ')}`);
     await waitFor('A told the user it caught up', async () => (await texts(a.page, 'toast')).some((t) => /Back online: 3 missed messages recovered/.test(t)));
