@@ -10,6 +10,7 @@ import { extname } from 'node:path';
 import { Ajv, type ErrorObject } from 'ajv';
 import { parse as parseYaml } from 'yaml';
 import type { TokenKeyConfig } from './auth.js';
+import { configSchema } from './config-schema.js';
 import { compileMessageSchema } from './validation.js';
 
 export interface Limits {
@@ -176,109 +177,6 @@ export interface AppConfigInput {
 export class ConfigError extends Error {
   override name = 'ConfigError';
 }
-
-const limitsSchema = {
-  type: 'object',
-  additionalProperties: false,
-  properties: {
-    maxMessageSize: { type: 'integer', minimum: 1, maximum: 100 * 1024 * 1024 },
-    maxPendingBytes: { type: 'integer', minimum: 1024 },
-    maxChannelsPerConnection: { type: 'integer', minimum: 1 },
-    maxHistoryLimit: { type: 'integer', minimum: 1, maximum: 10_000 },
-    maxConnections: { type: 'integer', minimum: 1 },
-    maxConnectionsPerIp: { type: 'integer', minimum: 1 },
-    messagesPerSecond: { type: 'number', minimum: 0 },
-    messageBurst: { type: 'integer', minimum: 1 },
-    maxPresenceMembers: { type: 'integer', minimum: 1 },
-  },
-} as const;
-
-const historySchema = {
-  type: 'object',
-  additionalProperties: false,
-  properties: {
-    size: { type: 'integer', minimum: 0, maximum: 100_000 },
-    ttlSeconds: { type: 'integer', minimum: 1 },
-  },
-} as const;
-
-const configSchema = {
-  type: 'object',
-  additionalProperties: false,
-  properties: {
-    port: { type: 'integer', minimum: 0, maximum: 65535 },
-    host: { type: 'string', minLength: 1 },
-    logLevel: { enum: ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] },
-    heartbeatIntervalMs: { type: 'integer', minimum: 100 },
-    shutdownTimeoutMs: { type: 'integer', minimum: 0 },
-    connectTimeoutMs: { type: 'integer', minimum: 100 },
-    headersTimeoutMs: { type: 'integer', minimum: 100 },
-    handshakeTimeoutMs: { type: 'integer', minimum: 100 },
-    closeTimeoutMs: { type: 'integer', minimum: 100 },
-    tokenGraceMs: { type: 'integer', minimum: 0 },
-    engine: {
-      type: 'object',
-      additionalProperties: false,
-      required: ['type'],
-      properties: {
-        type: { enum: ['memory', 'redis'] },
-        url: { type: 'string', pattern: '^rediss?://' },
-        probeIntervalMs: { type: 'integer', minimum: 100 },
-        presenceTtlMs: { type: 'integer', minimum: 1000 },
-      },
-    },
-    tls: {
-      type: 'object',
-      additionalProperties: false,
-      required: ['cert', 'key'],
-      properties: { cert: { type: 'string', minLength: 1 }, key: { type: 'string', minLength: 1 } },
-    },
-    examples: { type: 'boolean' },
-    limits: limitsSchema,
-    history: historySchema,
-    apps: {
-      type: 'array',
-      minItems: 1,
-      items: {
-        type: 'object',
-        additionalProperties: false,
-        required: ['id', 'key', 'secret'],
-        properties: {
-          id: { type: 'string', pattern: '^[A-Za-z0-9_-]{1,64}$' },
-          key: { type: 'string', minLength: 8, maxLength: 256 },
-          secret: { type: 'string', minLength: 16, maxLength: 1024 },
-          allowedOrigins: { type: 'array', items: { type: 'string', minLength: 1 } },
-          allowAnonymous: { type: 'boolean' },
-          limits: limitsSchema,
-          history: historySchema,
-          tokenKeys: {
-            type: 'array',
-            items: {
-              type: 'object',
-              additionalProperties: false,
-              required: ['kid', 'alg'],
-              properties: {
-                kid: { type: 'string', minLength: 1, maxLength: 128 },
-                alg: { enum: ['HS256', 'HS384', 'HS512', 'RS256', 'RS384', 'RS512', 'ES256', 'ES384', 'ES512', 'EdDSA'] },
-                secret: { type: 'string', minLength: 16 },
-                publicKey: { type: 'string', minLength: 1 },
-              },
-            },
-          },
-          channels: {
-            type: 'array',
-            items: {
-              type: 'object',
-              additionalProperties: false,
-              required: ['pattern'],
-              properties: { pattern: { type: 'string', pattern: '^[A-Za-z0-9_*-]{1,128}$' }, history: historySchema, schema: { type: 'object' } },
-            },
-          },
-        },
-      },
-    },
-  },
-} as const;
 
 const validateInput = new Ajv({ allErrors: false, strict: true }).compile<ChorusConfigInput>(configSchema);
 
