@@ -194,8 +194,8 @@ describe('chorus connect (non-interactive)', () => {
       [['connect', 'ws://localhost/v4/x', '--wait', 'soon'], /--wait takes milliseconds/],
       [['connect', 'ws://localhost/v4/x', 'extra'], /unexpected argument "extra"/],
     ];
-    for (const [args, message] of cases) {
-      const r = run(args);
+    const runs = cases.map(([args, message]) => ({ args, message, r: run(args) }));
+    for (const { args, message, r } of runs) {
       assert.equal(await r.exited(), 2, args.join(' '));
       assert.match(r.stderr(), message);
     }

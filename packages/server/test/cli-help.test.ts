@@ -31,17 +31,15 @@ describe('chorus help', () => {
 
   for (const [command, flags] of Object.entries(FLAGS)) {
     it(`chorus ${command} --help (and chorus help ${command}) shows its usage, flags and exit codes`, async () => {
-      const r = run([command, '--help']);
+      const [r, viaHelp, short] = [run([command, '--help']), run(['help', command]), run([command, '-h'])];
       assert.equal(await r.exited(), 0);
       assert.equal(r.stderr(), '');
       assert.match(r.stdout(), new RegExp(`^Usage: chorus ${command}\\b`));
       assert.match(r.stdout(), /Exit codes/);
       for (const flag of flags) assert.ok(r.stdout().includes(flag), `${command} --help mentions ${flag}`);
       assert.ok(r.stdout().includes('-h, --help'));
-      const viaHelp = run(['help', command]);
       assert.equal(await viaHelp.exited(), 0);
       assert.equal(viaHelp.stdout(), r.stdout());
-      const short = run([command, '-h']);
       assert.equal(await short.exited(), 0);
       assert.equal(short.stdout(), r.stdout());
     });
@@ -54,8 +52,8 @@ describe('chorus help', () => {
   });
 
   it('-v and --version print the package version, on every command', async () => {
-    for (const args of [['-v'], ['--version'], ['connect', '-v'], ['token', '--version'], ['bench', '-v']]) {
-      const r = run(args);
+    const runs = [['-v'], ['--version'], ['connect', '-v'], ['token', '--version'], ['bench', '-v']].map((args) => ({ args, r: run(args) }));
+    for (const { args, r } of runs) {
       assert.equal(await r.exited(), 0, args.join(' '));
       assert.equal(r.stdout(), `${version}\n`);
     }
@@ -68,10 +66,10 @@ describe('chorus help', () => {
     r = run(['help', 'frobnicate']);
     assert.equal(await r.exited(), 2);
     assert.match(r.stderr(), /no help for "frobnicate"; commands: serve, connect, publish, token, bench/);
-    for (const command of ['connect', 'publish', 'token', 'serve']) {
-      r = run([command, '--bogus']);
-      assert.equal(await r.exited(), 2, command);
-      assert.match(r.stderr(), new RegExp(`Unknown option '--bogus'.*\\nRun "chorus help ${command}" for usage\\.`, 's'));
+    const runs = ['connect', 'publish', 'token', 'serve'].map((command) => ({ command, r: run([command, '--bogus']) }));
+    for (const { command, r: bogus } of runs) {
+      assert.equal(await bogus.exited(), 2, command);
+      assert.match(bogus.stderr(), new RegExp(`Unknown option '--bogus'.*\\nRun "chorus help ${command}" for usage\\.`, 's'));
     }
   });
 
@@ -83,8 +81,8 @@ describe('chorus help', () => {
       [['serve', 'extra'], /unexpected argument "extra"/],
       [['token'], /token needs --channel NAME \(channel token\) or --user ID \(connection token\)/],
     ];
-    for (const [args, message] of cases) {
-      const r = run(args);
+    const runs = cases.map(([args, message]) => ({ args, message, r: run(args) }));
+    for (const { args, message, r } of runs) {
       assert.equal(await r.exited(), 2, args.join(' '));
       assert.match(r.stderr(), message);
     }

@@ -70,6 +70,14 @@ describe('chorus publish', () => {
     assert.match(r.stderr(), /publish-config\.yaml: no app with id "nope" \(apps: test, other\)/);
   });
 
+  it('a config without apps still says where the server is (its port); key and secret from flags', async () => {
+    const config = writeTemp('port-only.json', { port: server.port, logLevel: 'silent' });
+    const client = await subscriber('cli-port');
+    const r = run(['publish', 'cli-port', 'port from the config', '-c', config, '--host', '127.0.0.1', '--key', TEST_APP.key, '--secret', TEST_APP.secret]);
+    assert.equal(await r.exited(), 0, r.stderr());
+    assert.equal((await client.messages(1))[0]?.text, 'port from the config');
+  });
+
   it('a wrong secret: exit 1 with the HTTP status and coded error, and the secret is not printed', async () => {
     const r = run(['publish', 'cli-auth', 'x', '--url', url, '--key', TEST_APP.key, '--secret', 'wrong-secret-0123456789']);
     assert.equal(await r.exited(), 1);

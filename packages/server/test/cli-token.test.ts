@@ -67,8 +67,10 @@ describe('chorus token', () => {
   });
 
   it('--ttl takes seconds or a time span', async () => {
-    for (const [ttl, seconds] of [['90', 90], ['15m', 900], ['2h', 7200], ['7d', 604800], ['1 week', 604800]] as const) {
-      const payload = decodeJwt(await mint(['--channel', 'room', '--ttl', ttl, '--secret', TEST_APP.secret]));
+    const spans = [['90', 90], ['15m', 900], ['2h', 7200], ['7d', 604800], ['1 week', 604800]] as const;
+    const tokens = await Promise.all(spans.map(([ttl]) => mint(['--channel', 'room', '--ttl', ttl, '--secret', TEST_APP.secret])));
+    for (const [index, [ttl, seconds]] of spans.entries()) {
+      const payload = decodeJwt(tokens[index] ?? '');
       assert.equal((payload.exp ?? 0) - (payload.iat ?? 0), seconds, ttl);
     }
   });
@@ -107,8 +109,8 @@ describe('chorus token', () => {
       [['--user', 'u', '--ttl', '0', '--secret', TEST_APP.secret], /--ttl takes a positive time span/],
       [['--user', 'u'], /token needs the app secret: --secret, CHORUS_SECRET or --config FILE/],
     ];
-    for (const [args, message] of cases) {
-      const r = run(['token', ...args]);
+    const runs = cases.map(([args, message]) => ({ args, message, r: run(['token', ...args]) }));
+    for (const { args, message, r } of runs) {
       assert.equal(await r.exited(), 2, args.join(' '));
       assert.match(r.stderr(), message);
       assert.equal(r.stdout(), '');

@@ -107,21 +107,21 @@ export async function resolveApp(flags: AppFlags): Promise<AppCredentials> {
   if (flags.app !== undefined && !flagFile && !envFile) throw new UsageError('--app needs a config file: --config FILE or CHORUS_CONFIG');
   const file = flagFile ?? envFile;
   return {
-    key: flags.key ?? flagFile?.app.key ?? env['CHORUS_KEY'] ?? envFile?.app.key,
-    secret: flags.secret ?? flagFile?.app.secret ?? env['CHORUS_SECRET'] ?? envFile?.app.secret,
+    key: flags.key ?? flagFile?.app?.key ?? env['CHORUS_KEY'] ?? envFile?.app?.key,
+    secret: flags.secret ?? flagFile?.app?.secret ?? env['CHORUS_SECRET'] ?? envFile?.app?.secret,
     app: file?.app,
     config: file?.config,
   };
 }
 
-async function readApp(path: string, appId: string | undefined): Promise<{ app: AppConfigInput; config: ChorusConfigInput }> {
+async function readApp(path: string, appId: string | undefined): Promise<{ app: AppConfigInput | undefined; config: ChorusConfigInput }> {
   const { ConfigError, loadConfigFile } = await import('../config.js');
   const config = await loadConfigFile(path);
-  if (typeof config !== 'object' || config === null || !Array.isArray(config.apps) || config.apps.length === 0) {
-    throw new ConfigError(`${path}: has no apps (the key and secret are generated at each start then; pass --key and --secret)`);
-  }
-  const app = appId === undefined ? config.apps[0] : config.apps.find((candidate) => candidate.id === appId);
-  if (!app) throw new ConfigError(`${path}: no app with id "${appId}" (apps: ${config.apps.map((candidate) => candidate.id).join(', ')})`);
+  if (typeof config !== 'object' || config === null || Array.isArray(config)) throw new ConfigError(`${path}: must be an object`);
+  // A config without apps still says where the server is; its key and secret are generated at each start.
+  const apps = Array.isArray(config.apps) ? config.apps : [];
+  const app = appId === undefined ? apps[0] : apps.find((candidate) => candidate.id === appId);
+  if (appId !== undefined && !app) throw new ConfigError(`${path}: no app with id "${appId}" (apps: ${apps.map((candidate) => candidate.id).join(', ') || 'none'})`);
   return { app, config };
 }
 

@@ -29,8 +29,8 @@ export const CONNECT_USAGE = `Usage: chorus connect URL [options]
 
 Opens a WebSocket, prints every frame the server sends and sends every line you type.
 URL is a full ws:// or wss:// URL, either dialect:
-  ws://localhost:8080/v4/CHANNEL?api_key=KEY[&notify_self][&presence]   raw channel
-  ws://localhost:8080/v1/connect?key=KEY                                protocol v1 (type JSON commands)
+  ws://localhost:8080/v4/CHANNEL?api_key=KEY[&notify_self][&presence]   a raw channel
+  ws://localhost:8080/v1/connect?key=KEY         protocol v1: type JSON commands
 A bare CHANNEL stands for the raw channel ws://<server>/v4/CHANNEL?api_key=<key>, with the
 server from --url/--host/--port (default localhost:8080) and the key from --key or --config.
 

@@ -21,8 +21,9 @@ import {
 export const PUBLISH_USAGE = `Usage: chorus publish CHANNEL MESSAGE [options]
 
 Publishes MESSAGE to CHANNEL through the server's REST API (POST /api/publish with the app's
-key and secret). Every connection on the channel receives it as one text frame: raw-channel
-sockets the text itself, protocol v1 subscribers a "pub" with event "message".
+key and secret). Every connection on the channel receives it: raw-channel sockets as one text
+frame, protocol v1 subscribers as a "pub" (event "message", or the event of a JSON
+{"event", "data"} message; see docs/protocol.md, Payloads).
 
 Arguments:
   CHANNEL               Channel name: [A-Za-z0-9_-], 1 to 128 characters
