@@ -28,7 +28,14 @@ export default tseslint.config(
   },
   {
     files: ['examples/**/*.js', 'examples/**/*.mjs'],
-    languageOptions: { globals: { window: 'readonly', document: 'readonly', console: 'readonly', WebSocket: 'readonly', fetch: 'readonly', location: 'readonly', Blob: 'readonly' } },
+    languageOptions: {
+      globals: {
+        window: 'readonly', document: 'readonly', console: 'readonly', WebSocket: 'readonly', fetch: 'readonly', location: 'readonly', Blob: 'readonly',
+        navigator: 'readonly', localStorage: 'readonly', sessionStorage: 'readonly', performance: 'readonly', URLSearchParams: 'readonly',
+        setTimeout: 'readonly', clearTimeout: 'readonly', setInterval: 'readonly', clearInterval: 'readonly',
+        requestAnimationFrame: 'readonly', cancelAnimationFrame: 'readonly', CustomEvent: 'readonly',
+      },
+    },
   },
   {
     files: ['scripts/**/*.mjs', 'packages/*/bin/*.mjs', '*.js'],

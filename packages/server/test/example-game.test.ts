@@ -16,6 +16,14 @@ import { startTestServer } from './helpers.ts';
 const MIN_UPDATES_PER_SECOND = 30;
 
 /** What the page exposes as `window.pong`. */
+interface Sample {
+  sent: number;
+  received: number;
+  fps: number;
+  seq: number;
+  ball: string;
+}
+
 interface PongView {
   role: string;
   updatesPerSecond: number;
@@ -52,32 +60,39 @@ describe('examples/game in headless Chromium', { timeout: 60_000 }, () => {
     const room = `test-${Date.now().toString(36)}`;
     const a = await open(room, 'host');
     const b = await open(room, 'right');
-    const c = await open(room, 'spectator');
     assert.equal(await a.page.getByTestId('role').innerText(), 'Left paddle (host)');
     assert.equal(await b.page.getByTestId('role').innerText(), 'Right paddle');
-    assert.equal(await c.page.getByTestId('role').innerText(), 'Watching');
-
-    // The game is on: the ball moves, and the receivers count 30+ states a second, every time we look.
     await waitFor('the game running in B', async () => {
       const { state } = await view(b.page);
       return !state.waiting && state.players.length === 2;
     });
-    // The meter counts the last second: give the windows that second.
-    await new Promise((resolve) => setTimeout(resolve, 1100));
-    const samples: Array<{ b: number; c: number; sent: number; fps: number; seq: number; ball: string }> = [];
-    for (let i = 0; i < 4; i += 1) {
-      const [vb, vc, va] = [await view(b.page), await view(c.page), await view(a.page)];
-      samples.push({ b: vb.updatesPerSecond, c: vc.updatesPerSecond, sent: va.updatesPerSecond, fps: vb.framesPerSecond, seq: vb.state.seq, ball: vb.state.ball.slice(0, 2).join() });
-      await new Promise((resolve) => setTimeout(resolve, 400));
+
+    // The pages' meters count the last second. Look every 250 ms until 2 s in a row show A sending
+    // and B receiving at least 30 states a second. (A stretch within a deadline rather than one
+    // look: a loaded test machine can starve the browsers' timers for a moment.)
+    const samples: Sample[] = [];
+    let streak = 0;
+    try {
+      await waitFor('2 s in a row of 30+ updates a second', async () => {
+        await new Promise((resolve) => setTimeout(resolve, 250));
+        const [va, vb] = [await view(a.page), await view(b.page)];
+        const sample = { sent: va.updatesPerSecond, received: vb.updatesPerSecond, fps: vb.framesPerSecond, seq: vb.state.seq, ball: vb.state.ball.slice(0, 2).join() };
+        samples.push(sample);
+        streak = sample.sent >= MIN_UPDATES_PER_SECOND && sample.received >= MIN_UPDATES_PER_SECOND ? streak + 1 : 0;
+        return streak >= 8;
+      }, 15_000);
+    } catch (error) {
+      throw new Error(`${String(error)}; samples: ${JSON.stringify(samples)}`, { cause: error });
     }
-    for (const sample of samples) {
-      assert.ok(sample.b >= MIN_UPDATES_PER_SECOND, `B received ≥ ${MIN_UPDATES_PER_SECOND}/s: ${JSON.stringify(samples)}`);
-      assert.ok(sample.c >= MIN_UPDATES_PER_SECOND, `C received ≥ ${MIN_UPDATES_PER_SECOND}/s: ${JSON.stringify(samples)}`);
-      assert.ok(sample.sent >= MIN_UPDATES_PER_SECOND, `A sent ≥ ${MIN_UPDATES_PER_SECOND}/s: ${JSON.stringify(samples)}`);
-    }
-    assert.ok(new Set(samples.map((s) => s.ball)).size > 1, `the ball moves: ${JSON.stringify(samples)}`);
-    assert.ok(samples.every((s, i) => i === 0 || s.seq > (samples[i - 1]?.seq ?? 0)), 'states keep coming in order');
+    const stretch = samples.slice(-8);
+    assert.ok(new Set(stretch.map((s) => s.ball)).size > 1, `the ball moves: ${JSON.stringify(stretch)}`);
+    assert.ok(stretch.every((s, i) => i === 0 || s.seq > (stretch[i - 1]?.seq ?? 0)), 'states keep coming, in order');
     assert.ok(Number(await b.page.getByTestId('ups').innerText()) >= MIN_UPDATES_PER_SECOND, 'the page shows the rate');
+
+    // A third window watches, at the same rate.
+    const c = await open(room, 'spectator');
+    assert.equal(await c.page.getByTestId('role').innerText(), 'Watching');
+    await waitFor('30+ updates a second in C', async () => (await view(c.page)).updatesPerSecond >= MIN_UPDATES_PER_SECOND, 10_000);
 
     // B's mouse moves B's paddle in A's game (and so on everyone's screen).
     const box = await b.page.getByTestId('canvas').boundingBox();
@@ -103,7 +118,7 @@ describe('examples/game in headless Chromium', { timeout: 60_000 }, () => {
     await a.context.close();
     await waitFor('B takes over', async () => (await view(b.page)).role === 'host');
     await waitFor('C plays', async () => (await view(c.page)).role === 'right');
-    await waitFor('the game running again in C', async () => (await view(c.page)).updatesPerSecond >= MIN_UPDATES_PER_SECOND);
+    await waitFor('the game running again in C', async () => (await view(c.page)).updatesPerSecond >= MIN_UPDATES_PER_SECOND, 10_000);
 
     for (const { problems } of pages) assert.deepEqual(problems, []);
   });

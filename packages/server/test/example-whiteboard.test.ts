@@ -74,9 +74,36 @@ describe('examples/whiteboard in headless Chromium', { timeout: 60_000 }, () => 
     assert.ok((await ink(c.page)) > 2000, 'there is a drawing to see');
     await screenshot(c.page, 'example-whiteboard-C-late-joiner');
 
+    // A drawing far bigger than one message (the server's limit is 64 KiB) reaches a late joiner
+    // in parts: 40 long strokes of 400 points each (~110 KB), drawn with synthetic pointer events.
+    await a.page.evaluate(`(() => {
+      const canvas = document.querySelector('[data-testid="canvas"]');
+      const rect = canvas.getBoundingClientRect();
+      const fire = (type, fx, fy) => canvas.dispatchEvent(new PointerEvent(type, {
+        bubbles: true, button: 0, buttons: type === 'pointerup' ? 0 : 1, pointerId: 1, pointerType: 'mouse', isPrimary: true,
+        clientX: rect.left + rect.width * fx, clientY: rect.top + rect.height * fy,
+      }));
+      for (let stroke = 0; stroke < 40; stroke += 1) {
+        fire('pointerdown', 0.05, 0.05 + stroke * 0.022);
+        for (let i = 1; i <= 400; i += 1) fire('pointermove', 0.05 + i * 0.00225, 0.05 + stroke * 0.022 + (i % 2) * 0.01);
+        fire('pointerup', 0.95, 0.05 + stroke * 0.022);
+      }
+    })()`);
+    await sameDrawing(a.page, b.page, 'the big drawing in B');
+    // Snapshots go over the board's channel, so B sees the parts A sends to the newcomer.
+    await b.page.evaluate(`(() => {
+      window.snapshotParts = [];
+      window.chorus.channel('whiteboard-${board}').on('snapshot', (data) => window.snapshotParts.push(data.parts));
+    })()`);
+    const d = await open(board);
+    await sameDrawing(a.page, d.page, 'the big drawing in another late joiner');
+    const parts = await b.page.evaluate<number[]>('window.snapshotParts');
+    assert.ok(parts.length >= 3 && parts.every((n) => n === parts.length), `the snapshot came in several parts: ${JSON.stringify(parts)}`);
+    await screenshot(d.page, 'example-whiteboard-D-big-drawing');
+
     // Clear is for everyone.
     await c.page.getByTestId('clear').click();
-    for (const { page } of [a, b, c]) await waitFor('an empty board', async () => (await ink(page)) === 0);
+    for (const { page } of [a, b, c, d]) await waitFor('an empty board', async () => (await ink(page)) === 0);
 
     for (const { problems } of pages) assert.deepEqual(problems, []);
   });
