@@ -8,7 +8,8 @@ export interface Setting {
   /** Flag name; the environment variable is BENCH_<NAME> (upper case, dashes as underscores). */
   name: string;
   description: string;
-  default: number | string;
+  /** A boolean default makes the setting a flag without a value (`--quick`; BENCH_QUICK=1). */
+  default: number | string | boolean;
 }
 
 export type Settings = Record<string, string>;
@@ -16,7 +17,7 @@ export type Settings = Record<string, string>;
 /** Parses `args` against `settings`; prints usage and exits on --help or an unknown flag. */
 export function readSettings(args: string[], usage: string, settings: readonly Setting[]): Settings {
   const options: Record<string, { type: 'string' } | { type: 'boolean' }> = { help: { type: 'boolean' } };
-  for (const setting of settings) options[setting.name] = { type: 'string' };
+  for (const setting of settings) options[setting.name] = typeof setting.default === 'boolean' ? { type: 'boolean' } : { type: 'string' };
   let values: Record<string, string | boolean | undefined>;
   try {
     ({ values } = parseArgs({ args, options, strict: true, allowPositionals: false }));
@@ -32,7 +33,12 @@ export function readSettings(args: string[], usage: string, settings: readonly S
   const result: Settings = {};
   for (const setting of settings) {
     const flag = values[setting.name];
-    result[setting.name] = typeof flag === 'string' ? flag : (process.env[envName(setting.name)] ?? String(setting.default));
+    const env = process.env[envName(setting.name)];
+    if (typeof setting.default === 'boolean') {
+      result[setting.name] = String(flag === true || (env !== undefined && env !== '' && env !== '0' && env !== 'false') || (flag === undefined && env === undefined && setting.default));
+    } else {
+      result[setting.name] = typeof flag === 'string' ? flag : (env ?? String(setting.default));
+    }
   }
   return result;
 }
@@ -45,6 +51,11 @@ export function numberSetting(settings: Settings, name: string, min = 0): number
     process.exit(2);
   }
   return value;
+}
+
+/** A flag setting (`--quick`). */
+export function booleanSetting(settings: Settings, name: string): boolean {
+  return settings[name] === 'true';
 }
 
 /** A comma-separated setting as a list of non-empty items. */
@@ -62,6 +73,8 @@ function envName(name: string): string {
 function printUsage(usage: string, settings: readonly Setting[]): void {
   console.log(`${usage}\n\nOptions (flag, or environment variable):`);
   for (const setting of settings) {
-    console.log(`  --${setting.name.padEnd(12)} ${envName(setting.name).padEnd(20)} ${setting.description} (default ${setting.default})`);
+    const flag = typeof setting.default === 'boolean' ? `--${setting.name}` : `--${setting.name} <value>`;
+    const fallback = typeof setting.default === 'boolean' ? '' : ` (default ${setting.default === '' ? 'none' : setting.default})`;
+    console.log(`  ${flag.padEnd(22)} ${envName(setting.name).padEnd(22)} ${setting.description}${fallback}`);
   }
 }

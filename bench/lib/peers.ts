@@ -1,9 +1,17 @@
 /**
  * The servers a benchmark can compare. Each is a script in bench/servers/ that speaks the
- * harness protocol (servers/harness.ts) and serves raw channels at `/v4/{channel}?api_key=…`.
- * To add a peer (Socket.IO, Bun…), add a script and a line here.
+ * harness protocol (servers/harness.ts) and relays every message a client sends on a channel
+ * to the channel's other connections. All but Socket.IO serve raw channels at
+ * `/v4/{channel}?api_key=…`; Socket.IO speaks engine.io/socket.io, which the load generator
+ * speaks too (lib/loadgen.ts, dialect `socketio`).
+ *
+ * To add a peer, add a script and a line here.
  */
+import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
+import { BENCH_APP, BENCH_HOST, SERVER_CPU, rawChannelPath } from './config.ts';
+import type { Dialect, Endpoint } from './loadgen.ts';
+import { ServerProcess } from './process.ts';
 
 export interface Peer {
   /** Used on the command line (--servers chorus,naive-ws) and in result files. */
@@ -11,13 +19,31 @@ export interface Peer {
   /** Shown in tables. */
   label: string;
   script: string;
+  dialect: Dialect;
+  /** Program and arguments before the script; undefined: Node with --expose-gc and tsx. */
+  command?: readonly string[];
+  /** Why the peer cannot run here, if it cannot (a missing binary). */
+  unavailable?: () => string | undefined;
 }
 
 const script = (file: string): string => fileURLToPath(new URL(`../servers/${file}`, import.meta.url));
 
+/** The Bun binary from the `bun` devDependency (its postinstall links the platform package's binary here). */
+export const BUN_BINARY = fileURLToPath(new URL('../../node_modules/.bin/bun', import.meta.url));
+
 export const PEERS: readonly Peer[] = [
-  { id: 'chorus', label: 'Chorus', script: script('chorus.ts') },
-  { id: 'naive-ws', label: 'naive ws', script: script('naive-ws.ts') },
+  { id: 'chorus', label: 'Chorus', script: script('chorus.ts'), dialect: 'raw' },
+  {
+    id: 'bun',
+    label: 'Bun pub/sub',
+    script: script('bun.mjs'),
+    dialect: 'raw',
+    command: [BUN_BINARY],
+    unavailable: () => (existsSync(BUN_BINARY) ? undefined : `no Bun binary at ${BUN_BINARY} (npm install; its postinstall must be allowed)`),
+  },
+  { id: 'socketio', label: 'Socket.IO', script: script('socketio.ts'), dialect: 'socketio' },
+  { id: 'naive-ws', label: 'naive ws', script: script('naive-ws.ts'), dialect: 'raw' },
+  { id: 'raw', label: 'raw net ceiling', script: script('raw.ts'), dialect: 'raw' },
 ];
 
 /** The peer every ratio is relative to. */
@@ -29,4 +55,29 @@ export function findPeers(ids: readonly string[]): Peer[] {
     if (!peer) throw new Error(`unknown server "${id}"; known: ${PEERS.map((p) => p.id).join(', ')}`);
     return peer;
   });
+}
+
+/** Path and query a client of `peer` connects to for `channel`. */
+export function channelPath(peer: Peer, channel: string): string {
+  if (peer.dialect === 'socketio') return `/socket.io/?EIO=4&transport=websocket&api_key=${BENCH_APP.key}&channel=${encodeURIComponent(channel)}`;
+  return rawChannelPath(channel);
+}
+
+/** The endpoint of `channel` on a running `server` of `peer`. */
+export function channelEndpoint(peer: Peer, server: ServerProcess, channel: string, localAddress?: string): Endpoint {
+  return { host: BENCH_HOST, port: server.port, path: channelPath(peer, channel), dialect: peer.dialect, localAddress };
+}
+
+/** Peers whose Node servers run under `--cpu-prof` (set by --profile), and where the profiles go. */
+export const profiling: { peers: Set<string>; dir: string } = { peers: new Set(), dir: '' };
+
+/** Starts `peer`'s server in its own process, pinned to the server core. */
+export function startPeer(peer: Peer, env?: Record<string, string>): Promise<ServerProcess> {
+  const reason = peer.unavailable?.();
+  if (reason) return Promise.reject(new Error(reason));
+  const command =
+    peer.command === undefined && profiling.peers.has(peer.id)
+      ? [process.execPath, '--expose-gc', '--cpu-prof', `--cpu-prof-dir=${profiling.dir}`, '--import', 'tsx']
+      : peer.command;
+  return ServerProcess.start({ name: peer.id, script: peer.script, cpu: SERVER_CPU, command, env });
 }

@@ -10,7 +10,7 @@ import { readFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
-import type { CpuMessage, ReadyMessage } from '../servers/harness.ts';
+import type { CpuMessage, MemMessage, ReadyMessage } from '../servers/harness.ts';
 
 const REPO_ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const READY_TIMEOUT_MS = 20_000;
@@ -100,6 +100,33 @@ export interface ServerProcessOptions {
   script: string;
   /** Core to pin the server to (ignored without taskset). */
   cpu: number;
+  /**
+   * The program and its arguments before the script; default: this Node with `--expose-gc`
+   * (so the harness can collect garbage before a memory reading) and tsx.
+   */
+  command?: readonly string[];
+  /** Extra environment variables for the server. */
+  env?: Record<string, string>;
+}
+
+/** Memory of a server process, in bytes. */
+export interface ServerMemory {
+  /** Resident set size from /proc/PID/status (the process's own report off Linux). */
+  rss: number;
+  /** JS heap in use, as the runtime reports it after a full GC. */
+  heapUsed: number;
+  /** Whether the runtime could collect garbage before the reading. */
+  gc: boolean;
+}
+
+/** VmRSS of a process in bytes, or undefined off Linux. */
+export function procRssBytes(pid: number): number | undefined {
+  try {
+    const match = /^VmRSS:\s*(\d+)\s*kB$/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+    return match ? Number(match[1]) * 1024 : undefined;
+  } catch {
+    return undefined;
+  }
 }
 
 /** A server under test, running in its own process. */
@@ -109,10 +136,10 @@ export class ServerProcess {
   readonly pid: number;
   readonly pinned: boolean;
   readonly #child: ChildProcessWithoutNullStreams;
-  readonly #replies: ((message: CpuMessage) => void)[];
+  readonly #replies: Replies;
   readonly #exited: Promise<void>;
 
-  private constructor(name: string, ready: ReadyMessage, pinned: boolean, child: ChildProcessWithoutNullStreams, replies: ((message: CpuMessage) => void)[], exited: Promise<void>) {
+  private constructor(name: string, ready: ReadyMessage, pinned: boolean, child: ChildProcessWithoutNullStreams, replies: Replies, exited: Promise<void>) {
     this.name = name;
     this.port = ready.port;
     this.pid = ready.pid;
@@ -122,15 +149,15 @@ export class ServerProcess {
     this.#exited = exited;
   }
 
-  /** Spawns `node --import tsx <script>` (under `taskset -c <cpu>` when possible) and waits for its ready line. */
+  /** Spawns `node --expose-gc --import tsx <script>` (or `command`), under `taskset -c <cpu>` when possible, and waits for its ready line. */
   static start(options: ServerProcessOptions): Promise<ServerProcess> {
-    const nodeArgs = ['--import', 'tsx', options.script];
-    const child = canPin
-      ? spawn('taskset', ['--cpu-list', String(options.cpu), process.execPath, ...nodeArgs], { cwd: REPO_ROOT })
-      : spawn(process.execPath, nodeArgs, { cwd: REPO_ROOT });
+    const [program = process.execPath, ...args] = options.command ?? [process.execPath, '--expose-gc', '--import', 'tsx'];
+    const argv = [...args, options.script];
+    const spawnOptions = { cwd: REPO_ROOT, env: { ...process.env, ...options.env } };
+    const child = canPin ? spawn('taskset', ['--cpu-list', String(options.cpu), program, ...argv], spawnOptions) : spawn(program, argv, spawnOptions);
     child.stderr.on('data', (chunk: Buffer) => process.stderr.write(`[${options.name}] ${chunk.toString()}`));
     const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
-    const replies: ((message: CpuMessage) => void)[] = [];
+    const replies: Replies = { cpu: [], mem: [] };
 
     return new Promise((resolve, reject) => {
       let server: ServerProcess | undefined;
@@ -157,7 +184,9 @@ export class ServerProcess {
           server = new ServerProcess(options.name, message, canPin, child, replies, exited);
           resolve(server);
         } else if (isCpu(message)) {
-          replies.shift()?.(message);
+          replies.cpu.shift()?.(message);
+        } else if (isMem(message)) {
+          replies.mem.shift()?.(message);
         }
       });
     });
@@ -169,10 +198,24 @@ export class ServerProcess {
     if (fromProc !== undefined) return fromProc;
     // Not Linux: ask the server itself (slightly late when it is saturated, but close enough).
     const reply = await new Promise<CpuMessage>((resolve) => {
-      this.#replies.push(resolve);
+      this.#replies.cpu.push(resolve);
       this.#child.stdin.write('cpu\n');
     });
     return reply.cpu.user + reply.cpu.system;
+  }
+
+  /** Asks the server to collect garbage (twice), then reads its memory. */
+  async memory(): Promise<ServerMemory> {
+    const reply = await new Promise<MemMessage>((resolve) => {
+      this.#replies.mem.push(resolve);
+      this.#child.stdin.write('mem\n');
+    });
+    return { rss: procRssBytes(this.pid) ?? reply.mem.rss, heapUsed: reply.mem.heapUsed, gc: reply.mem.gc };
+  }
+
+  /** Resident set size right now, without a GC (undefined off Linux). */
+  rss(): number | undefined {
+    return procRssBytes(this.pid);
   }
 
   /** write syscalls the server has made so far (Linux only): shows how well it coalesces writes. */
@@ -198,6 +241,15 @@ export class ServerProcess {
 
 function isReady(message: unknown): message is ReadyMessage {
   return typeof message === 'object' && message !== null && (message as Partial<ReadyMessage>).ready === true;
+}
+
+interface Replies {
+  cpu: ((message: CpuMessage) => void)[];
+  mem: ((message: MemMessage) => void)[];
+}
+
+function isMem(message: unknown): message is MemMessage {
+  return typeof message === 'object' && message !== null && typeof (message as Partial<MemMessage>).mem === 'object';
 }
 
 function isCpu(message: unknown): message is CpuMessage {

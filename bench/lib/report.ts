@@ -25,7 +25,7 @@ export function formatPercent(fraction: number): string {
 /** A Markdown table with padded columns; numeric-looking columns are right-aligned. */
 export function markdownTable(header: readonly string[], rows: readonly (readonly string[])[]): string {
   const widths = header.map((title, column) => Math.max(title.length, ...rows.map((row) => (row[column] ?? '').length)));
-  const numeric = header.map((_, column) => rows.length > 0 && rows.every((row) => /^[\d.,×%n/a -]+$/.test(row[column] ?? '')));
+  const numeric = header.map((_, column) => rows.length > 0 && rows.every((row) => /^[\d.,×%n/a †≥<~+-]+(ms|KiB|MiB|MiB\/s)?[ †]*$/.test(row[column] ?? '')));
   const line = (cells: readonly string[]): string =>
     `| ${widths.map((width, column) => (numeric[column] ? (cells[column] ?? '').padStart(width) : (cells[column] ?? '').padEnd(width))).join(' | ')} |`;
   const rule = `|${widths.map((width, column) => (numeric[column] ? `${'-'.repeat(width + 1)}:` : '-'.repeat(width + 2))).join('|')}|`;
@@ -50,4 +50,14 @@ export function writeResult(name: string, data: unknown): string {
 
 export function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+/** 12_345_678 → "11.8 MiB". */
+export function formatMiB(bytes: number): string {
+  return Number.isFinite(bytes) ? `${(bytes / 1024 / 1024).toFixed(1)} MiB` : 'n/a';
+}
+
+/** 2048 → "2.0 KiB" (per-connection memory). */
+export function formatKiB(bytes: number): string {
+  return Number.isFinite(bytes) ? `${(bytes / 1024).toFixed(1)} KiB` : 'n/a';
 }
