@@ -72,9 +72,15 @@ export class UpgradeHandler {
       this.#wssByLimit.set(frameLimit, wss);
     }
     // ws answers a malformed handshake (400/405) itself and never calls back: settle on close.
+    // The close listener goes once the handshake is done: left attached, it would keep the
+    // upgrade request alive for the connection's whole life (~2 KB each).
     return new Promise((resolve) => {
-      upgrade.socket.once('close', () => resolve(undefined));
-      wss.handleUpgrade(upgrade.req, upgrade.socket, upgrade.head, resolve);
+      const refused = (): void => resolve(undefined);
+      upgrade.socket.once('close', refused);
+      wss.handleUpgrade(upgrade.req, upgrade.socket, upgrade.head, (ws) => {
+        upgrade.socket.off('close', refused);
+        resolve(ws);
+      });
     });
   }
 
