@@ -36,7 +36,7 @@ import { runFanout, type FanoutResult } from './scenarios/fanout.ts';
 import { runIdle, type IdleResult } from './scenarios/idle.ts';
 import { runIngress, type IngressResult } from './scenarios/ingress.ts';
 import { finalGrowthRate, maxGrowth, runLatency, type LatencyResult } from './scenarios/latency.ts';
-import { evaluateTargets, type SuiteSummary, type TargetResult } from './lib/targets.ts';
+import { evaluateTargets, type SuiteSummary } from './lib/targets.ts';
 
 export const SCENARIOS = ['fanout', 'latency', 'channels', 'ingress', 'idle', 'slow'] as const;
 export type Scenario = (typeof SCENARIOS)[number];
@@ -69,7 +69,7 @@ if (renderFrom !== '') {
   const complete = saved.settings.scenarios.length === SCENARIOS.length && saved.settings.servers.length === PEERS.length && !saved.settings.quick;
   const written = writeDocs({
     summary: saved.summary,
-    targets: saved.targets,
+    targets: evaluateTargets(saved.summary),
     warnings: saved.warnings,
     failures: saved.failures,
     environment: saved.environment,
@@ -499,7 +499,6 @@ interface SavedSuite {
   environment: ReturnType<typeof describeEnvironment>;
   settings: { quick: boolean; scenarios: string[]; servers: string[]; rounds: number };
   summary: SuiteSummary;
-  targets: TargetResult[];
   warnings: string[];
   failures: { scenario: string; server: string; round: number; error: string }[];
 }

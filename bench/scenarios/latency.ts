@@ -169,7 +169,7 @@ export async function runLatency(peer: Peer, settings: LatencySettings): Promise
           : []),
         ...(result.generatorLoopDelayP99Ms > 5 || generatorBusy > 0.9
           ? [
-              `at ${formatInteger(step.rate)} msg/s: the generator was busy (core ${describeCore(measurement.generatorCore, measurement.generatorUtilization)}, ` +
+              `at ${formatInteger(step.rate)} msg/s: the generator was busy (${describeCore(measurement.generatorCore, measurement.generatorUtilization)}, ` +
                 `event-loop delay p99 ${formatFixed(result.generatorLoopDelayP99Ms, 1)} ms, max ${formatFixed(result.generatorLoopDelayMaxMs, 1)} ms): part of the latency is the generator's`,
             ]
           : []),
