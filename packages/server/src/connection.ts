@@ -29,6 +29,13 @@ export class Connection {
   readonly #maxPendingBytes: number;
   #queue: Buffer[] = [];
   #queuedBytes = 0;
+  /**
+   * The socket's unwritten bytes when this turn's queue was started. Read once per turn rather
+   * than per frame (a getter chain into the stream state, on every recipient of every
+   * publication); the kernel takes nothing from the socket during our turn, so it can only be
+   * an overestimate.
+   */
+  #socketBacklog = 0;
   #closing = false;
 
   constructor(id: string, ws: WebSocket, socket: Duplex, scheduler: OutboundScheduler, maxPendingBytes: number) {
@@ -54,7 +61,7 @@ export class Connection {
 
   /** Bytes accepted for this client but not yet taken by the kernel. */
   get pendingBytes(): number {
-    return this.#queuedBytes + this.#socket.writableLength;
+    return this.#queuedBytes + (this.#queue.length > 0 ? this.#socketBacklog : this.#socket.writableLength);
   }
 
   /**
@@ -63,22 +70,26 @@ export class Connection {
    */
   send(frame: Buffer): void {
     if (!this.isOpen) return;
-    if (this.pendingBytes + frame.length > this.#maxPendingBytes) {
+    if (this.#queue.length === 0) {
+      this.#socketBacklog = this.#socket.writableLength;
+      this.#scheduler.schedule(this);
+    }
+    if (this.#queuedBytes + this.#socketBacklog + frame.length > this.#maxPendingBytes) {
       this.#dropSlowConsumer();
       return;
     }
-    if (this.#queue.length === 0) this.#scheduler.schedule(this);
     this.#queue.push(frame);
     this.#queuedBytes += frame.length;
   }
 
-  /** Writes everything queued as one buffer. Called by the scheduler once per turn. */
+  /**
+   * Writes everything queued as one buffer (shared with every other connection that was due the
+   * same frames: see OutboundScheduler.join). Called by the scheduler once per turn.
+   */
   flush(): void {
     const queue = this.#queue;
     if (queue.length === 0) return;
-    if (this.ws.readyState === WebSocket.OPEN) {
-      this.#socket.write(queue.length === 1 ? (queue[0] as Buffer) : Buffer.concat(queue, this.#queuedBytes));
-    }
+    if (this.ws.readyState === WebSocket.OPEN) this.#socket.write(this.#scheduler.join(queue, this.#queuedBytes));
     this.#queue = [];
     this.#queuedBytes = 0;
   }

@@ -5,6 +5,7 @@
  * recipient; nothing is allocated per recipient beyond a slot in its outbound queue.
  */
 import { CloseCodes } from '@chorus/protocol';
+import { ChannelMap } from './channel-map.js';
 import type { Connection } from './connection.js';
 import type { Broker, Publication } from './engine/types.js';
 
@@ -41,8 +42,8 @@ export interface Subscriber {
 
 
 export class Hub {
-  /** `${appId}\0${channel}` → local subscribers. */
-  readonly #channels = new Map<string, Set<Subscriber>>();
+  /** (app, channel) → local subscribers. */
+  readonly #channels = new ChannelMap<Set<Subscriber>>();
   #broker: Pick<Broker, 'attach' | 'detach'> | undefined;
 
   /** The engine's broker, for attaching channels (set once the engine exists: it needs `deliver`). */
@@ -55,28 +56,26 @@ export class Hub {
    * publications (immediately with the memory engine); read history only after it.
    */
   subscribe(appId: string, channel: string, subscriber: Subscriber): Promise<void> {
-    const key = channelKey(appId, channel);
-    let subscribers = this.#channels.get(key);
-    if (!subscribers) this.#channels.set(key, (subscribers = new Set<Subscriber>()));
+    let subscribers = this.#channels.get(appId, channel);
+    if (!subscribers) this.#channels.set(appId, channel, (subscribers = new Set<Subscriber>()));
     subscribers.add(subscriber);
     // Idempotent in the engine: it returns the current attachment (renewed after reconnects).
     return this.#broker?.attach(appId, channel) ?? Promise.resolve();
   }
 
   unsubscribe(appId: string, channel: string, subscriber: Subscriber): void {
-    const key = channelKey(appId, channel);
-    const subscribers = this.#channels.get(key);
+    const subscribers = this.#channels.get(appId, channel);
     if (!subscribers) return;
     subscribers.delete(subscriber);
     if (subscribers.size === 0) {
-      this.#channels.delete(key);
+      this.#channels.delete(appId, channel);
       this.#broker?.detach(appId, channel);
     }
   }
 
   /** The engine's gap handler: recoverable subscribers reconnect and resume from history. */
   readonly gap = (appId: string, channel: string): void => {
-    const subscribers = this.#channels.get(channelKey(appId, channel));
+    const subscribers = this.#channels.get(appId, channel);
     if (!subscribers) return;
     for (const subscriber of [...subscribers]) {
       if (subscriber.recoverable) subscriber.connection.close(CloseCodes.INSUFFICIENT_STATE);
@@ -89,7 +88,7 @@ export class Hub {
 
   /** The engine's publication handler. */
   readonly deliver = (publication: Publication): void => {
-    const subscribers = this.#channels.get(channelKey(publication.appId, publication.channel));
+    const subscribers = this.#channels.get(publication.appId, publication.channel);
     if (!subscribers) return;
     const isPresence = publication.kind === 'presence';
     // Almost always one dialect per channel; a tiny cache beats a Map for one or two entries.
@@ -106,8 +105,4 @@ export class Hub {
       else subscriber.connection.send(lastFrame as Buffer);
     }
   };
-}
-
-function channelKey(appId: string, channel: string): string {
-  return `${appId}\0${channel}`;
 }

@@ -5,6 +5,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import type { StreamPosition } from '@chorus/protocol';
+import { ChannelMap } from '../channel-map.js';
 import type { HistoryPage, HistoryPolicy, HistoryQuery, MessageInput, MessagePublication, PublishOutcome } from './types.js';
 
 /** A stream with no publication for this long is dropped; it restarts later with a new epoch. */
@@ -23,9 +24,13 @@ class ChannelStream {
 
   expire(now: number, policy: HistoryPolicy): void {
     const cutoff = now - policy.ttlMs;
-    let drop = 0;
-    while (drop < this.entries.length && (this.entries[drop] as MessagePublication).ts < cutoff) drop++;
-    if (drop > 0) this.entries.splice(0, drop);
+    // Runs on every publish: the common case (nothing old enough) must cost two comparisons.
+    if ((this.entries[0]?.ts ?? Infinity) < cutoff) {
+      let drop = 1;
+      while (drop < this.entries.length && (this.entries[drop] as MessagePublication).ts < cutoff) drop++;
+      this.entries.splice(0, drop);
+    }
+    if (this.msgIds.size === 0) return;
     for (const [id, accepted] of this.msgIds) {
       if (accepted.ts >= cutoff && this.msgIds.size <= MAX_REMEMBERED_MSG_IDS) break;
       this.msgIds.delete(id);
@@ -34,7 +39,7 @@ class ChannelStream {
 }
 
 export class MemoryStreams {
-  readonly #streams = new Map<string, ChannelStream>();
+  readonly #streams = new ChannelMap<ChannelStream>();
 
   /** Places a message in its stream; returns the publication to deliver, or the earlier offset for a repeated msgId. */
   append(message: MessageInput, policy: HistoryPolicy): { publication: MessagePublication | undefined; outcome: PublishOutcome } {
@@ -85,15 +90,14 @@ export class MemoryStreams {
 
   /** Drops streams idle for longer than STREAM_IDLE_TTL_MS. */
   sweep(now = Date.now()): void {
-    for (const [key, stream] of this.#streams) {
-      if (now - stream.lastActivity > STREAM_IDLE_TTL_MS) this.#streams.delete(key);
+    for (const [appId, channel, stream] of this.#streams.entries()) {
+      if (now - stream.lastActivity > STREAM_IDLE_TTL_MS) this.#streams.delete(appId, channel);
     }
   }
 
   #stream(appId: string, channel: string): ChannelStream {
-    const key = `${appId}\0${channel}`;
-    let stream = this.#streams.get(key);
-    if (!stream) this.#streams.set(key, (stream = new ChannelStream()));
+    let stream = this.#streams.get(appId, channel);
+    if (!stream) this.#streams.set(appId, channel, (stream = new ChannelStream()));
     return stream;
   }
 }

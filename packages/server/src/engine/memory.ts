@@ -1,5 +1,6 @@
 /** The default engine: one process, no dependencies. */
 import type { Member } from '@chorus/protocol';
+import { ChannelMap } from '../channel-map.js';
 import { MemoryStreams } from './memory-history.js';
 import type {
   Broker,
@@ -60,34 +61,28 @@ class MemoryBroker implements Broker {
 }
 
 class MemoryPresence implements PresenceStore {
-  /** `${appId}\0${channel}` → connection id → member. Insertion order is join order. */
-  readonly #rosters = new Map<string, Map<string, Member>>();
+  /** (app, channel) → connection id → member. Insertion order is join order. */
+  readonly #rosters = new ChannelMap<Map<string, Member>>();
 
   join(appId: string, channel: string, connectionId: string, member: Member, maxMembers: number): Promise<Member[] | undefined> {
-    const key = rosterKey(appId, channel);
-    let roster = this.#rosters.get(key);
-    if (!roster) this.#rosters.set(key, (roster = new Map<string, Member>()));
+    let roster = this.#rosters.get(appId, channel);
+    if (!roster) this.#rosters.set(appId, channel, (roster = new Map<string, Member>()));
     if (roster.size >= maxMembers && !roster.has(connectionId)) return Promise.resolve(undefined);
     roster.set(connectionId, member);
     return Promise.resolve([...roster.values()]);
   }
 
   leave(appId: string, channel: string, connectionId: string): Promise<Member[]> {
-    const key = rosterKey(appId, channel);
-    const roster = this.#rosters.get(key);
+    const roster = this.#rosters.get(appId, channel);
     if (!roster) return Promise.resolve([]);
     roster.delete(connectionId);
-    if (roster.size === 0) this.#rosters.delete(key);
+    if (roster.size === 0) this.#rosters.delete(appId, channel);
     return Promise.resolve([...roster.values()]);
   }
 
   members(appId: string, channel: string): Promise<Member[]> {
-    return Promise.resolve([...(this.#rosters.get(rosterKey(appId, channel))?.values() ?? [])]);
+    return Promise.resolve([...(this.#rosters.get(appId, channel)?.values() ?? [])]);
   }
-}
-
-function rosterKey(appId: string, channel: string): string {
-  return `${appId}\0${channel}`;
 }
 
 export function createMemoryEngine(handlers: EngineHandlers, policy: HistoryPolicyResolver, localStats: LocalStats): Engine {
