@@ -2,7 +2,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import type { ChorusServer } from '../src/index.ts';
-import { TestClient, closeAfterwards, rawUrl } from './helpers.ts';
+import { TestClient, closeAfterwards, rawUrl, settle } from './helpers.ts';
 
 const { serverWith, track } = closeAfterwards();
 
@@ -80,5 +80,32 @@ describe('slow readers', () => {
     assert.ok(slow.received.length < total / 2, `the slow reader got ${slow.received.length} of ${total}: its queue was dropped, not grown`);
     assert.ok(bufferedForSlow < 16 * 1024 * 1024, 'what reached it is bounded by the cap plus kernel buffers');
     assert.equal(await connectionCount(server), 2, 'the slow reader is gone, the others remain');
+  });
+});
+
+describe('coalesced writes', () => {
+  it('gives every connection exactly its own frames when bursts interleave and some subscribers skip their own', async () => {
+    // Two publishers without notify_self share a channel with three plain subscribers. Bursts
+    // arrive in the same turns, so the subscribers' queues are identical (and are written one
+    // shared buffer) while each publisher's queue lacks its own frames and must not get it.
+    const server = await serverWith({ limits: { messagesPerSecond: 0 } });
+    const subscribers = [await open(server, 'burst'), await open(server, 'burst'), await open(server, 'burst')];
+    const p = await open(server, 'burst');
+    const q = await open(server, 'burst');
+    const perPublisher = 200;
+    for (let i = 0; i < perPublisher; i++) {
+      p.ws.send(`p${i}`);
+      q.ws.send(`q${i}`);
+    }
+    const sequence = (from: string): string[] => Array.from({ length: perPublisher }, (_, i) => `${from}${i}`);
+    const texts = async (client: TestClient, count: number): Promise<string[]> => (await client.messages(count)).map((m) => m.text);
+    const first = await texts(subscribers[0] as TestClient, 2 * perPublisher);
+    assert.deepEqual(first.filter((t) => t.startsWith('p')), sequence('p'));
+    assert.deepEqual(first.filter((t) => t.startsWith('q')), sequence('q'));
+    for (const other of subscribers.slice(1)) assert.deepEqual(await texts(other, 2 * perPublisher), first, 'every subscriber sees the same order');
+    assert.deepEqual(await texts(p, perPublisher), sequence('q'), 'p gets only q');
+    assert.deepEqual(await texts(q, perPublisher), sequence('p'), 'q gets only p');
+    await settle();
+    assert.equal(p.received.length + q.received.length, 2 * perPublisher, 'and nothing else');
   });
 });
