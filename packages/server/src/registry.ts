@@ -39,7 +39,8 @@ export class ConnectionRegistry implements Iterable<Connection> {
     this.#entries.set(connection, { appId: app.id, ip });
     increment(this.#perApp, app.id, 1);
     increment(this.#perIp, ip, 1);
-    connection.ws.once('close', () => this.#remove(connection));
+    // 'close' is emitted once; `on` spares the wrapper objects `once` keeps per connection.
+    connection.ws.on('close', () => this.#remove(connection));
   }
 
   #remove(connection: Connection): void {

@@ -40,8 +40,15 @@ export class UpgradeHandler {
     return false;
   }
 
+  /**
+   * One listener shared by every socket. An arrow function created in `handle` would share
+   * `handle`'s closure context (socket, the cleared deadline timer…) and, staying on the socket,
+   * keep all of it alive for the connection's whole life.
+   */
+  readonly #logSocketError = (error: Error): void => this.#ctx.log.debug({ err: error }, 'socket error');
+
   readonly handle = (req: IncomingMessage, socket: Duplex, head: Buffer): void => {
-    socket.on('error', (error) => this.#ctx.log.debug({ err: error }, 'socket error during upgrade'));
+    socket.on('error', this.#logSocketError);
     if (this.#ctx.shuttingDown) return refuseHttp(socket, HttpErrors.SHUTTING_DOWN);
     const url = new URL(req.url ?? '/', 'http://localhost');
     const upgrade: PendingUpgrade = { req, socket, head, url, ip: req.socket.remoteAddress ?? 'unknown' };

@@ -137,12 +137,13 @@ function openRawChannel(ctx: ServerContext, app: App, channel: string, subscribe
     connection.send(textFrame(JSON.stringify({ event: PresenceEvents.MEMBER_LIST, data: { members } })));
     await broker.publishPresence({ kind: 'presence', action: 'joined', appId, channel, originId: connection.id, member: joiner, members });
   };
-  const presenceDone = member ? joinPresence(member).catch(logPublishError) : Promise.resolve();
+  const presenceDone = member ? joinPresence(member).catch(logPublishError) : undefined;
 
-  connection.ws.once('close', () => {
+  // 'close' is emitted once; `on` spares the two wrapper objects `once` keeps per connection.
+  connection.ws.on('close', () => {
     ctx.hub.unsubscribe(appId, channel, subscriber);
     ctx.log.debug({ app: appId, channel, connection: connection.id }, 'raw connection closed');
-    if (!member) return;
+    if (!member || !presenceDone) return;
     const leaver = member;
     presenceDone
       .then(async () => {

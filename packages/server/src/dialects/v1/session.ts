@@ -78,7 +78,7 @@ export class V1Session {
     const { ws } = connection;
     ws.on('message', (data: Buffer, isBinary: boolean) => this.#onFrame(data, isBinary));
     ws.on('error', (error) => ctx.log.debug({ err: error, connection: connection.id }, 'connection error'));
-    ws.once('close', () => this.#onClose());
+    ws.on('close', () => this.#onClose()); // emitted once
   }
 
   /**
