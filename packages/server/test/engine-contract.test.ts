@@ -76,6 +76,18 @@ for (const [name, create] of ENGINES) {
       assert.ok(page.publications[0]?.payload.equals(bytes));
     });
 
+    it('history holds a payload’s own bytes, not the larger socket read it is a view of', async () => {
+      const { engine, channel } = await setup();
+      // What ws hands over: a few bytes inside a 64 KiB read that also held a refused message.
+      const read = Buffer.alloc(64 * 1024, 0x61);
+      const payload = read.subarray(100, 110).fill(0x62);
+      await engine.broker.publish(message(channel, '', { payload }));
+      read.fill(0x63); // the read buffer is reused or freed; history must not depend on it
+      const [kept] = (await engine.broker.history('app', channel, { limit: 1 })).publications;
+      assert.equal(kept?.payload.toString(), 'bbbbbbbbbb');
+      assert.ok((kept?.payload.buffer.byteLength ?? Infinity) <= 16 * 1024, `history pins ${kept?.payload.buffer.byteLength} bytes for a 10-byte message`);
+    });
+
     it('dedupes a repeated msgId with the original offset', async () => {
       const { engine, delivered, channel } = await setup();
       await engine.broker.attach('app', channel);

@@ -4,6 +4,7 @@
  * stream, after an idle stream was dropped) and a restart can never be mistaken for continuity.
  */
 import { randomBytes } from 'node:crypto';
+import Denque from 'denque';
 import type { StreamPosition } from '@chorus/protocol';
 import { ChannelMap } from '../channel-map.js';
 import type { HistoryPage, HistoryPolicy, HistoryQuery, MessageInput, MessagePublication, PublishOutcome } from './types.js';
@@ -12,24 +13,29 @@ import type { HistoryPage, HistoryPolicy, HistoryQuery, MessageInput, MessagePub
 export const STREAM_IDLE_TTL_MS = 24 * 60 * 60 * 1000;
 /** Idempotency keys remembered per channel at most (the oldest are forgotten first). */
 const MAX_REMEMBERED_MSG_IDS = 10_000;
+/**
+ * A payload that is a view on a buffer larger than itself by more than this is copied before it
+ * is kept. ws hands payloads out as views on the socket read they arrived in (up to 64 KiB,
+ * possibly holding a large message that was refused): kept as is, a 10-byte message could pin
+ * that whole read for as long as it stays in history. Below this slack (Node's 8 KiB buffer pool,
+ * a read of a few small frames) sharing costs less than copying.
+ */
+const MAX_SHARED_SLACK_BYTES = 8 * 1024;
 
 class ChannelStream {
   readonly epoch = randomBytes(6).toString('base64url');
   offset = 0;
   lastActivity = Date.now();
-  /** Oldest first; at most policy.size, none older than policy.ttlMs. */
-  readonly entries: MessagePublication[] = [];
+  /** Oldest first; at most policy.size, none older than policy.ttlMs. A deque: an array's shift() is O(n). */
+  readonly entries = new Denque<MessagePublication>();
   /** msgId → accepted offset and time; insertion order is acceptance order. */
   readonly msgIds = new Map<string, { offset: number; ts: number }>();
 
   expire(now: number, policy: HistoryPolicy): void {
     const cutoff = now - policy.ttlMs;
     // Runs on every publish: the common case (nothing old enough) must cost two comparisons.
-    if ((this.entries[0]?.ts ?? Infinity) < cutoff) {
-      let drop = 1;
-      while (drop < this.entries.length && (this.entries[drop] as MessagePublication).ts < cutoff) drop++;
-      this.entries.splice(0, drop);
-    }
+    const entries = this.entries;
+    while ((entries.peekFront()?.ts ?? Infinity) < cutoff) entries.shift();
     if (this.msgIds.size === 0) return;
     for (const [id, accepted] of this.msgIds) {
       if (accepted.ts >= cutoff && this.msgIds.size <= MAX_REMEMBERED_MSG_IDS) break;
@@ -59,7 +65,7 @@ export class MemoryStreams {
       channel: message.channel,
       originId: message.originId,
       event: message.event,
-      payload: message.payload,
+      payload: policy.size > 0 ? ownBytes(message.payload) : message.payload,
       binary: message.binary,
       msgId: message.msgId,
       offset: ++stream.offset,
@@ -79,13 +85,15 @@ export class MemoryStreams {
     stream.expire(Date.now(), policy);
     const position: StreamPosition = { offset: stream.offset, epoch: stream.epoch };
     const { since, limit } = query;
-    if (!since) return { ...position, publications: stream.entries.slice(-limit), recovered: undefined };
+    const { entries } = stream;
+    const newest = (): MessagePublication[] => slice(entries, Math.max(0, entries.length - limit), entries.length);
+    if (!since) return { ...position, publications: newest(), recovered: undefined };
 
-    const oldestRetained = stream.entries[0]?.offset ?? stream.offset + 1;
+    const oldestRetained = entries.peekFront()?.offset ?? stream.offset + 1;
     const recoverable = since.epoch === stream.epoch && since.offset <= stream.offset && since.offset + 1 >= oldestRetained;
-    if (!recoverable) return { ...position, publications: stream.entries.slice(-limit), recovered: false };
+    if (!recoverable) return { ...position, publications: newest(), recovered: false };
     const start = since.offset + 1 - oldestRetained;
-    return { ...position, publications: stream.entries.slice(start, start + limit), recovered: true };
+    return { ...position, publications: slice(entries, start, start + limit), recovered: true };
   }
 
   /** Drops streams idle for longer than STREAM_IDLE_TTL_MS. */
@@ -100,4 +108,15 @@ export class MemoryStreams {
     if (!stream) this.#streams.set(appId, channel, (stream = new ChannelStream()));
     return stream;
   }
+}
+
+function slice<T>(entries: Denque<T>, start: number, end: number): T[] {
+  const out: T[] = [];
+  for (let index = start; index < Math.min(end, entries.length); index++) out.push(entries.peekAt(index) as T);
+  return out;
+}
+
+/** The payload itself, or a copy of it when it is a small view on a much larger buffer. */
+function ownBytes(payload: Buffer): Buffer {
+  return payload.buffer.byteLength - payload.byteLength > MAX_SHARED_SLACK_BYTES ? Buffer.from(payload) : payload;
 }
