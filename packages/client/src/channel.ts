@@ -54,6 +54,8 @@ export class Channel extends Emitter {
   #waiters: Waiter[] = [];
   /** @internal Bumped on every subscribe attempt so a stale async token fetch is ignored. */
   _attempt = 0;
+  /** @internal Subscribes refused with a transient error in a row (they are retried with backoff). */
+  _transientFailures = 0;
 
   /** @internal */
   constructor(host: ChannelHost, name: string, options: ChannelOptions) {
@@ -182,6 +184,7 @@ export class Channel extends Emitter {
     const since = this.#position;
     const resubscribed = this.#succeededOnce;
     this.#succeededOnce = true;
+    this._transientFailures = 0;
     this.#lastResult = result;
     this.#setState('subscribed');
     const current = { offset: result.offset, epoch: result.epoch };

@@ -48,6 +48,8 @@ export const SDK_NAME = 'chorus-js/0.1.0';
 const OPEN = 1;
 /** Reported in `disconnected` when the SDK itself gave up on a socket (no close frame came). */
 const ABNORMAL_CLOSURE = 1006;
+/** Subscribe refusals worth retrying: the same command may well succeed a moment later. */
+const TRANSIENT_REPLY_CODES: ReadonlySet<number> = new Set([ErrorCodes.INTERNAL.code, ErrorCodes.RATE_LIMITED.code]);
 const MESSAGE_TOO_BIG = 1009;
 
 export const DEFAULT_OPTIONS = Object.freeze({
@@ -137,6 +139,8 @@ export class ChorusClient extends Emitter {
   #connectWaiters: Array<Waiter<ConnectResult>> = [];
   /** Channels with a subscribe sent on the current connection and not refused nor undone. */
   readonly #onServer = new Set<Channel>();
+  /** Subscribes waiting to be retried after a transient refusal, on the current connection. */
+  readonly #subscribeRetryTimers = new Set<ReturnType<typeof setTimeout>>();
 
   constructor(url: string, options: ClientOptions) {
     super();
@@ -507,6 +511,8 @@ export class ChorusClient extends Emitter {
   }
 
   #clearConnectionTimers(): void {
+    for (const timer of this.#subscribeRetryTimers) clearTimeout(timer);
+    this.#subscribeRetryTimers.clear();
     clearTimeout(this.#connectTimer);
     clearTimeout(this.#idleTimer);
     clearTimeout(this.#refreshTimer);
@@ -730,7 +736,11 @@ export class ChorusClient extends Emitter {
               // A stale attempt: unsubscribe() came meanwhile and already sent its unsubscribe.
               if (!current()) return;
               if (reply.ok) channel._subscribed(reply.result as SubscribeResult);
-              else channel._subscribeFailed(ChorusError.fromReply(reply.error));
+              else {
+                const error = ChorusError.fromReply(reply.error);
+                if (TRANSIENT_REPLY_CODES.has(error.code)) this.#retrySubscribe(channel);
+                else channel._subscribeFailed(error);
+              }
               this.#flush();
             },
             onTimeout: () => {
@@ -750,6 +760,22 @@ export class ChorusClient extends Emitter {
         this.#flush();
       },
     );
+  }
+
+  /**
+   * The server could not subscribe right now (its engine failed, or this connection sent too many
+   * commands): try again on this connection after a backoff delay. The channel stays
+   * "subscribing" and its subscribe() promise pending; a reconnect resubscribes anyway.
+   */
+  #retrySubscribe(channel: Channel): void {
+    const generation = this.#generation;
+    const attempt = channel._attempt;
+    const delayMs = backoffDelay(++channel._transientFailures, this.#settings, this.#settings.random);
+    const timer = setTimeout(() => {
+      this.#subscribeRetryTimers.delete(timer);
+      if (generation === this.#generation && attempt === channel._attempt && channel._wanted && this.#canSend()) this.#sendSubscribe(channel);
+    }, delayMs);
+    this.#subscribeRetryTimers.add(timer);
   }
 
   #unsubscribeChannel(channel: Channel): Promise<void> {

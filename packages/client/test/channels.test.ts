@@ -395,3 +395,33 @@ describe('history and presence', () => {
     assert.equal((await history).publications.length, 1);
   });
 });
+
+describe('transient subscribe refusals', () => {
+  it('retries subscribes refused with 110 rate_limited until every channel is subscribed, without giving any up', async () => {
+    // 3 commands at once, then 10 a second: subscribing to 8 channels at once is refused in part.
+    const limited = await startTestServer({ apps: [{ ...TEST_APP, limits: { messagesPerSecond: 10, messageBurst: 3 } }] });
+    try {
+      const client = await connected(serverUrl(limited));
+      const errors: unknown[] = [];
+      client.on('error', (error) => errors.push(error));
+      const channels = Array.from({ length: 8 }, (_, index) => client.channel(`busy-${index}`));
+      const refusals: unknown[] = [];
+      for (const channel of channels) channel.on('error', (error) => refusals.push(error));
+      const results = await Promise.all(channels.map((channel) => channel.subscribe()));
+      assert.equal(results.length, 8);
+      assert.deepEqual(
+        channels.map((channel) => channel.state),
+        channels.map(() => 'subscribed'),
+      );
+      assert.deepEqual([errors, refusals], [[], []], 'transient refusals are retried, not reported');
+      // Subscribed on the server for real: a publication from another client reaches the last one.
+      const received = collect(channels[7] as Channel);
+      const other = await connected(serverUrl(limited));
+      await other.channel('busy-7').publish('e', 'after the retries');
+      await eventually(() => received.length === 1, 'the publication on busy-7');
+    } finally {
+      closeClients();
+      await limited.close();
+    }
+  });
+});
