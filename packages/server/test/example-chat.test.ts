@@ -7,55 +7,39 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import type { Browser, Page } from 'playwright-core';
-import type { ChorusServer } from '../src/index.ts';
-import { launchChromium } from './browser.ts';
-import { type AppPage, type CuttableProxy, openApp, screenshot, startProxy, statusIs, texts, unexpected, waitFor } from './example-pages.ts';
-import { startTestServer } from './helpers.ts';
+import type { Page } from 'playwright-core';
+import { type AppPage, type CuttableProxy, exampleSuite, screenshot, startProxy, statusIs, texts, unexpected, waitFor } from './example-pages.ts';
 
 /** What Chromium logs while a page cannot reach the server. */
 const NETWORK_ERRORS = /WebSocket connection to .* failed|ERR_CONNECTION|ERR_EMPTY_RESPONSE|ERR_SOCKET_NOT_CONNECTED|net::ERR/;
 
 describe('examples/chat in headless Chromium', { timeout: 60_000 }, () => {
-  let server: ChorusServer;
+  const suite = exampleSuite();
   let proxy: CuttableProxy;
-  let browser: Browser;
-  let base: string;
-  const pages: AppPage[] = [];
 
   before(async () => {
-    server = await startTestServer();
-    proxy = await startProxy(server.port);
-    base = `http://127.0.0.1:${server.port}`;
-    browser = await launchChromium();
+    proxy = await startProxy(suite.server.port);
   });
 
-  after(async () => {
-    for (const { context } of pages) await context.close().catch(() => undefined);
-    await browser?.close().catch(() => undefined);
-    await proxy?.close();
-    await server?.close();
-  });
+  after(() => proxy?.close());
 
   async function open(url: string, options?: { waitForLive?: boolean }): Promise<AppPage> {
-    const app = await openApp(browser, url, options);
-    pages.push(app);
-    return app;
+    return suite.open(url, options);
   }
 
   it('is linked from the index, with the other examples', { timeout: 20_000 }, async () => {
-    const index = await open(`${base}/`, { waitForLive: false });
-    assert.equal(index.page.url(), `${base}/examples/`);
+    const index = await open(`${suite.base}/`, { waitForLive: false });
+    assert.equal(index.page.url(), `${suite.base}/examples/`);
     const cards = index.page.locator('[data-testid="example-list"] .example');
     const listed = await Promise.all((await cards.all()).map((card) => card.getAttribute('data-example')));
     assert.deepEqual(listed, ['chat', 'notifications', 'whiteboard', 'game', 'basic']);
     for (const app of ['chat', 'notifications', 'whiteboard', 'game']) {
-      await index.page.goto(`${base}/examples/`);
+      await index.page.goto(`${suite.base}/examples/`);
       await index.page.locator(`[data-example="${app}"] a`).click();
-      await index.page.waitForURL(`${base}/examples/${app}/`);
+      await index.page.waitForURL(`${suite.base}/examples/${app}/`);
       await statusIs(index.page, 'live');
     }
-    await index.page.goto(`${base}/examples/`);
+    await index.page.goto(`${suite.base}/examples/`);
     await screenshot(index.page, 'example-index');
     assert.deepEqual(index.problems, []);
   });
@@ -64,7 +48,7 @@ describe('examples/chat in headless Chromium', { timeout: 60_000 }, () => {
     const room = `test-${Date.now().toString(36)}`;
     // A goes through the proxy, so its network can be cut; B and C connect directly.
     const a = await open(`http://127.0.0.1:${proxy.port}/examples/chat/#${room}`);
-    const b = await open(`${base}/examples/chat/#${room}`);
+    const b = await open(`${suite.base}/examples/chat/#${room}`);
     assert.equal(await a.page.getByTestId('room-title').innerText(), `#${room}`);
 
     await rename(a.page, 'Alice');
@@ -89,7 +73,7 @@ describe('examples/chat in headless Chromium', { timeout: 60_000 }, () => {
     await waitFor('both messages in A', async () => same(await confirmed(a.page), ['Hello Bob!', 'Hi Alice']));
 
     // A late joiner gets the room's recent messages from history, and shows up in presence.
-    const c = await open(`${base}/examples/chat/#${room}`);
+    const c = await open(`${suite.base}/examples/chat/#${room}`);
     await waitFor('the history in C', async () => same(await confirmed(c.page), ['Hello Bob!', 'Hi Alice']));
     await waitFor('C listed in A', async () => (await texts(a.page, 'member')).length === 3);
     await screenshot(c.page, 'example-chat-C');
@@ -144,8 +128,8 @@ describe('examples/chat in headless Chromium', { timeout: 60_000 }, () => {
   });
 
   it('switches rooms from the form', { timeout: 20_000 }, async () => {
-    const a = await open(`${base}/examples/chat/#lobby-${Date.now().toString(36)}`);
-    const b = await open(`${base}/examples/chat/`);
+    const a = await open(`${suite.base}/examples/chat/#lobby-${Date.now().toString(36)}`);
+    const b = await open(`${suite.base}/examples/chat/`);
     assert.equal(await b.page.getByTestId('room-title').innerText(), '#general', 'the default room');
     const other = `Side Room ${Date.now().toString(36)}`;
     for (const { page } of [a, b]) {
@@ -163,7 +147,7 @@ describe('examples/chat in headless Chromium', { timeout: 60_000 }, () => {
   });
 
   it('shows "not authorized" and an error for a key the server does not know', { timeout: 20_000 }, async () => {
-    const page = await open(`${base}/examples/chat/?key=no-such-key`, { waitForLive: false });
+    const page = await open(`${suite.base}/examples/chat/?key=no-such-key`, { waitForLive: false });
     await statusIs(page.page, 'unauthorized');
     assert.equal(await page.page.getByTestId('status').innerText(), 'Not authorized');
     await waitFor('an error toast', async () => (await page.page.locator('[data-testid="toast"][data-kind="error"]').allInnerTexts()).some((t) => /Unknown api key/.test(t)));

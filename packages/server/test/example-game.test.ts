@@ -6,12 +6,9 @@
  * Screenshots: test-results/example-game-*.png.
  */
 import assert from 'node:assert/strict';
-import { after, before, describe, it } from 'node:test';
-import type { Browser, Page } from 'playwright-core';
-import type { ChorusServer } from '../src/index.ts';
-import { launchChromium } from './browser.ts';
-import { type AppPage, openApp, screenshot, waitFor } from './example-pages.ts';
-import { startTestServer } from './helpers.ts';
+import { describe, it } from 'node:test';
+import type { Page } from 'playwright-core';
+import { type AppPage, exampleSuite, screenshot, waitFor } from './example-pages.ts';
 
 const MIN_UPDATES_PER_SECOND = 30;
 
@@ -32,26 +29,10 @@ interface PongView {
 }
 
 describe('examples/game in headless Chromium', { timeout: 60_000 }, () => {
-  let server: ChorusServer;
-  let browser: Browser;
-  let base: string;
-  const pages: AppPage[] = [];
-
-  before(async () => {
-    server = await startTestServer();
-    base = `http://127.0.0.1:${server.port}`;
-    browser = await launchChromium();
-  });
-
-  after(async () => {
-    for (const { context } of pages) await context.close().catch(() => undefined);
-    await browser?.close().catch(() => undefined);
-    await server?.close();
-  });
+  const suite = exampleSuite();
 
   async function open(room: string, role: string): Promise<AppPage> {
-    const app = await openApp(browser, `${base}/examples/game/#${room}`);
-    pages.push(app);
+    const app = await suite.open(`/examples/game/#${room}`);
     await waitFor(`the role "${role}"`, async () => (await view(app.page)).role === role);
     return app;
   }
@@ -120,7 +101,7 @@ describe('examples/game in headless Chromium', { timeout: 60_000 }, () => {
     await waitFor('C plays', async () => (await view(c.page)).role === 'right');
     await waitFor('the game running again in C', async () => (await view(c.page)).updatesPerSecond >= MIN_UPDATES_PER_SECOND, 10_000);
 
-    for (const { problems } of pages) assert.deepEqual(problems, []);
+    for (const { problems } of suite.pages) assert.deepEqual(problems, []);
   });
 });
 

@@ -5,40 +5,21 @@
  * Screenshots: test-results/example-notifications-*.png.
  */
 import assert from 'node:assert/strict';
-import { after, before, describe, it } from 'node:test';
-import type { Browser, Page } from 'playwright-core';
-import type { ChorusServer } from '../src/index.ts';
-import { launchChromium } from './browser.ts';
-import { type AppPage, WAIT_MS, openApp, screenshot, texts, waitFor } from './example-pages.ts';
-import { TEST_APP, startTestServer, withTimeout } from './helpers.ts';
+import { describe, it } from 'node:test';
+import type { Page } from 'playwright-core';
+import { type AppPage, WAIT_MS, exampleSuite, screenshot, texts, waitFor } from './example-pages.ts';
+import { TEST_APP, withTimeout } from './helpers.ts';
 
 describe('examples/notifications in headless Chromium', { timeout: 60_000 }, () => {
-  let server: ChorusServer;
-  let browser: Browser;
-  let base: string;
-  const pages: AppPage[] = [];
-
-  before(async () => {
-    server = await startTestServer();
-    base = `http://127.0.0.1:${server.port}`;
-    browser = await launchChromium();
-  });
-
-  after(async () => {
-    for (const { context } of pages) await context.close().catch(() => undefined);
-    await browser?.close().catch(() => undefined);
-    await server?.close();
-  });
+  const suite = exampleSuite();
 
   async function open(): Promise<AppPage> {
-    const app = await openApp(browser, `${base}/examples/notifications/`);
-    pages.push(app);
-    return app;
+    return suite.open('/examples/notifications/');
   }
 
   async function publish(channelId: string, message: unknown): Promise<void> {
     const response = await withTimeout(
-      fetch(`${base}/api/publish`, {
+      fetch(`${suite.base}/api/publish`, {
         method: 'POST',
         headers: { 'content-type': 'application/json' },
         body: JSON.stringify({ key: TEST_APP.key, secret: TEST_APP.secret, channelId, message }),
@@ -64,7 +45,7 @@ describe('examples/notifications in headless Chromium', { timeout: 60_000 }, () 
 
     // The page's curl line: the real URL and public key, a SECRET placeholder, never the secret.
     const curl = await alice1.page.getByTestId('curl').innerText();
-    assert.match(curl, new RegExp(`^curl -X POST ${base}/api/publish -H 'content-type: application/json' \\\\\\n  -d '`));
+    assert.match(curl, new RegExp(`^curl -X POST ${suite.base}/api/publish -H 'content-type: application/json' \\\\\\n  -d '`));
     const body = /-d '(.*)'$/s.exec(curl)?.[1];
     assert.ok(body, curl);
     const parsed = JSON.parse(body) as { key: string; secret: string; channelId: string; message: unknown };
@@ -108,7 +89,7 @@ describe('examples/notifications in headless Chromium', { timeout: 60_000 }, () 
     assert.equal(await alice3.page.getByTestId('toast').count(), 0);
     await screenshot(alice3.page, 'example-notifications-alice-3');
 
-    for (const { problems } of pages) assert.deepEqual(problems, []);
+    for (const { problems } of suite.pages) assert.deepEqual(problems, []);
   });
 });
 

@@ -11,8 +11,12 @@
 import { mkdir } from 'node:fs/promises';
 import { createServer, connect, type Socket } from 'node:net';
 import { join } from 'node:path';
+import { after, before } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
+import type { ChorusServer } from '../src/index.ts';
+import { launchChromium } from './browser.ts';
+import { startTestServer } from './helpers.ts';
 
 /** Deadline of a single wait or page action. */
 export const WAIT_MS = 5_000;
@@ -23,6 +27,58 @@ export interface AppPage {
   readonly context: BrowserContext;
   /** Uncaught page errors, console errors, failed requests and HTTP errors: none are expected. */
   readonly problems: string[];
+}
+
+/** A test server and a Chromium shared by one example's tests; see `exampleSuite`. */
+export interface ExampleSuite {
+  readonly server: ChorusServer;
+  readonly browser: Browser;
+  /** http://127.0.0.1:<port> of the server. */
+  readonly base: string;
+  /** Every page opened with `open`, in order. */
+  readonly pages: readonly AppPage[];
+  /** `openApp` for `url` (a path is taken relative to `base`); the page is closed after the suite. */
+  open(url: string, options?: { waitForLive?: boolean }): Promise<AppPage>;
+}
+
+/**
+ * Registers before/after hooks in the calling describe(): a server on port 0 and Chromium
+ * before the tests, every page, the browser and the server closed after them.
+ */
+export function exampleSuite(): ExampleSuite {
+  let server: ChorusServer | undefined;
+  let browser: Browser | undefined;
+  const pages: AppPage[] = [];
+  const started = <T>(value: T | undefined, what: string): T => {
+    if (value === undefined) throw new Error(`${what} is only available inside the suite's tests`);
+    return value;
+  };
+  before(async () => {
+    server = await startTestServer();
+    browser = await launchChromium();
+  });
+  after(async () => {
+    for (const { context } of pages) await context.close().catch(() => undefined);
+    await browser?.close().catch(() => undefined);
+    await server?.close();
+  });
+  return {
+    get server() {
+      return started(server, 'server');
+    },
+    get browser() {
+      return started(browser, 'browser');
+    },
+    get base() {
+      return `http://127.0.0.1:${started(server, 'server').port}`;
+    },
+    pages,
+    async open(url, options) {
+      const app = await openApp(started(browser, 'browser'), url.startsWith('/') ? `${this.base}${url}` : url, options);
+      pages.push(app);
+      return app;
+    },
+  };
 }
 
 /**

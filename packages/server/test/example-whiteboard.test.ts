@@ -4,34 +4,15 @@
  * the drawing gets all of it from the others. Screenshots: test-results/example-whiteboard-*.png.
  */
 import assert from 'node:assert/strict';
-import { after, before, describe, it } from 'node:test';
-import type { Browser, Page } from 'playwright-core';
-import type { ChorusServer } from '../src/index.ts';
-import { launchChromium } from './browser.ts';
-import { type AppPage, openApp, screenshot, waitFor } from './example-pages.ts';
-import { startTestServer } from './helpers.ts';
+import { describe, it } from 'node:test';
+import type { Page } from 'playwright-core';
+import { type AppPage, exampleSuite, screenshot, waitFor } from './example-pages.ts';
 
 describe('examples/whiteboard in headless Chromium', { timeout: 60_000 }, () => {
-  let server: ChorusServer;
-  let browser: Browser;
-  let base: string;
-  const pages: AppPage[] = [];
-
-  before(async () => {
-    server = await startTestServer();
-    base = `http://127.0.0.1:${server.port}`;
-    browser = await launchChromium();
-  });
-
-  after(async () => {
-    for (const { context } of pages) await context.close().catch(() => undefined);
-    await browser?.close().catch(() => undefined);
-    await server?.close();
-  });
+  const suite = exampleSuite();
 
   async function open(board: string): Promise<AppPage> {
-    const app = await openApp(browser, `${base}/examples/whiteboard/#${board}`);
-    pages.push(app);
+    const app = await suite.open(`/examples/whiteboard/#${board}`);
     await app.page.locator('[data-testid="canvas"][data-synced="true"]').waitFor();
     return app;
   }
@@ -105,7 +86,7 @@ describe('examples/whiteboard in headless Chromium', { timeout: 60_000 }, () => 
     await c.page.getByTestId('clear').click();
     for (const { page } of [a, b, c, d]) await waitFor('an empty board', async () => (await ink(page)) === 0);
 
-    for (const { problems } of pages) assert.deepEqual(problems, []);
+    for (const { problems } of suite.pages) assert.deepEqual(problems, []);
   });
 });
 
