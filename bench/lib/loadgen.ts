@@ -417,6 +417,33 @@ export class SubscriberPool {
     return this.clients.length;
   }
 
+  /**
+   * Closed-loop load: calls `pump` (which sends whatever its window allows) after deliveries, at
+   * most once per event-loop turn, and every 100 ms as a safety net in case deliveries stop.
+   * Returns the function that stops it.
+   */
+  pumpOnDelivery(pump: () => void): () => void {
+    let running = true;
+    let scheduled = false;
+    const run = (): void => {
+      scheduled = false;
+      if (running) pump();
+    };
+    const kick = (): void => {
+      if (scheduled || !running) return;
+      scheduled = true;
+      setImmediate(run);
+    };
+    this.onDelivery = kick;
+    const timer = setInterval(kick, 100);
+    kick();
+    return () => {
+      running = false;
+      if (this.onDelivery === kick) this.onDelivery = undefined;
+      clearInterval(timer);
+    };
+  }
+
   /** Subscribers whose connection has closed (or that were sent a close frame). */
   get closedCount(): number {
     let closed = 0;
@@ -464,9 +491,7 @@ export class Publisher {
   readonly #batchFrames: Buffer;
   readonly #batch: number;
   readonly #window: number;
-  #running = false;
-  #scheduled = false;
-  #timer: NodeJS.Timeout | undefined;
+  #stop: (() => void) | undefined;
 
   constructor(ws: RawWebSocket, subscribers: SubscriberPool, options: PublisherOptions) {
     if (options.window < options.batch) throw new Error('the window must hold at least one batch');
@@ -489,17 +514,12 @@ export class Publisher {
   }
 
   start(): void {
-    this.#running = true;
-    this.#subscribers.onDelivery = this.#kick;
-    // A safety net: if no delivery ever arrives again, still retry now and then.
-    this.#timer = setInterval(this.#kick, 100);
-    this.#kick();
+    this.#stop ??= this.#subscribers.pumpOnDelivery(this.#pump);
   }
 
   stop(): void {
-    this.#running = false;
-    this.#subscribers.onDelivery = undefined;
-    clearInterval(this.#timer);
+    this.#stop?.();
+    this.#stop = undefined;
   }
 
   close(): void {
@@ -507,15 +527,8 @@ export class Publisher {
     this.#ws.close();
   }
 
-  readonly #kick = (): void => {
-    if (this.#scheduled || !this.#running) return;
-    this.#scheduled = true;
-    setImmediate(this.#pump);
-  };
-
   readonly #pump = (): void => {
-    this.#scheduled = false;
-    if (!this.#running || this.#ws.closed) return;
+    if (this.#ws.closed) return;
     while (this.inFlight + this.#batch <= this.#window) {
       this.#ws.send(this.#batchFrames);
       this.sent += this.#batch;

@@ -41,7 +41,7 @@ export async function runChannels(peer: Peer, settings: ChannelsSettings): Promi
   const label = settings.label ?? peer.id;
   const server = await startPeer(peer);
   let members: SubscriberPool | undefined;
-  let timer: NodeJS.Timeout | undefined;
+  let stopPump: (() => void) | undefined;
   try {
     const connectStart = performance.now();
     const connections = settings.channels * 2;
@@ -60,32 +60,19 @@ export async function runChannels(peer: Peer, settings: ChannelsSettings): Promi
     const clients = pool.clients;
     const frame = maskedTextFrame(messagePayload(peer.dialect, settings.size));
     let sent = 0;
-    let running = true;
-    let scheduled = false;
-    const pump = (): void => {
-      scheduled = false;
-      if (!running) return;
+    stopPump = pool.pumpOnDelivery(() => {
       let budget = settings.window - (sent - pool.delivered);
       while (budget-- > 0) {
         const sender = clients[(Math.random() * clients.length) | 0]!;
         sender.send(frame);
         sent++;
       }
-    };
-    const kick = (): void => {
-      if (scheduled || !running) return;
-      scheduled = true;
-      setImmediate(pump);
-    };
-    pool.onDelivery = kick;
-    timer = setInterval(kick, 100);
-    kick();
+    });
 
     const delivered = (): number => pool.delivered;
     if (settings.warmupMs > 0) await runPhase(label, 'warm-up', settings.warmupMs, server, delivered);
     const [start, end] = await runPhase(label, 'measure', settings.durationMs, server, delivered);
-    running = false;
-    pool.onDelivery = undefined;
+    stopPump();
     await drain(delivered, sent);
 
     const measurement = between(start, end);
@@ -115,7 +102,7 @@ export async function runChannels(peer: Peer, settings: ChannelsSettings): Promi
     for (const warning of result.warnings) progress(label, `WARNING: ${warning}`);
     return result;
   } finally {
-    clearInterval(timer);
+    stopPump?.();
     members?.close();
     await server.stop();
   }

@@ -37,7 +37,7 @@ export async function runIngress(peer: Peer, settings: IngressSettings): Promise
   const server = await startPeer(peer);
   let subscribers: SubscriberPool | undefined;
   const publishers: RawWebSocket[] = [];
-  let timer: NodeJS.Timeout | undefined;
+  let stopPump: (() => void) | undefined;
   try {
     const endpoint = (index: number): ReturnType<typeof channelEndpoint> => channelEndpoint(peer, server, `ingress-${index}`);
     subscribers = await SubscriberPool.open(endpoint, settings.publishers);
@@ -48,11 +48,7 @@ export async function runIngress(peer: Peer, settings: IngressSettings): Promise
     const frame = maskedTextFrame(messagePayload(peer.dialect, settings.size));
     const batchFrames = Buffer.concat(Array.from({ length: settings.batch }, () => frame));
     const sent = new Array<number>(settings.publishers).fill(0);
-    let running = true;
-    let scheduled = false;
-    const pump = (): void => {
-      scheduled = false;
-      if (!running) return;
+    stopPump = pool.pumpOnDelivery(() => {
       for (let index = 0; index < publishers.length; index++) {
         const received = pool.clients[index]!.frames.messages;
         while (sent[index]! - received + settings.batch <= settings.window) {
@@ -60,21 +56,12 @@ export async function runIngress(peer: Peer, settings: IngressSettings): Promise
           sent[index]! += settings.batch;
         }
       }
-    };
-    const kick = (): void => {
-      if (scheduled || !running) return;
-      scheduled = true;
-      setImmediate(pump);
-    };
-    pool.onDelivery = kick;
-    timer = setInterval(kick, 100);
-    kick();
+    });
 
     const accepted = (): number => pool.delivered;
     if (settings.warmupMs > 0) await runPhase(label, 'warm-up', settings.warmupMs, server, accepted);
     const [start, end] = await runPhase(label, 'measure', settings.durationMs, server, accepted);
-    running = false;
-    pool.onDelivery = undefined;
+    stopPump();
     const total = sent.reduce((sum, count) => sum + count, 0);
     await drain(accepted, total);
 
@@ -103,7 +90,7 @@ export async function runIngress(peer: Peer, settings: IngressSettings): Promise
     for (const warning of result.warnings) progress(label, `WARNING: ${warning}`);
     return result;
   } finally {
-    clearInterval(timer);
+    stopPump?.();
     for (const publisher of publishers) publisher.close();
     subscribers?.close();
     await server.stop();
