@@ -1,4 +1,4 @@
-/** The default engine: one process, no dependencies. */
+/** The default engine: one process, no external service. */
 import type { Member } from '@chorus/protocol';
 import { ChannelMap } from '../channel-map.js';
 import { MemoryStreams } from './memory-history.js';
