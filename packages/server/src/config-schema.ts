@@ -42,6 +42,7 @@ export const configSchema = {
     handshakeTimeoutMs: { type: 'integer', minimum: 100 },
     closeTimeoutMs: { type: 'integer', minimum: 100 },
     tokenGraceMs: { type: 'integer', minimum: 0 },
+    trustedProxies: { type: 'array', items: { type: 'string', minLength: 1 } },
     engine: {
       type: 'object',
       additionalProperties: false,

@@ -8,6 +8,7 @@ import { randomBytes } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { extname } from 'node:path';
 import { Ajv, type ErrorObject } from 'ajv';
+import proxyAddr from 'proxy-addr';
 import { parse as parseYaml } from 'yaml';
 import type { TokenKeyConfig } from './auth.js';
 import { configSchema } from './config-schema.js';
@@ -89,6 +90,11 @@ export interface ChorusConfig {
   tokenGraceMs: number;
   /** Serve https:// and wss:// with this certificate and key (PEM file paths). */
   tls: TlsConfig | undefined;
+  /**
+   * Reverse proxies and load balancers (addresses, CIDR ranges, or `loopback`, `linklocal`,
+   * `uniquelocal`) whose X-Forwarded-For names the client. Empty: the socket's peer is the client.
+   */
+  trustedProxies: string[];
   engine: EngineConfig;
   /** Serve the example pages under /examples/ (pre-filled with the first app's key). */
   examples: boolean;
@@ -138,6 +144,7 @@ export const DEFAULTS: Readonly<Omit<ChorusConfig, 'apps'>> = Object.freeze({
   closeTimeoutMs: 5_000,
   tokenGraceMs: 25_000,
   tls: undefined,
+  trustedProxies: [],
   engine: { type: 'memory' as const },
   examples: true,
 });
@@ -155,6 +162,7 @@ export interface ChorusConfigInput {
   closeTimeoutMs?: number;
   tokenGraceMs?: number;
   tls?: TlsConfig;
+  trustedProxies?: string[];
   engine?: EngineConfig;
   examples?: boolean;
   limits?: Partial<Limits>;
@@ -256,6 +264,7 @@ export function resolveConfig(input: unknown, source = 'config'): ChorusConfig {
     closeTimeoutMs: input.closeTimeoutMs ?? DEFAULTS.closeTimeoutMs,
     tokenGraceMs: input.tokenGraceMs ?? DEFAULTS.tokenGraceMs,
     tls: input.tls,
+    trustedProxies: resolveTrustedProxies(input.trustedProxies ?? DEFAULTS.trustedProxies, source),
     engine: resolveEngine(input.engine, source),
     examples: input.examples ?? DEFAULTS.examples,
     apps,
@@ -304,4 +313,15 @@ function resolveEngine(engine: ChorusConfigInput['engine'], source: string): Eng
   if (!engine || engine.type === 'memory') return { type: 'memory' };
   if (!engine.url) throw new ConfigError(`${source}: engine.url is required for the redis engine (redis://host:port)`);
   return engine;
+}
+
+function resolveTrustedProxies(entries: string[], source: string): string[] {
+  for (const [i, entry] of entries.entries()) {
+    try {
+      proxyAddr.compile(entry);
+    } catch (error) {
+      throw new ConfigError(`${source}: trustedProxies[${i}] "${entry}" is not an IP address, a CIDR range or loopback/linklocal/uniquelocal (${(error as Error).message})`);
+    }
+  }
+  return entries;
 }

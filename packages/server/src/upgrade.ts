@@ -6,6 +6,7 @@
  */
 import { STATUS_CODES, type IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
+import proxyAddr from 'proxy-addr';
 import { WebSocketServer, type WebSocket } from 'ws';
 import { HttpErrors, RAW_PATH, V1_PATH, type HttpErrorInfo } from '@chorus/protocol';
 import type { App } from './apps.js';
@@ -22,9 +23,12 @@ export class UpgradeHandler {
   readonly #wssByLimit = new Map<number, WebSocketServer>();
   /** For sockets accepted only to be told why they are refused (unknown key…). */
   readonly #rejectWss: WebSocketServer;
+  /** Which peers may name the client in X-Forwarded-For (none by default: it is just a header). */
+  readonly #isTrustedProxy: (address: string, hop: number) => boolean;
 
   constructor(ctx: ServerContext) {
     this.#ctx = ctx;
+    this.#isTrustedProxy = proxyAddr.compile(ctx.config.trustedProxies);
     this.#rejectWss = createWss(REJECTED_SOCKET_MAX_PAYLOAD, ctx.config.closeTimeoutMs);
   }
 
@@ -51,7 +55,7 @@ export class UpgradeHandler {
     socket.on('error', this.#logSocketError);
     if (this.#ctx.shuttingDown) return refuseHttp(socket, HttpErrors.SHUTTING_DOWN);
     const url = new URL(req.url ?? '/', 'http://localhost');
-    const upgrade: PendingUpgrade = { req, socket, head, url, ip: req.socket.remoteAddress ?? 'unknown' };
+    const upgrade: PendingUpgrade = { req, socket, head, url, ip: this.#clientAddress(req) };
     const raw = RAW_PATH.exec(url.pathname);
     let handled: Promise<void>;
     if (url.pathname === V1_PATH) handled = handleV1Upgrade(this.#ctx, this, upgrade);
@@ -66,6 +70,16 @@ export class UpgradeHandler {
       })
       .finally(() => clearTimeout(deadline));
   };
+
+  /**
+   * The client's address: the socket's peer, or behind trusted proxies the right-most
+   * X-Forwarded-For entry that is not itself a trusted proxy (entries left of it are whatever the
+   * client chose to send).
+   */
+  #clientAddress(req: IncomingMessage): string {
+    if (req.socket.remoteAddress === undefined) return 'unknown'; // already closed
+    return proxyAddr(req, this.#isTrustedProxy);
+  }
 
   /**
    * Completes the handshake, or resolves undefined when ws refused it (the socket is closed).

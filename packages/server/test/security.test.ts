@@ -98,6 +98,40 @@ describe('connection limits', () => {
     track(await TestClient.open(rawUrl(server, 'lim')));
   });
 
+  describe('behind a reverse proxy (trustedProxies)', () => {
+    // The test client plays the proxy: it connects from 127.0.0.1 and sends the X-Forwarded-For
+    // a proxy would add. Three clients behind one proxy must not share one per-IP quota.
+    const via = (server: ChorusServer, forwardedFor: string, localAddress = '127.0.0.1'): TestClient =>
+      new TestClient(rawUrl(server, 'lim'), { localAddress, headers: { 'X-Forwarded-For': forwardedFor } });
+    const openVia = async (server: ChorusServer, forwardedFor: string, localAddress?: string): Promise<void> => {
+      const client = track(via(server, forwardedFor, localAddress));
+      await client.opened();
+    };
+
+    it('counts each forwarded client address separately when the peer is a trusted proxy', async () => {
+      const server = await serverWith({ trustedProxies: ['127.0.0.1'], limits: { maxConnectionsPerIp: 2 } });
+      for (let i = 0; i < 2; i++) await openVia(server, '203.0.113.7');
+      await assert.rejects(via(server, '203.0.113.7').opened(), /429/, 'the third from the same client');
+      await openVia(server, '203.0.113.8');
+      // Entries left of the proxy's own are the client's to invent: only the right-most untrusted one counts.
+      await assert.rejects(via(server, '198.51.100.1, 203.0.113.7').opened(), /429/, 'a spoofed left entry changes nothing');
+    });
+
+    it('ignores X-Forwarded-For from peers that are not trusted proxies (a client cannot dodge its quota)', async () => {
+      const server = await serverWith({ trustedProxies: ['127.0.0.1'], limits: { maxConnectionsPerIp: 2 } });
+      await openVia(server, '203.0.113.1', '127.0.0.9');
+      await openVia(server, '203.0.113.2', '127.0.0.9');
+      await assert.rejects(via(server, '203.0.113.3', '127.0.0.9').opened(), /429/);
+      const withoutTrust = await serverWith({ limits: { maxConnectionsPerIp: 1 } });
+      await openVia(withoutTrust, '203.0.113.1');
+      await assert.rejects(via(withoutTrust, '203.0.113.2').opened(), /429/, 'no proxy is trusted by default');
+    });
+
+    it('refuses a trustedProxies entry that is not an address or range, naming it', () => {
+      assert.throws(() => resolveConfig({ trustedProxies: ['10.0.0.0/8', 'proxy.internal'] }), (error: unknown) => error instanceof ConfigError && /trustedProxies\[1\] "proxy.internal"/.test(error.message));
+    });
+  });
+
   it('refuses the connection past maxConnections for the app, from any address, for v1 too', async () => {
     const server = await serverWith({ limits: { maxConnections: 2 } });
     track(await TestClient.open(rawUrl(server, 'lim'), { localAddress: '127.0.0.3' }));
