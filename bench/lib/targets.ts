@@ -65,6 +65,13 @@ const LATENCY_P99_LIMIT_MS = 5;
 const FANOUT_VS_SOCKETIO = 8;
 const IDLE_VS_BUN = 1.5;
 /**
+ * Proposed restatements of the two targets this 2-core machine cannot show (see
+ * docs/benchmarks.md): no server reaches p99 5 ms here, and a bare Node socket alone costs more
+ * than 1.5× Bun's connection. Printed after the issue's targets, named as proposals.
+ */
+const LATENCY_VS_BUN = 1.5;
+const IDLE_VS_RAW_NODE = 1.5;
+/**
  * Memory counts as bounded when it stays under the cap-based bound below and either every slow
  * reader was disconnected or, over the last third of the run, it grows slower than this
  * share of the distinct bytes published per second (a server that frames once and writes the
@@ -136,6 +143,27 @@ export function evaluateTargets(summary: SuiteSummary): TargetResult[] {
       bunIdle?.rssPerConnection,
       IDLE_VS_BUN,
       (ours, theirs) => `at ${formatInteger(chorusIdle?.connections ?? NaN)} connections: Chorus ${formatKiB(ours)} vs Bun ${formatKiB(theirs)} (${formatFixed(ours / theirs, 2)}×)`,
+    ),
+  );
+
+  const bunLatency = summary.latency.find((row) => row.server === 'bun')?.steps.at(-1);
+  results.push(
+    compareAtMost(
+      `proposed: p99 at ${latency ? Math.round(latency.load * 100) : 50} % load ≤ ${LATENCY_VS_BUN}× Bun's`,
+      latency?.p99,
+      bunLatency?.p99,
+      LATENCY_VS_BUN,
+      (ours, theirs) => `Chorus ${formatFixed(ours, 1)} ms at ${formatInteger(latency?.rate ?? NaN)} msg/s vs Bun ${formatFixed(theirs, 1)} ms at ${formatInteger(bunLatency?.rate ?? NaN)} msg/s (${formatFixed(ours / theirs, 2)}×)`,
+    ),
+  );
+  const rawIdle = idleStep('raw');
+  results.push(
+    compareAtMost(
+      `proposed: idle RSS per connection ≤ ${IDLE_VS_RAW_NODE}× a bare Node socket's`,
+      chorusIdle?.rssPerConnection,
+      rawIdle?.rssPerConnection,
+      IDLE_VS_RAW_NODE,
+      (ours, theirs) => `Chorus ${formatKiB(ours)} vs the raw net ceiling ${formatKiB(theirs)} (${formatFixed(ours / theirs, 2)}×)`,
     ),
   );
 
