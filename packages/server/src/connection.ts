@@ -3,8 +3,9 @@
  *
  * Why a queue of our own instead of `ws.send`: one `socket.write` costs ~6–8 µs of mostly
  * kernel time, so writing each message to each recipient caps a core near 0.1 M deliveries/s.
- * Frames are built once per publication (see frame.ts), appended here, and everything due to
- * this socket within one event-loop turn goes out as a single write (see OutboundScheduler).
+ * Frames are built once per publication (see frame.ts), appended here (or, for fan-out, held
+ * once in a run shared with the channel's other subscribers), and everything due to this socket
+ * within one event-loop turn goes out as a single write (see OutboundScheduler).
  * All server-originated frames go through `send` so their order on the wire is the order of
  * the calls.
  */
@@ -12,7 +13,7 @@ import type { EventEmitter } from 'node:events';
 import type { Duplex } from 'node:stream';
 import { WebSocket } from 'ws';
 import { CloseCodes, type CloseCodeInfo } from '@chorus/protocol';
-import type { OutboundScheduler } from './outbound.js';
+import { SharedRun, type OutboundScheduler } from './outbound.js';
 
 /** After a slow consumer is sent its close frame, how long it gets before the socket is cut. */
 const SLOW_CONSUMER_GRACE_MS = 5_000;
@@ -27,13 +28,19 @@ export class Connection {
   readonly #socket: Duplex;
   readonly #scheduler: OutboundScheduler;
   readonly #maxPendingBytes: number;
-  #queue: Buffer[] = [];
+  /** Frames, and runs of frames shared with other connections (see SharedRun), in send order. */
+  #queue: Array<Buffer | SharedRun> = [];
+  /**
+   * Bytes in the queue, except the tail run's while that run may still grow (it is counted live,
+   * through #tailRun, until something else is queued after it).
+   */
   #queuedBytes = 0;
+  /** The run at the tail of the queue: frames appended to it are this connection's too. */
+  #tailRun: SharedRun | undefined;
   /**
    * The socket's unwritten bytes when this turn's queue was started. Read once per turn rather
-   * than per frame (a getter chain into the stream state, on every recipient of every
-   * publication); the kernel takes nothing from the socket during our turn, so it can only be
-   * an overestimate.
+   * than on every frame; the kernel takes nothing from the socket during our turn, so it can
+   * only be an overestimate.
    */
   #socketBacklog = 0;
   #closing = false;
@@ -59,39 +66,73 @@ export class Connection {
     return !this.#closing && this.ws.readyState === WebSocket.OPEN;
   }
 
-  /** Bytes accepted for this client but not yet taken by the kernel. */
-  get pendingBytes(): number {
-    return this.#queuedBytes + (this.#queue.length > 0 ? this.#socketBacklog : this.#socket.writableLength);
-  }
-
   /**
    * Queues a complete, pre-built WebSocket frame. The buffer may be shared with other
    * connections and must not be modified afterwards.
    */
   send(frame: Buffer): void {
     if (!this.isOpen) return;
-    if (this.#queue.length === 0) {
-      this.#socketBacklog = this.#socket.writableLength;
-      this.#scheduler.schedule(this);
-    }
-    if (this.#queuedBytes + this.#socketBacklog + frame.length > this.#maxPendingBytes) {
-      this.#dropSlowConsumer();
-      return;
-    }
+    this.#leaveTailRun();
+    if (!this.#reserve(frame.length)) return;
     this.#queue.push(frame);
     this.#queuedBytes += frame.length;
   }
 
   /**
-   * Writes everything queued as one buffer (shared with every other connection that was due the
-   * same frames: see OutboundScheduler.join). Called by the scheduler once per turn.
+   * Queues a shared run: its frames so far, and every frame appended to it until it is sealed.
+   * Returns false, and queues nothing, when the connection is closed or would exceed its cap.
+   */
+  attach(run: SharedRun): boolean {
+    if (!this.isOpen) return false;
+    this.#leaveTailRun();
+    if (!this.#reserve(run.bytes)) return false;
+    this.#queue.push(run);
+    this.#tailRun = run;
+    return true;
+  }
+
+  /**
+   * Writes everything queued as one buffer: a lone run is written as the run's own joined
+   * buffer, shared with every connection holding it; otherwise see OutboundScheduler.join.
+   * Called by the scheduler once per turn (runs are sealed by then), or before a close.
    */
   flush(): void {
     const queue = this.#queue;
     if (queue.length === 0) return;
-    if (this.ws.readyState === WebSocket.OPEN) this.#socket.write(this.#scheduler.join(queue, this.#queuedBytes));
+    this.#leaveTailRun();
+    // Runs grew after they were queued; the cap is checked again on what actually goes out.
+    if (this.#queuedBytes + this.#socketBacklog > this.#maxPendingBytes) return this.#dropSlowConsumer();
+    if (this.ws.readyState === WebSocket.OPEN) {
+      const first = queue[0] as Buffer | SharedRun;
+      if (queue.length === 1) this.#socket.write(first instanceof SharedRun ? first.joined() : first);
+      else this.#socket.write(this.#scheduler.join(queue.map((item) => (item instanceof SharedRun ? item.joined() : item)), this.#queuedBytes));
+    }
     this.#queue = [];
     this.#queuedBytes = 0;
+  }
+
+  /**
+   * Something else is queued after the tail run: the run must not grow any more (its later
+   * frames would land before what is queued now), so it is sealed for every connection holding
+   * it, and the channel's next frame starts a new one.
+   */
+  #leaveTailRun(): void {
+    const run = this.#tailRun;
+    if (!run) return;
+    run.seal();
+    this.#queuedBytes += run.bytes;
+    this.#tailRun = undefined;
+  }
+
+  /** Starts this turn's queue if needed; false (and the connection closed) past the cap. */
+  #reserve(bytes: number): boolean {
+    if (this.#queue.length === 0) {
+      this.#socketBacklog = this.#socket.writableLength;
+      this.#scheduler.schedule(this);
+    }
+    if (this.#queuedBytes + this.#socketBacklog + bytes <= this.#maxPendingBytes) return true;
+    this.#dropSlowConsumer();
+    return false;
   }
 
   /** Flushes what is queued (so nothing accepted is lost), then starts the close handshake. */
@@ -105,18 +146,22 @@ export class Connection {
 
   terminate(): void {
     this.#closing = true;
-    this.#queue = [];
-    this.#queuedBytes = 0;
+    this.#dropQueue();
     this.ws.terminate();
   }
 
   #dropSlowConsumer(): void {
     // What is queued cannot be delivered in time anyway; dropping it is what bounds memory.
     // No onClosing advice either: it would only queue behind the bytes the client isn't reading.
-    this.#queue = [];
-    this.#queuedBytes = 0;
+    this.#dropQueue();
     this.#closing = true;
     this.ws.close(CloseCodes.SLOW_CONSUMER.code, CloseCodes.SLOW_CONSUMER.reason);
     setTimeout(() => this.ws.terminate(), SLOW_CONSUMER_GRACE_MS).unref();
+  }
+
+  #dropQueue(): void {
+    this.#leaveTailRun();
+    this.#queue = [];
+    this.#queuedBytes = 0;
   }
 }

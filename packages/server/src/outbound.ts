@@ -4,12 +4,59 @@
  * handled. A socket that gets ten messages in a turn therefore costs one write, not ten.
  *
  * Fan-out gives many connections exactly the same frames in a turn (every subscriber of a channel
- * got the same publications). `join` notices and builds that batch once: every one of those
- * sockets is then written the same buffer, so a turn allocates and copies one batch per channel
- * instead of one per subscriber, and a backlog of unread data is shared rather than duplicated.
+ * gets the same publications). A `SharedRun` holds those frames once: the hub appends each frame
+ * to the run instead of to every subscriber's queue, and every socket holding the run is written
+ * the same joined buffer. So a turn costs one step per subscriber, not one per subscriber and
+ * message, allocates one batch per channel, and a backlog of unread data is shared rather than
+ * duplicated. `join` does the same for queues that are not a single run but hold the same frames.
  */
 export interface Flushable {
   flush(): void;
+}
+
+/**
+ * Frames one channel publishes within one event-loop turn, shared by every connection that gets
+ * all of them. Sealed at the end of the turn, or earlier as soon as one of its connections must
+ * get something else in between (then the channel's next frame starts a new run); a sealed run
+ * never changes again.
+ */
+export class SharedRun {
+  frames: Buffer[] = [];
+  bytes = 0;
+  #open = true;
+  #joined: Buffer | undefined;
+
+  constructor(first: Buffer) {
+    this.append(first);
+  }
+
+  get open(): boolean {
+    return this.#open;
+  }
+
+  append(frame: Buffer): void {
+    this.frames.push(frame);
+    this.bytes += frame.length;
+    this.#joined = undefined;
+  }
+
+  seal(): void {
+    this.#open = false;
+  }
+
+  /** After the turn's writes: the frames are the sockets' now, the run must not keep them alive. */
+  release(): void {
+    this.#open = false;
+    this.frames = [];
+    this.#joined = undefined;
+  }
+
+  /** The frames as one buffer, built once for all the connections that write it. */
+  joined(): Buffer {
+    const first = this.frames[0];
+    this.#joined ??= this.frames.length === 1 && first ? first : Buffer.concat(this.frames, this.bytes);
+    return this.#joined;
+  }
 }
 
 interface JoinedBatch {
@@ -27,6 +74,8 @@ export class OutboundScheduler {
    */
   readonly #joinedThisFlush = new Map<Buffer, JoinedBatch>();
   #flushing = false;
+  /** Runs started this turn; sealed before the connections are flushed. */
+  #openRuns: SharedRun[] = [];
 
   /** Call once per connection per turn, when its queue goes from empty to non-empty. */
   schedule(target: Flushable): void {
@@ -35,6 +84,17 @@ export class OutboundScheduler {
       this.#scheduled = true;
       setImmediate(this.#flushAll);
     }
+  }
+
+  /** A run for the frames of one channel in this turn, sealed at the latest when the turn's writes go out. */
+  startRun(first: Buffer): SharedRun {
+    const run = new SharedRun(first);
+    this.#openRuns.push(run);
+    if (!this.#scheduled) {
+      this.#scheduled = true;
+      setImmediate(this.#flushAll);
+    }
+    return run;
   }
 
   /**
@@ -54,6 +114,9 @@ export class OutboundScheduler {
 
   readonly #flushAll = (): void => {
     this.#scheduled = false;
+    const runs = this.#openRuns;
+    this.#openRuns = [];
+    for (const run of runs) run.seal();
     const dirty = this.#dirty;
     this.#dirty = [];
     this.#flushing = true;
@@ -62,6 +125,8 @@ export class OutboundScheduler {
     } finally {
       this.#flushing = false;
       this.#joinedThisFlush.clear();
+      // Every connection holding one of these runs was due in this flush.
+      for (const run of runs) run.release();
     }
   };
 }

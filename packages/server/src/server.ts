@@ -45,7 +45,8 @@ export class ChorusServer {
   constructor(config: ChorusConfig, options: ServerOptions = {}) {
     this.config = config;
     this.log = options.logger ?? pino({ level: config.logLevel });
-    const hub = new Hub();
+    const scheduler = new OutboundScheduler();
+    const hub = new Hub(scheduler);
     const apps = new AppRegistry(config.apps);
     let connectionCount = 0;
     const nodeId = randomBytes(4).toString('hex');
@@ -64,7 +65,7 @@ export class ChorusServer {
         log: this.log,
       }),
       hub,
-      scheduler: new OutboundScheduler(),
+      scheduler,
       log: this.log,
       connections: new ConnectionRegistry(),
       newConnectionId: () => `${nodeId}.${(++connectionCount).toString(36)}`,

@@ -2,12 +2,13 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import type { ChorusServer } from '../src/index.ts';
-import { TestClient, closeAfterwards, rawUrl, settle } from './helpers.ts';
+import { TEST_APP, TestClient, closeAfterwards, rawUrl, settle } from './helpers.ts';
+import { V1Client } from './v1-helpers.ts';
 
 const { serverWith, track } = closeAfterwards();
 
-async function open(server: ChorusServer, channel: string, options?: ConstructorParameters<typeof TestClient>[1]): Promise<TestClient> {
-  return track(await TestClient.open(rawUrl(server, channel), options));
+async function open(server: ChorusServer, channel: string, options?: ConstructorParameters<typeof TestClient>[1], query = ''): Promise<TestClient> {
+  return track(await TestClient.open(rawUrl(server, channel, `api_key=${TEST_APP.key}${query ? `&${query}` : ''}`), options));
 }
 
 async function connectionCount(server: ChorusServer): Promise<number> {
@@ -109,3 +110,97 @@ describe('coalesced writes', () => {
     assert.equal(p.received.length + q.received.length, 2 * perPublisher, 'and nothing else');
   });
 });
+
+/** Subscribers per busy channel: enough for a shared run (MIN_SUBSCRIBERS_FOR_RUN is 8). */
+const FANOUT = 10;
+
+describe('shared runs (channels with many subscribers)', () => {
+  // Channels with 8 or more subscribers share one run of frames per turn (see SharedRun). These
+  // bursts cross every rule of a run: senders excluded from their own frames, notify_self, a
+  // connection on a busy and a quiet channel, and a subscriber joining while a run goes on.
+
+  it('gives every connection exactly its frames when several publishers burst into a busy channel', async () => {
+    const server = await serverWith({ limits: { messagesPerSecond: 0 } });
+    const subscribers = await Promise.all(Array.from({ length: FANOUT }, () => open(server, 'busy')));
+    const p = await open(server, 'busy');
+    const q = await open(server, 'busy');
+    const echo = await open(server, 'busy', undefined, 'notify_self=1');
+    const perPublisher = 150;
+    for (let i = 0; i < perPublisher; i++) {
+      p.ws.send(`p${i}`);
+      q.ws.send(`q${i}`);
+      if (i % 3 === 0) echo.ws.send(`r${i}`);
+    }
+    const fromEcho = Array.from({ length: perPublisher }, (_, i) => `r${i}`).filter((_, i) => i % 3 === 0);
+    const total = 2 * perPublisher + fromEcho.length;
+    const sequence = (from: string): string[] => Array.from({ length: perPublisher }, (_, i) => `${from}${i}`);
+    const texts = async (client: TestClient, count: number): Promise<string[]> => (await client.messages(count)).map((m) => m.text);
+    const first = await texts(subscribers[0] as TestClient, total);
+    assert.deepEqual(first.filter((t) => t.startsWith('p')), sequence('p'));
+    assert.deepEqual(first.filter((t) => t.startsWith('q')), sequence('q'));
+    assert.deepEqual(first.filter((t) => t.startsWith('r')), fromEcho);
+    for (const other of subscribers.slice(1)) assert.deepEqual(await texts(other, total), first, 'every subscriber sees the same order');
+    assert.deepEqual(await texts(p, total - perPublisher), first.filter((t) => !t.startsWith('p')), 'p gets everything but its own');
+    assert.deepEqual(await texts(q, total - perPublisher), first.filter((t) => !t.startsWith('q')), 'q gets everything but its own');
+    assert.deepEqual(await texts(echo, total), first, 'notify_self gets its own too, in place');
+    await settle();
+    assert.equal(p.received.length + q.received.length + echo.received.length, 3 * total - 2 * perPublisher, 'and nothing else');
+  });
+
+  it('keeps one publisher’s order across a busy and a quiet channel', async () => {
+    const server = await serverWith({ limits: { messagesPerSecond: 0 } });
+    await busyV1Channel(server, 'busy-a');
+    // Subscribed to a busy channel (a shared run) and a quiet one (frames one by one).
+    const both = await V1Client.connected(server);
+    track(both.raw);
+    for (const channel of ['busy-a', 'quiet']) assert.equal((await both.command('subscribe', { channel })).ok, true);
+    const publisher = await V1Client.connected(server);
+    track(publisher.raw);
+    const count = 200;
+    for (let i = 1; i <= count; i++) {
+      // Pipelined on one connection: handled in this order, many in one turn.
+      publisher.send('publish', { channel: 'busy-a', event: 'n', data: i });
+      publisher.send('publish', { channel: 'quiet', event: 'n', data: i });
+    }
+    const pushes = await both.untilPushes(2 * count, 'pub');
+    assert.deepEqual(
+      pushes.map((push) => `${push.channel} ${String(push.data)}`),
+      Array.from({ length: count }, (_, i) => [`busy-a ${i + 1}`, `quiet ${i + 1}`]).flat(),
+      'the order they were published in, across the two channels',
+    );
+  });
+
+  it('a subscriber that joins in the middle of a turn gets history, then every later frame of that turn', async () => {
+    const server = await serverWith({ limits: { messagesPerSecond: 0 } });
+    const { epoch } = await busyV1Channel(server, 'busy-b');
+    const late = await V1Client.connected(server);
+    track(late.raw);
+    // One pipelined batch, handled in one turn: 50 publishes start a shared run, the subscribe
+    // (replaying them) joins, 50 more follow in the same turn.
+    for (let i = 1; i <= 50; i++) late.send('publish', { channel: 'busy-b', event: 'n', data: i });
+    const subscribe = late.send('subscribe', { channel: 'busy-b', since: { offset: 0, epoch } });
+    for (let i = 51; i <= 100; i++) late.send('publish', { channel: 'busy-b', event: 'n', data: i });
+    assert.equal((await late.reply(subscribe)).ok, true);
+    const pushes = await late.untilPushes(100, 'pub', 'busy-b');
+    await settle();
+    assert.deepEqual(
+      late.pushes('pub', 'busy-b').map((push) => push.offset),
+      Array.from({ length: 100 }, (_, i) => i + 1),
+      'history then live: no gap, no repeat',
+    );
+    assert.equal(pushes.length, 100);
+  });
+});
+
+/** A channel with FANOUT v1 subscribers (a run is shared by subscribers of the dialect that starts it); its epoch. */
+async function busyV1Channel(server: ChorusServer, channel: string): Promise<{ epoch: string }> {
+  let epoch = '';
+  for (let i = 0; i < FANOUT; i++) {
+    const subscriber = await V1Client.connected(server);
+    track(subscriber.raw);
+    const reply = await subscriber.command('subscribe', { channel });
+    assert.equal(reply.ok, true);
+    epoch = String(reply.result?.['epoch']);
+  }
+  return { epoch };
+}
