@@ -46,24 +46,35 @@ export interface Subscriber {
 class ChannelEntry {
   /** By connection id: a connection is subscribed to a channel once. */
   readonly subscribers = new Map<string, Subscriber>();
-  /** This turn's run, while open: every subscriber not in `outside` holds it. */
-  run: SharedRun | undefined;
-  runEncoder: PublicationEncoder | undefined;
   /**
-   * Subscribers served one frame at a time instead: held (replaying), another dialect, or
-   * excluded from the frame that started the run (its own message). Fixed for the run's life:
-   * subscribing or unsubscribing ends the run.
+   * This turn's runs, one per dialect (almost always just one): every subscriber not in
+   * `outside` holds the run of its dialect. Empty when there is no run.
+   */
+  runs: DialectRun[] = [];
+  /**
+   * Subscribers served one frame at a time instead: held (replaying), or excluded from the frame
+   * that started the runs (its own message). Fixed for the runs' life: subscribing or
+   * unsubscribing ends them.
    */
   readonly outside = new Set<Subscriber>();
 
-  /** Seals the run: the next frame starts a new one, with every subscriber considered again. */
+  /** The runs can take another frame: none was sealed early (by one of its connections). */
+  get runsOpen(): boolean {
+    return this.runs.length > 0 && this.runs.every(({ run }) => run.open);
+  }
+
+  /** Seals the runs: the next frame starts new ones, with every subscriber considered again. */
   endRun(): void {
-    if (this.run === undefined) return;
-    this.run.seal();
-    this.run = undefined;
-    this.runEncoder = undefined;
+    if (this.runs.length === 0) return;
+    for (const { run } of this.runs) run.seal();
+    this.runs = [];
     if (this.outside.size > 0) this.outside.clear();
   }
+}
+
+interface DialectRun {
+  readonly encoder: PublicationEncoder;
+  readonly run: SharedRun;
 }
 
 /**
@@ -140,14 +151,13 @@ export class Hub {
       deliverEach(entry.subscribers.values(), new Frames(publication));
       return;
     }
-    const { run, runEncoder } = entry;
-    if (run?.open && runEncoder) {
+    if (entry.runsOpen) {
       const origin = publication.originId === undefined ? undefined : entry.subscribers.get(publication.originId);
       // The origin skips its own message, so it cannot be holding the run this frame goes to.
       if (!origin || origin.notifySelf || entry.outside.has(origin)) {
-        const frame = runEncoder.encode(publication);
-        run.append(frame);
-        deliverEach(entry.outside, new Frames(publication, runEncoder, frame));
+        const frames = new Frames(publication);
+        for (const { encoder, run } of entry.runs) run.append(frames.for(encoder));
+        deliverEach(entry.outside, frames);
         return;
       }
     }
@@ -158,20 +168,27 @@ export class Hub {
 
   #startRun(entry: ChannelEntry, publication: MessagePublication): void {
     const frames = new Frames(publication);
-    let run: SharedRun | undefined;
-    let encoder: PublicationEncoder | undefined;
+    // This loop runs once per subscriber: keep the common case (one dialect) to one comparison.
+    let lastEncoder: PublicationEncoder | undefined;
+    let lastRun: SharedRun | undefined;
     for (const subscriber of entry.subscribers.values()) {
-      const eligible = subscriber.held === undefined && !isExcluded(subscriber, publication);
-      if (eligible && !run) {
-        encoder = subscriber.encoder;
-        run = this.#scheduler.startRun(frames.for(encoder));
+      if (subscriber.held === undefined && !isExcluded(subscriber, publication)) {
+        if (subscriber.encoder !== lastEncoder || lastRun === undefined) {
+          lastEncoder = subscriber.encoder;
+          lastRun = this.#runFor(entry, lastEncoder, frames);
+        }
+        if (subscriber.connection.attach(lastRun)) continue;
       }
-      if (eligible && subscriber.encoder === encoder && subscriber.connection.attach(run as SharedRun)) continue;
       entry.outside.add(subscriber);
       deliverTo(subscriber, frames);
     }
-    entry.run = run;
-    entry.runEncoder = encoder;
+  }
+
+  #runFor(entry: ChannelEntry, encoder: PublicationEncoder, frames: Frames): SharedRun {
+    for (const dialectRun of entry.runs) if (dialectRun.encoder === encoder) return dialectRun.run;
+    const run = this.#scheduler.startRun(frames.for(encoder));
+    entry.runs.push({ encoder, run });
+    return run;
   }
 }
 

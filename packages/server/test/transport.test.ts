@@ -170,6 +170,21 @@ describe('shared runs (channels with many subscribers)', () => {
     );
   });
 
+  it('shares one run per dialect on a channel with raw and v1 subscribers', async () => {
+    const server = await serverWith({ limits: { messagesPerSecond: 0 } });
+    const raw = await Promise.all(Array.from({ length: FANOUT }, () => open(server, 'mixed')));
+    await busyV1Channel(server, 'mixed');
+    const v1 = await V1Client.connected(server);
+    track(v1.raw);
+    assert.equal((await v1.command('subscribe', { channel: 'mixed' })).ok, true);
+    const publisher = await open(server, 'mixed');
+    const count = 100;
+    for (let i = 1; i <= count; i++) publisher.ws.send(JSON.stringify({ event: 'n', data: i }));
+    const inOrder = Array.from({ length: count }, (_, i) => i + 1);
+    for (const client of raw) assert.deepEqual((await client.messages(count)).map((m) => (JSON.parse(m.text) as { data: number }).data), inOrder);
+    assert.deepEqual((await v1.untilPushes(count, 'pub', 'mixed')).map((push) => [push.offset, push.data]), inOrder.map((i) => [i, i]));
+  });
+
   it('a subscriber that joins in the middle of a turn gets history, then every later frame of that turn', async () => {
     const server = await serverWith({ limits: { messagesPerSecond: 0 } });
     const { epoch } = await busyV1Channel(server, 'busy-b');
