@@ -37,12 +37,6 @@ export class Connection {
   #queuedBytes = 0;
   /** The run at the tail of the queue: frames appended to it are this connection's too. */
   #tailRun: SharedRun | undefined;
-  /**
-   * The socket's unwritten bytes when this turn's queue was started. Read once per turn rather
-   * than on every frame; the kernel takes nothing from the socket during our turn, so it can
-   * only be an overestimate.
-   */
-  #socketBacklog = 0;
   #closing = false;
 
   constructor(id: string, ws: WebSocket, socket: Duplex, scheduler: OutboundScheduler, maxPendingBytes: number) {
@@ -101,7 +95,7 @@ export class Connection {
     if (queue.length === 0) return;
     this.#leaveTailRun();
     // Runs grew after they were queued; the cap is checked again on what actually goes out.
-    if (this.#queuedBytes + this.#socketBacklog > this.#maxPendingBytes) return this.#dropSlowConsumer();
+    if (this.#queuedBytes + this.#socket.writableLength > this.#maxPendingBytes) return this.#dropSlowConsumer();
     if (this.ws.readyState === WebSocket.OPEN) {
       const first = queue[0] as Buffer | SharedRun;
       if (queue.length === 1) this.#socket.write(first instanceof SharedRun ? first.joined() : first);
@@ -124,13 +118,13 @@ export class Connection {
     this.#tailRun = undefined;
   }
 
-  /** Starts this turn's queue if needed; false (and the connection closed) past the cap. */
+  /**
+   * Starts this turn's queue if needed; false (and the connection closed) past the cap. The
+   * socket's backlog is read live: writes can complete between two calls of one turn.
+   */
   #reserve(bytes: number): boolean {
-    if (this.#queue.length === 0) {
-      this.#socketBacklog = this.#socket.writableLength;
-      this.#scheduler.schedule(this);
-    }
-    if (this.#queuedBytes + this.#socketBacklog + bytes <= this.#maxPendingBytes) return true;
+    if (this.#queue.length === 0) this.#scheduler.schedule(this);
+    if (this.#queuedBytes + this.#socket.writableLength + bytes <= this.#maxPendingBytes) return true;
     this.#dropSlowConsumer();
     return false;
   }
