@@ -204,10 +204,8 @@ class Frames {
   #encoder: PublicationEncoder | undefined;
   #frame: Buffer | undefined;
 
-  constructor(publication: Publication, encoder?: PublicationEncoder, frame?: Buffer) {
+  constructor(publication: Publication) {
     this.publication = publication;
-    this.#encoder = encoder;
-    this.#frame = frame;
   }
 
   for(encoder: PublicationEncoder): Buffer {
