@@ -5,6 +5,7 @@
  * CHORUS_SECRET, CHORUS_CONFIG).
  */
 import { createRequire } from 'node:module';
+import { parseArgs, type ParseArgsConfig } from 'node:util';
 import type { AppConfigInput, ChorusConfigInput } from '../config.js';
 
 /** Exit codes, the same for every command (docs/cli.md). */
@@ -28,10 +29,16 @@ export function fail(code: number, message: string): number {
   return code;
 }
 
-/** Runs a `util.parseArgs` call, turning its errors into usage errors that name the command. */
-export function parseFlags<T>(command: string, parse: () => T): T {
+type OptionsConfig = NonNullable<ParseArgsConfig['options']>;
+type ParsedFlags<O extends OptionsConfig> = ReturnType<typeof parseArgs<{ args: string[]; allowPositionals: true; strict: true; options: typeof COMMON_OPTIONS & O }>>;
+
+/**
+ * Parses a command's flags (plus --help and --version) and positionals with `util.parseArgs`,
+ * strictly, turning its errors into usage errors that name the command.
+ */
+export function parseFlags<const O extends OptionsConfig>(command: string, argv: readonly string[], options: O): ParsedFlags<O> {
   try {
-    return parse();
+    return parseArgs({ args: [...argv], allowPositionals: true, strict: true, options: { ...COMMON_OPTIONS, ...options } });
   } catch (error) {
     throw new UsageError(`${(error as Error).message}\nRun "chorus help ${command}" for usage.`);
   }
@@ -48,7 +55,7 @@ export function version(): string {
 }
 
 /** Help and version flags every command takes. */
-export const COMMON_OPTIONS = {
+const COMMON_OPTIONS = {
   help: { type: 'boolean', short: 'h' },
   version: { type: 'boolean', short: 'v' },
 } as const;

@@ -5,12 +5,10 @@
  * stdout, so `chorus connect … > frames.txt` keeps only the frames.
  */
 import { createInterface, clearLine, cursorTo, type Interface } from 'node:readline';
-import { parseArgs } from 'node:util';
 import WebSocket from 'ws';
 import { CloseCodes, isValidChannelName } from '@chorus/protocol';
 import {
   APP_OPTIONS,
-  COMMON_OPTIONS,
   DEFAULT_TIMEOUT_MS,
   EXIT_FAILURE,
   EXIT_OK,
@@ -85,26 +83,18 @@ const LOCAL_CLOSE_MEANINGS: Record<number, string> = {
 };
 
 export async function connectCommand(argv: readonly string[]): Promise<number> {
-  const { values, positionals } = parseFlags('connect', () =>
-    parseArgs({
-      args: [...argv],
-      allowPositionals: true,
-      strict: true,
-      options: {
-        ...COMMON_OPTIONS,
-        ...SERVER_OPTIONS,
-        ...APP_OPTIONS,
-        json: { type: 'boolean' },
-        header: { type: 'string', short: 'H', multiple: true },
-        origin: { type: 'string' },
-        jwt: { type: 'string' },
-        send: { type: 'string', multiple: true },
-        wait: { type: 'string' },
-        'close-after': { type: 'string' },
-        close: { type: 'boolean' },
-      },
-    }),
-  );
+  const { values, positionals } = parseFlags('connect', argv, {
+    ...SERVER_OPTIONS,
+    ...APP_OPTIONS,
+    json: { type: 'boolean' },
+    header: { type: 'string', short: 'H', multiple: true },
+    origin: { type: 'string' },
+    jwt: { type: 'string' },
+    send: { type: 'string', multiple: true },
+    wait: { type: 'string' },
+    'close-after': { type: 'string' },
+    close: { type: 'boolean' },
+  });
   expectPositionals('connect', positionals, 1, 1, 'a ws:// or wss:// URL, or a channel name');
   if (values.wait !== undefined && values['close-after'] !== undefined) throw new UsageError('--wait and --close-after are the same option; give one');
   const waitFlag = values.wait ?? values['close-after'];

@@ -2,10 +2,8 @@
 import { request as httpRequest, type IncomingMessage } from 'node:http';
 import { request as httpsRequest } from 'node:https';
 import { text as readStream } from 'node:stream/consumers';
-import { parseArgs } from 'node:util';
 import {
   APP_OPTIONS,
-  COMMON_OPTIONS,
   DEFAULT_TIMEOUT_MS,
   EXIT_FAILURE,
   SERVER_OPTIONS,
@@ -58,14 +56,7 @@ Exit codes:
   2  bad usage: missing key or secret, MESSAGE not valid JSON with --json`;
 
 export async function publishCommand(argv: readonly string[]): Promise<number> {
-  const { values, positionals } = parseFlags('publish', () =>
-    parseArgs({
-      args: [...argv],
-      allowPositionals: true,
-      strict: true,
-      options: { ...COMMON_OPTIONS, ...SERVER_OPTIONS, ...APP_OPTIONS, json: { type: 'boolean' } },
-    }),
-  );
+  const { values, positionals } = parseFlags('publish', argv, { ...SERVER_OPTIONS, ...APP_OPTIONS, json: { type: 'boolean' } });
   expectPositionals('publish', positionals, 2, 2, 'CHANNEL and MESSAGE ("-" reads MESSAGE from stdin)');
   const [channel, argument] = positionals as [string, string];
   const timeoutMs = parseMs('timeout', values.timeout, DEFAULT_TIMEOUT_MS);

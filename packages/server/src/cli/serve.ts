@@ -1,8 +1,7 @@
 /** `chorus serve`: start a server from flags, environment and an optional config file. */
-import { parseArgs } from 'node:util';
 import type { ChorusConfigInput } from '../config.js';
 import type { ChorusServer } from '../server.js';
-import { COMMON_OPTIONS, EXIT_FAILURE, EXIT_USAGE, UsageError, expectPositionals, fail, parseFlags, parsePort } from './args.js';
+import { EXIT_FAILURE, EXIT_USAGE, UsageError, expectPositionals, fail, parseFlags, parsePort } from './args.js';
 
 export const SERVE_USAGE = `Usage: chorus serve [options]
 
@@ -29,23 +28,15 @@ Exit codes:
   2  bad usage or bad config (one line names the field)`;
 
 export async function serveCommand(argv: readonly string[]): Promise<number> {
-  const { values, positionals } = parseFlags('serve', () =>
-    parseArgs({
-      args: [...argv],
-      allowPositionals: true,
-      strict: true,
-      options: {
-        ...COMMON_OPTIONS,
-        port: { type: 'string', short: 'p' },
-        host: { type: 'string' },
-        config: { type: 'string', short: 'c' },
-        'tls-cert': { type: 'string' },
-        'tls-key': { type: 'string' },
-        redis: { type: 'string' },
-        'log-level': { type: 'string' },
-      },
-    }),
-  );
+  const { values, positionals } = parseFlags('serve', argv, {
+    port: { type: 'string', short: 'p' },
+    host: { type: 'string' },
+    config: { type: 'string', short: 'c' },
+    'tls-cert': { type: 'string' },
+    'tls-key': { type: 'string' },
+    redis: { type: 'string' },
+    'log-level': { type: 'string' },
+  });
   expectPositionals('serve', positionals, 0, 0, '');
   const configPath = values.config ?? process.env['CHORUS_CONFIG'];
   // ConfigError (unreadable or invalid file) reaches main(), which exits 2 with its one line.

@@ -1,9 +1,8 @@
 /** `chorus token`: mint a channel token or a v1 connection token, signed like a backend would. */
 import { createSecretKey } from 'node:crypto';
-import { parseArgs } from 'node:util';
 import { SignJWT, decodeJwt, decodeProtectedHeader } from 'jose';
 import { CONNECTION_TOKEN_AUDIENCE, isValidChannelName } from '@chorus/protocol';
-import { APP_OPTIONS, COMMON_OPTIONS, UsageError, expectPositionals, parseFlags, resolveApp } from './args.js';
+import { APP_OPTIONS, UsageError, expectPositionals, parseFlags, resolveApp } from './args.js';
 
 export const TOKEN_USAGE = `Usage: chorus token --channel NAME [--user ID] [options]
        chorus token --user ID [--info JSON] [options]
@@ -38,23 +37,15 @@ Exit codes:
 type HmacAlgorithm = 'HS256' | 'HS384' | 'HS512';
 
 export async function tokenCommand(argv: readonly string[]): Promise<number> {
-  const { values, positionals } = parseFlags('token', () =>
-    parseArgs({
-      args: [...argv],
-      allowPositionals: true,
-      strict: true,
-      options: {
-        ...COMMON_OPTIONS,
-        ...APP_OPTIONS,
-        channel: { type: 'string' },
-        user: { type: 'string' },
-        info: { type: 'string' },
-        ttl: { type: 'string' },
-        kid: { type: 'string' },
-        json: { type: 'boolean' },
-      },
-    }),
-  );
+  const { values, positionals } = parseFlags('token', argv, {
+    ...APP_OPTIONS,
+    channel: { type: 'string' },
+    user: { type: 'string' },
+    info: { type: 'string' },
+    ttl: { type: 'string' },
+    kid: { type: 'string' },
+    json: { type: 'boolean' },
+  });
   expectPositionals('token', positionals, 0, 0, '');
   const { channel, user } = values;
   if (channel === undefined && user === undefined) throw new UsageError('token needs --channel NAME (channel token) or --user ID (connection token)\nRun "chorus help token" for usage.');
