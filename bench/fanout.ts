@@ -24,8 +24,8 @@
 import { availableParallelism, cpus } from 'node:os';
 import { GENERATOR_CPU, SERVER_CPU } from './lib/config.ts';
 import { describeCore, pinGenerator } from './lib/measure.ts';
-import { listSetting, numberSetting, readSettings } from './lib/options.ts';
-import { BASELINE_PEER, findPeers, type Peer } from './lib/peers.ts';
+import { numberSetting, readSettings } from './lib/options.ts';
+import { BASELINE_PEER, findPeers, selectedPeers } from './lib/peers.ts';
 import { hasTaskset } from './lib/process.ts';
 import { formatFixed, formatInteger, markdownTable, median, progress, writeResult } from './lib/report.ts';
 import { defaultWindow, runFanout, type FanoutResult } from './scenarios/fanout.ts';
@@ -52,14 +52,7 @@ const options = {
   durationMs: numberSetting(settings, 'duration', 0.5) * 1000,
   rounds: numberSetting(settings, 'rounds', 1),
 };
-const peers = ((): Peer[] => {
-  try {
-    return findPeers(listSetting(settings, 'servers'));
-  } catch (error) {
-    console.error(`--servers: ${error instanceof Error ? error.message : String(error)}`);
-    process.exit(2);
-  }
-})();
+const peers = selectedPeers(settings);
 
 const cores = availableParallelism();
 const pinned = pinGenerator();

@@ -27,7 +27,7 @@ import { fileURLToPath } from 'node:url';
 import { GENERATOR_CPU, SERVER_CPU } from './lib/config.ts';
 import { writeDocs } from './lib/docs.ts';
 import { isPinned, pinGenerator } from './lib/measure.ts';
-import { BUN_BINARY, PEERS, findPeers, profiling, type Peer } from './lib/peers.ts';
+import { BUN_BINARY, PEERS, profiling, selectedPeers, type Peer } from './lib/peers.ts';
 import { hasTaskset } from './lib/process.ts';
 import { booleanSetting, listSetting, numberSetting, readSettings } from './lib/options.ts';
 import { formatFixed, formatInteger, formatKiB, formatMiB, median, writeResult } from './lib/report.ts';
@@ -94,14 +94,7 @@ for (const name of only) {
   }
 }
 const scenarios: Scenario[] = only.length ? SCENARIOS.filter((name) => only.includes(name)) : [...SCENARIOS];
-const peers = ((): Peer[] => {
-  try {
-    return findPeers(listSetting(settings, 'servers'));
-  } catch (error) {
-    console.error(`--servers: ${error instanceof Error ? error.message : String(error)}`);
-    process.exit(2);
-  }
-})();
+const peers = selectedPeers(settings);
 const rounds = numberSetting(settings, 'rounds', 1);
 const size = numberSetting(settings, 'size', 40);
 const loads = listSetting(settings, 'loads')

@@ -11,6 +11,7 @@ import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { BENCH_APP, BENCH_HOST, SERVER_CPU, rawChannelPath } from './config.ts';
 import type { Dialect, Endpoint } from './loadgen.ts';
+import { listSetting, type Settings } from './options.ts';
 import { ServerProcess } from './process.ts';
 
 export interface Peer {
@@ -55,6 +56,16 @@ export function findPeers(ids: readonly string[]): Peer[] {
     if (!peer) throw new Error(`unknown server "${id}"; known: ${PEERS.map((p) => p.id).join(', ')}`);
     return peer;
   });
+}
+
+/** The peers `--servers` names; an unknown one is a usage error (message, exit 2). */
+export function selectedPeers(settings: Settings): Peer[] {
+  try {
+    return findPeers(listSetting(settings, 'servers'));
+  } catch (error) {
+    console.error(`--servers: ${error instanceof Error ? error.message : String(error)}`);
+    process.exit(2);
+  }
 }
 
 /** Path and query a client of `peer` connects to for `channel`. */
