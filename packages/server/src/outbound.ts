@@ -80,20 +80,14 @@ export class OutboundScheduler {
   /** Call once per connection per turn, when its queue goes from empty to non-empty. */
   schedule(target: Flushable): void {
     this.#dirty.push(target);
-    if (!this.#scheduled) {
-      this.#scheduled = true;
-      setImmediate(this.#flushAll);
-    }
+    this.#flushThisTurn();
   }
 
   /** A run for the frames of one channel in this turn, sealed at the latest when the turn's writes go out. */
   startRun(first: Buffer): SharedRun {
     const run = new SharedRun(first);
     this.#openRuns.push(run);
-    if (!this.#scheduled) {
-      this.#scheduled = true;
-      setImmediate(this.#flushAll);
-    }
+    this.#flushThisTurn();
     return run;
   }
 
@@ -110,6 +104,12 @@ export class OutboundScheduler {
     const joined = Buffer.concat(frames, bytes);
     this.#joinedThisFlush.set(first, { frames, joined });
     return joined;
+  }
+
+  #flushThisTurn(): void {
+    if (this.#scheduled) return;
+    this.#scheduled = true;
+    setImmediate(this.#flushAll);
   }
 
   readonly #flushAll = (): void => {
