@@ -105,7 +105,9 @@ describe('connect', () => {
 
   it('a readable id with a bad command gets 104 and the connection stays', async () => {
     const client = await connected();
-    assert.deepEqual((await client.command('bogus')).error, { code: 104, name: 'bad_request', message: 'unknown type "bogus"' });
+    assert.deepEqual((await client.command('bogus')).error, { code: 104, name: 'bad_request', message: 'unknown type "bogus" (one of connect, subscribe, unsubscribe, publish, history, presence, refresh, ping)' });
+    client.raw.ws.send(JSON.stringify({ id: 900, channel: 'a' }));
+    assert.match((await client.reply(900)).error?.message ?? '', /^the command has no "type" \(one of connect, /);
     assert.match((await client.command('subscribe', {})).error?.message ?? '', /missing field "channel"/);
     assert.match((await client.command('subscribe', { channel: 'a', extra: 1 })).error?.message ?? '', /unknown field "extra"/);
     assert.equal((await client.command('ping')).ok, true);

@@ -54,6 +54,8 @@ const schemas: Record<CommandType, object> = {
 const ajv = new Ajv({ allErrors: false, strict: false });
 const validators = new Map<string, ValidateFunction>(Object.entries(schemas).map(([type, schema]) => [type, ajv.compile(schema)]));
 
+const COMMAND_TYPES = Object.keys(schemas).join(', ');
+
 export function parseFrame(text: string): ParsedFrame {
   let value: unknown;
   try {
@@ -65,8 +67,10 @@ export function parseFrame(text: string): ParsedFrame {
   const frame = value as Record<string, unknown>;
   const frameId = frame['id'];
   if (typeof frameId !== 'number' || !Number.isSafeInteger(frameId) || frameId < 1) return { kind: 'fatal', message: 'id must be a positive integer' };
-  const validate = typeof frame['type'] === 'string' ? validators.get(frame['type']) : undefined;
-  if (!validate) return { kind: 'invalid', id: frameId, message: `unknown type ${JSON.stringify(frame['type'])}` };
+  const type = frame['type'];
+  if (type === undefined) return { kind: 'invalid', id: frameId, message: `the command has no "type" (one of ${COMMAND_TYPES})` };
+  const validate = typeof type === 'string' ? validators.get(type) : undefined;
+  if (!validate) return { kind: 'invalid', id: frameId, message: `unknown type ${JSON.stringify(type)} (one of ${COMMAND_TYPES})` };
   if (!validate(frame)) return { kind: 'invalid', id: frameId, message: describe(validate.errors?.[0]) };
   return { kind: 'command', command: frame as unknown as Command };
 }
