@@ -72,7 +72,9 @@ export const HttpErrors = Object.freeze({
   PAYLOAD_TOO_LARGE: httpError(413, 'payload_too_large', 'The request body is larger than the app\'s maxMessageSize allows.'),
   UPGRADE_REQUIRED: httpError(426, 'upgrade_required', 'A WebSocket path was requested without a WebSocket upgrade.'),
   TOO_MANY_CONNECTIONS: httpError(429, 'too_many_connections', 'The app\'s maxConnections or maxConnectionsPerIp is reached; retry later.'),
+  INTERNAL: httpError(500, 'internal', 'The server failed to handle the request (a bug: it is logged); retrying may work.'),
   SHUTTING_DOWN: httpError(503, 'shutting_down', 'The server is shutting down; try another instance or later.'),
+  ENGINE_UNAVAILABLE: httpError(503, 'engine_unavailable', 'The server cannot reach its engine (Redis): nothing was published. Retry after the Retry-After header\'s seconds.'),
 } satisfies Record<string, HttpErrorInfo>);
 
 export type HttpErrorName = keyof typeof HttpErrors;

@@ -29,6 +29,12 @@ export const RawErrorText = Object.freeze({
   PRESENCE_FULL: 'Presence is full on this channel',
   /** Followed by ": <failing path and reason>". The connection stays open. */
   INVALID_MESSAGE: 'Invalid message',
+  /** Followed by ": <the limit and how to raise it>"; the close 4502 follows. */
+  RATE_LIMITED: 'Rate limit exceeded',
+  TOKEN_EXPIRED: 'Token expired: reconnect with a fresh jwt',
+  /** The frame was not published (the connection stays open); sending it again may work. */
+  NOT_DELIVERED: 'Message not delivered: the server failed to publish it; send it again',
+  NOT_DELIVERED_ENGINE: 'Message not delivered: the server cannot reach its engine (Redis); send it again later',
 });
 
 export const PresenceEvents = Object.freeze({

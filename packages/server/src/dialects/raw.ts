@@ -25,6 +25,7 @@ import type { App } from '../apps.js';
 import { userClaim } from '../auth.js';
 import { Connection } from '../connection.js';
 import type { ServerContext } from '../context.js';
+import { EngineUnavailableError } from '../engine/errors.js';
 import type { Publication } from '../engine/types.js';
 import { frame, textFrame } from '../frame.js';
 import type { PublicationEncoder, Subscriber } from '../hub.js';
@@ -115,13 +116,27 @@ function openRawChannel(ctx: ServerContext, app: App, channel: string, subscribe
   ctx.log.debug({ app: appId, channel, connection: connection.id }, 'raw connection opened');
   if (bootEvent) connection.send(textFrame(JSON.stringify({ event: 'system:boot' })));
 
+  // PieSocket's clients learn why they were closed from an {"error"} frame right before the close
+  // (it is what stops their reconnect loop on terminal codes), whichever path closes the socket.
+  connection.onClosing = (info) => {
+    if (info.code >= 4000) sendRawError(connection, rawCloseText(info, app));
+  };
+  const publishFailed = (error: unknown): void => {
+    // The sender must learn that this frame went nowhere (Redis away, say), not guess from silence.
+    if (connection.isOpen) sendRawError(connection, error instanceof EngineUnavailableError ? RawErrorText.NOT_DELIVERED_ENGINE : RawErrorText.NOT_DELIVERED);
+    logPublishError(error);
+  };
+
   connection.ws.on('message', (data: Buffer, isBinary: boolean) => {
+    // ws still emits what the client sent after our close frame: a refused or closing connection
+    // publishes nothing more, or a refilled bucket would relay frames from after the refusal.
+    if (!connection.isOpen) return;
     if (!bucket.take()) return connection.close(CloseCodes.RATE_LIMITED);
     const invalid = check?.({ event: undefined, payload: data, binary: isBinary });
-    if (invalid !== undefined) return connection.send(textFrame(JSON.stringify({ error: `${RawErrorText.INVALID_MESSAGE}: ${invalid}` })));
+    if (invalid !== undefined) return sendRawError(connection, `${RawErrorText.INVALID_MESSAGE}: ${invalid}`);
     broker
       .publish({ appId, channel, originId: connection.id, event: undefined, payload: data, binary: isBinary })
-      .catch(logPublishError);
+      .catch(publishFailed);
   });
   connection.ws.on('error', (error) => ctx.log.debug({ err: error, connection: connection.id }, 'connection error'));
 
@@ -129,10 +144,7 @@ function openRawChannel(ctx: ServerContext, app: App, channel: string, subscribe
   let joined = false;
   const joinPresence = async (joiner: Member): Promise<void> => {
     const members = await presence.join(appId, channel, connection.id, joiner, app.limits.maxPresenceMembers);
-    if (!members) {
-      connection.send(textFrame(JSON.stringify({ error: RawErrorText.PRESENCE_FULL })));
-      return connection.close(CloseCodes.LIMIT_EXCEEDED);
-    }
+    if (!members) return connection.close(CloseCodes.LIMIT_EXCEEDED);
     joined = true;
     connection.send(textFrame(JSON.stringify({ event: PresenceEvents.MEMBER_LIST, data: { members } })));
     await broker.publishPresence({ kind: 'presence', action: 'joined', appId, channel, originId: connection.id, member: joiner, members });
@@ -153,6 +165,25 @@ function openRawChannel(ctx: ServerContext, app: App, channel: string, subscribe
       })
       .catch(logPublishError);
   });
+}
+
+function sendRawError(connection: Connection, text: string): void {
+  connection.send(textFrame(JSON.stringify({ error: text })));
+}
+
+/** The `{"error"}` text for a close after the upgrade: what happened and what to do about it. */
+function rawCloseText(info: CloseCodeInfo, app: App): string {
+  const { messagesPerSecond, messageBurst } = app.limits;
+  switch (info.code) {
+    case CloseCodes.RATE_LIMITED.code:
+      return `${RawErrorText.RATE_LIMITED}: this app allows ${messagesPerSecond} messages per second per connection (bursts of ${messageBurst}); send slower, or raise limits.messagesPerSecond and limits.messageBurst in the server's config`;
+    case CloseCodes.LIMIT_EXCEEDED.code:
+      return RawErrorText.PRESENCE_FULL;
+    case CloseCodes.TOKEN_EXPIRED.code:
+      return RawErrorText.TOKEN_EXPIRED;
+    default:
+      return info.reason;
+  }
 }
 
 function decodeChannel(segment: string): string | undefined {

@@ -6,7 +6,11 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { HttpErrors, isValidChannelName } from '@chorus/protocol';
 import type { ServerContext } from '../context.js';
+import { EngineUnavailableError } from '../engine/errors.js';
 import { sendError, sendJson } from './respond.js';
+
+/** What a 503 tells a backend to wait: Redis reconnects with backoff capped at 5 s. */
+const ENGINE_RETRY_AFTER_SECONDS = 2;
 
 /** Room for the JSON envelope around a message of the largest allowed size. */
 const ENVELOPE_ALLOWANCE = 4096;
@@ -46,8 +50,15 @@ export async function handlePublish(ctx: ServerContext, req: IncomingMessage, re
   }
   const invalid = app.messageCheck(channelName)?.({ event: undefined, payload, binary: false });
   if (invalid !== undefined) return sendError(res, HttpErrors.BAD_REQUEST, `Invalid message: ${invalid}`);
-  const { offset, epoch } = await ctx.engine.broker.publish({ appId: app.id, channel: channelName, originId: undefined, event: undefined, payload, binary: false });
-  sendJson(res, 200, { success: true, offset, epoch });
+  let outcome;
+  try {
+    outcome = await ctx.engine.broker.publish({ appId: app.id, channel: channelName, originId: undefined, event: undefined, payload, binary: false });
+  } catch (error) {
+    if (!(error instanceof EngineUnavailableError)) throw error;
+    ctx.log.warn({ app: app.id, channel: channelName, err: error }, 'REST publish refused: engine unavailable');
+    return sendError(res, HttpErrors.ENGINE_UNAVAILABLE, undefined, { 'retry-after': String(ENGINE_RETRY_AFTER_SECONDS) });
+  }
+  sendJson(res, 200, { success: true, offset: outcome.offset, epoch: outcome.epoch });
 }
 
 /** Reads the whole body, or returns undefined as soon as it exceeds `limit` bytes. */

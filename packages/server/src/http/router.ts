@@ -20,7 +20,7 @@ export function createRequestHandler(ctx: ServerContext, roots: StaticRoots) {
   return (req: IncomingMessage, res: ServerResponse): void => {
     route(ctx, roots, req, res).catch((error: unknown) => {
       ctx.log.error({ err: error, url: req.url }, 'request failed');
-      if (!res.headersSent) sendJson(res, 500, { error: 'Internal server error', code: 'internal' });
+      if (!res.headersSent) sendError(res, HttpErrors.INTERNAL);
       else res.destroy();
     });
   };

@@ -18,6 +18,7 @@ import { randomBytes } from 'node:crypto';
 import { Redis, type RedisOptions } from 'ioredis';
 import type { Logger } from 'pino';
 import type { Member } from '@chorus/protocol';
+import { EngineUnavailableError } from '../errors.js';
 import type {
   Broker,
   ClusterStats,
@@ -208,7 +209,8 @@ class RedisEngine implements Engine, Broker, PresenceStore {
     const keys = keysOf(message.appId, message.channel);
     const policy = this.#options.policy(message.appId, message.channel);
     const hasMsgId = message.msgId !== undefined;
-    const [offset, epoch, duplicate] = await (await this.#commands()).chorusPublish(
+    const commands = await this.#commands();
+    const [offset, epoch, duplicate] = await commands.chorusPublish(
       keys.meta,
       keys.stream,
       hasMsgId ? `${keys.msgIdPrefix}${message.msgId}` : keys.meta,
@@ -220,7 +222,11 @@ class RedisEngine implements Engine, Broker, PresenceStore {
       META_TTL_SECONDS,
       newEpoch(),
       hasMsgId ? '1' : '0',
-    );
+    ).catch((error: unknown) => {
+      // The connection went away under the command (ioredis: "Connection is closed", retries
+      // exhausted): the caller must hear "not accepted, retry later", not "internal error".
+      throw commands.status === 'ready' ? error : new EngineUnavailableError('redis connection lost during publish', { cause: error });
+    });
     return { offset: Number(offset), epoch: String(epoch), duplicate: Number(duplicate) === 1 };
   }
 
@@ -275,7 +281,7 @@ class RedisEngine implements Engine, Broker, PresenceStore {
     return new Promise((resolve, reject) => {
       const timer = setTimeout(() => {
         client.off('ready', onReady);
-        reject(new Error('redis is not connected'));
+        reject(new EngineUnavailableError('redis is not connected'));
       }, waitMs);
       const onReady = (): void => {
         clearTimeout(timer);
