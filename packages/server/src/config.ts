@@ -186,7 +186,13 @@ export class ConfigError extends Error {
   override name = 'ConfigError';
 }
 
-const validateInput = new Ajv({ allErrors: false, strict: true }).compile<ChorusConfigInput>(configSchema);
+// verbose: errors carry the offending value, so a short secret can be reported with its length.
+const ajv = new Ajv({ allErrors: false, strict: true, verbose: true });
+const validateInput = ajv.compile<ChorusConfigInput>(configSchema);
+const validateApp = ajv.compile<AppConfigInput>(configSchema.properties.apps.items);
+
+/** How to get a secret that passes: said wherever a secret is refused. */
+export const MAKE_SECRET = `make one with \`npx chorus secret\` (or: node -e "console.log(require('crypto').randomBytes(24).toString('base64url'))")`;
 
 /** `/apps/0/key` → `apps[0].key`, the way a user would name the field. */
 function fieldName(error: ErrorObject): string {
@@ -205,17 +211,31 @@ function describe(error: ErrorObject): string {
       return 'is not a known option (see docs/configuration.md)';
     case 'enum':
       return `must be one of ${(error.params['allowedValues'] as unknown[]).join(', ')}`;
+    case 'minLength':
+      // ajv's "must NOT have fewer than 16 characters" says neither why nor what to do instead.
+      if (/(^|\/)secret$/.test(error.instancePath) && typeof error.data === 'string') {
+        return `is ${error.data.length} characters; secrets must be at least ${String(error.params['limit'])} characters so they cannot be guessed — ${MAKE_SECRET}`;
+      }
+      return error.message ?? 'is invalid';
     default:
       return error.message ?? 'is invalid';
   }
 }
 
+function schemaError(errors: ErrorObject[] | null | undefined, source: string): ConfigError {
+  const error = errors?.[0];
+  return new ConfigError(error ? `${source}: ${fieldName(error)} ${describe(error)}` : `${source}: invalid`);
+}
+
+/** Checks one app's fields (id, key, secret…) as the config file's apps[] would; for files that hold a single app. */
+export function validateAppInput(input: unknown, source: string): AppConfigInput {
+  if (!validateApp(input)) throw schemaError(validateApp.errors, source);
+  return input;
+}
+
 /** Validates raw input and fills every default. Throws ConfigError naming the first bad field. */
 export function resolveConfig(input: unknown, source = 'config'): ChorusConfig {
-  if (!validateInput(input)) {
-    const error = validateInput.errors?.[0];
-    throw new ConfigError(error ? `${source}: ${fieldName(error)} ${describe(error)}` : `${source}: invalid`);
-  }
+  if (!validateInput(input)) throw schemaError(validateInput.errors, source);
   const sharedLimits: Limits = { ...DEFAULT_LIMITS, ...input.limits };
   const sharedHistory: HistoryConfig = { ...DEFAULT_HISTORY, ...input.history };
   const apps = (input.apps ?? [generateDevelopmentApp()]).map(
@@ -299,7 +319,10 @@ export async function loadConfigFile(path: string): Promise<ChorusConfigInput> {
   }
 }
 
-/** A development app with fresh random credentials, used when no config names any app. */
+/**
+ * A development app with fresh random credentials, used when no config names any app. `chorus
+ * serve` keeps the one it makes in .chorus/dev-app.json (cli/dev-app.ts), so its key survives restarts.
+ */
 export function generateDevelopmentApp(): AppConfigInput {
   return {
     id: 'dev',

@@ -1,5 +1,5 @@
 /**
- * The `chorus` command line: `serve`, `connect`, `publish`, `token`, `bench`, `help`. One file
+ * The `chorus` command line: `serve`, `connect`, `publish`, `token`, `secret`, `bench`, `help`. One file
  * per command; args.ts holds what they share (exit codes, server and app flags). docs/cli.md is
  * the user-facing reference, and every command's `--help` is enough to use it.
  *
@@ -9,6 +9,7 @@ import { EXIT_USAGE, UsageError, fail, version } from './args.js';
 import { BENCH_USAGE, benchCommand } from './bench.js';
 import { CONNECT_USAGE, connectCommand } from './connect.js';
 import { PUBLISH_USAGE, publishCommand } from './publish.js';
+import { SECRET_USAGE, secretCommand } from './secret.js';
 import { SERVE_USAGE, serveCommand } from './serve.js';
 import { TOKEN_USAGE, tokenCommand } from './token.js';
 
@@ -19,6 +20,7 @@ Commands:
   connect URL|CHANNEL       Interactive WebSocket client: prints frames, sends the lines you type
   publish CHANNEL MESSAGE   Publish a message through the REST API
   token                     Mint a channel or connection JWT (prints only the token)
+  secret                    Print a new random app secret for the config file
   bench [NAME]              Run the benchmarks of a source checkout, with a progress bar
   help [COMMAND]            Show a command's help
 
@@ -53,6 +55,7 @@ const COMMANDS: Record<string, Command> = {
   connect: { usage: CONNECT_USAGE, run: connectCommand },
   publish: { usage: PUBLISH_USAGE, run: publishCommand },
   token: { usage: TOKEN_USAGE, run: tokenCommand },
+  secret: { usage: SECRET_USAGE, run: secretCommand },
   bench: { usage: BENCH_USAGE, run: benchCommand },
 };
 
