@@ -8,10 +8,11 @@ const version = (JSON.parse(readFileSync(`${repoRoot}/packages/server/package.js
 
 /** Each command's help must name these (the flags a user needs, and the exit codes). */
 const FLAGS: Record<string, string[]> = {
-  serve: ['--port N', '--host H', '--config FILE', '--tls-cert FILE', '--tls-key FILE', '--redis URL', 'cluster mode', '--log-level L', 'CHORUS_PORT', 'CHORUS_CONFIG'],
+  serve: ['--port N', '--host H', '--config FILE', '--tls-cert FILE', '--tls-key FILE', '--redis URL', 'cluster mode', '--log-level L', '--log-format F', 'CHORUS_PORT', 'CHORUS_CONFIG', 'CHORUS_LOG_FORMAT', '.chorus/dev-app.json'],
   connect: ['URL', 'CHANNEL', '--json', '--header K:V', '--origin ORIGIN', '--jwt TOKEN', '--send TEXT', '--wait MS', '--close-after', '--close', '--insecure', '--timeout MS', '--url URL', '--key KEY', '<binary', 'Ctrl-D', '1006', '4000-4999'],
   publish: ['CHANNEL', 'MESSAGE', '"-" reads', '--json', '--url URL', '--host H', '--port N', '--key KEY', '--secret SECRET', '--config FILE', '--app ID', '--insecure', 'CHORUS_URL', 'CHORUS_KEY', 'CHORUS_SECRET', 'published to CHANNEL (offset N)', 'HTTP 401'],
   token: ['--channel NAME', '--user ID', '--info JSON', '--ttl SPAN', '--kid KID', '--json', '--secret SECRET', '--config FILE', '--app ID', 'chorus:connection', 'CHORUS_SECRET'],
+  secret: ['--bytes N', 'base64url', 'SECRET=$(chorus secret)'],
   bench: ['suite', 'fanout', '--json', '--no-progress', '-- --help', 'BENCH_', 'CHORUS_BENCH_DIR'],
 };
 
@@ -20,7 +21,7 @@ describe('chorus help', () => {
     const r = run(['--help']);
     assert.equal(await r.exited(), 0);
     const out = r.stdout();
-    for (const command of ['serve', 'connect URL|CHANNEL', 'publish CHANNEL MESSAGE', 'token', 'bench [NAME]', 'help [COMMAND]']) assert.match(out, new RegExp(`\\n  ${command.replace(/[|[\]]/g, '\\$&')}\\s`), command);
+    for (const command of ['serve', 'connect URL|CHANNEL', 'publish CHANNEL MESSAGE', 'token', 'secret', 'bench [NAME]', 'help [COMMAND]']) assert.match(out, new RegExp(`\\n  ${command.replace(/[|[\]]/g, '\\$&')}\\s`), command);
     for (const text of ['--url URL', '--host H', '--port N', '--key KEY', '--secret SECRET', '--config FILE', '--app ID', '--help', '--version', 'CHORUS_URL', 'CHORUS_KEY', 'CHORUS_SECRET', 'CHORUS_CONFIG', 'Exit codes: 0']) {
       assert.ok(out.includes(text), `global help mentions ${text}`);
     }
@@ -52,7 +53,7 @@ describe('chorus help', () => {
   });
 
   it('-v and --version print the package version, on every command', async () => {
-    const runs = [['-v'], ['--version'], ['connect', '-v'], ['token', '--version'], ['bench', '-v']].map((args) => ({ args, r: run(args) }));
+    const runs = [['-v'], ['--version'], ['connect', '-v'], ['token', '--version'], ['secret', '-v'], ['bench', '-v']].map((args) => ({ args, r: run(args) }));
     for (const { args, r } of runs) {
       assert.equal(await r.exited(), 0, args.join(' '));
       assert.equal(r.stdout(), `${version}\n`);
@@ -65,8 +66,8 @@ describe('chorus help', () => {
     assert.match(r.stderr(), /^chorus: unknown command "frobnicate"\nRun "chorus --help" for usage\.\n$/);
     r = run(['help', 'frobnicate']);
     assert.equal(await r.exited(), 2);
-    assert.match(r.stderr(), /no help for "frobnicate"; commands: serve, connect, publish, token, bench/);
-    const runs = ['connect', 'publish', 'token', 'serve'].map((command) => ({ command, r: run([command, '--bogus']) }));
+    assert.match(r.stderr(), /no help for "frobnicate"; commands: serve, connect, publish, token, secret, bench/);
+    const runs = ['connect', 'publish', 'token', 'secret', 'serve'].map((command) => ({ command, r: run([command, '--bogus']) }));
     for (const { command, r: bogus } of runs) {
       assert.equal(await bogus.exited(), 2, command);
       assert.match(bogus.stderr(), new RegExp(`Unknown option '--bogus'.*\\nRun "chorus help ${command}" for usage\\.`, 's'));
@@ -79,6 +80,7 @@ describe('chorus help', () => {
       [['publish', 'room'], /publish needs CHANNEL and MESSAGE/],
       [['publish', 'room', 'a', 'b'], /unexpected argument "b"/],
       [['serve', 'extra'], /unexpected argument "extra"/],
+      [['secret', 'extra'], /unexpected argument "extra"/],
       [['token'], /token needs --channel NAME \(channel token\) or --user ID \(connection token\)/],
     ];
     const runs = cases.map(([args, message]) => ({ args, message, r: run(args) }));

@@ -36,6 +36,8 @@ export interface RunOptions {
   env?: Record<string, string>;
   /** 'ignore' (default: stdin is /dev/null) or 'pipe' (write to it with run.write/end). */
   stdin?: 'ignore' | 'pipe';
+  /** Working directory (default: the test's); `serve` keeps its development app in CWD/.chorus/. */
+  cwd?: string;
 }
 
 /** The environment without the caller's CHORUS_* and BENCH_* settings, plus `extra`. */
@@ -46,7 +48,7 @@ export function cleanEnv(extra: Record<string, string> = {}): NodeJS.ProcessEnv 
 }
 
 export function run(args: string[], options: RunOptions = {}): Run {
-  return track(spawn(chorusBin, args, { env: cleanEnv(options.env), stdio: [options.stdin ?? 'ignore', 'pipe', 'pipe'] }), false);
+  return track(spawn(chorusBin, args, { cwd: options.cwd, env: cleanEnv(options.env), stdio: [options.stdin ?? 'ignore', 'pipe', 'pipe'] }), false);
 }
 
 /**
@@ -94,9 +96,10 @@ export function screen(raw: string): string {
  * `stdout()` (stdout and stderr interleaved, as a user sees them). The bridge exits with the
  * CLI's exit code and kills it after 30 s.
  */
-export function runPty(args: string[], options: { env?: Record<string, string>; columns?: number } = {}): Run {
+export function runPty(args: string[], options: { env?: Record<string, string>; columns?: number; cwd?: string } = {}): Run {
   return track(
     spawn('python3', ['-c', PTY_BRIDGE, String(options.columns ?? 120), chorusBin, ...args], {
+      cwd: options.cwd,
       env: cleanEnv({ TERM: 'xterm-256color', ...options.env }),
       stdio: ['pipe', 'pipe', 'pipe'],
     }),

@@ -1,11 +1,12 @@
 /**
- * The interactive client as a person uses it: `chorus connect` on a pseudo-terminal (python3's
- * pty module; see runPty), typing lines at the "> " prompt, Ctrl-D and Ctrl-C.
+ * The CLI as a person at a terminal sees it, on a pseudo-terminal (python3's pty module; see
+ * runPty): the interactive client, `chorus connect`, typing lines at the "> " prompt, Ctrl-D and
+ * Ctrl-C; and `chorus serve`'s start banner and logs.
  */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { TEST_APP, TestClient, closeAfterwards, rawUrl } from './helpers.ts';
-import { runPty, screen } from './cli-helpers.ts';
+import { runPty, screen, tempDir } from './cli-helpers.ts';
 
 const { serverWith, track } = closeAfterwards();
 const server = await serverWith();
@@ -71,5 +72,49 @@ describe('chorus connect on a terminal', () => {
     );
     r.write('\x04');
     assert.equal(await r.exited(), 0);
+  });
+});
+
+describe('chorus serve on a terminal', () => {
+  it('starts with short, coloured log lines and the banner, no JSON; Ctrl-C logs "stopped" before it exits 0', async () => {
+    const r = runPty(['serve', '--port', '0'], { cwd: tempDir });
+    await r.waitFor(/Chorus is running on http:\/\/localhost:\d+[\s\S]*Example pages: /);
+    r.write('\x03');
+    assert.equal(await r.exited(), 0, screen(r.stdout()));
+    const shown = screen(r.stdout());
+    assert.doesNotMatch(shown, /\{"level"/, `no JSON log lines:\n${shown}`);
+    const lines = shown.split('\n').filter((line) => line.trim() !== '');
+    assert.match(lines[0] ?? '', /^\[\d\d:\d\d:\d\d\] INFO: listening \{"port":\d+/, 'the first line is short and human');
+    assert.match(lines[1] ?? '', /^Chorus is running on /);
+    assert.match(lines.at(-1) ?? '', /^\[\d\d:\d\d:\d\d\] INFO: stopped$/, 'the last log line is not lost at exit');
+    // eslint-disable-next-line no-control-regex
+    assert.match(r.stdout(), /\x1b\[32mINFO\x1b\[39m/, 'the level is coloured on a colour terminal');
+  });
+
+  it('NO_COLOR keeps the pretty lines uncoloured; CHORUS_LOG_FORMAT=json (or --log-format json) logs JSON on a terminal too', async () => {
+    const plain = runPty(['serve', '--port', '0'], { cwd: tempDir, env: { NO_COLOR: '1' } });
+    await plain.waitFor(/Chorus is running/);
+    plain.write('\x03');
+    assert.equal(await plain.exited(), 0);
+    assert.match(plain.stdout(), /INFO: listening/);
+    // eslint-disable-next-line no-control-regex
+    assert.doesNotMatch(plain.stdout(), /\x1b\[/);
+
+    const variants: Array<{ args: string[]; env: Record<string, string> }> = [
+      { args: [], env: { CHORUS_LOG_FORMAT: 'json' } },
+      { args: ['--log-format', 'json'], env: {} },
+    ];
+    for (const options of variants) {
+      const json = runPty(['serve', '--port', '0', ...options.args], { cwd: tempDir, env: options.env });
+      await json.waitFor(/Chorus is running/);
+      json.write('\x03');
+      assert.equal(await json.exited(), 0);
+      // The terminal echoes Ctrl-C as "^C" where the cursor is: at the start of the next line.
+      const logs = screen(json.stdout()).split('\n').map((line) => line.replace(/^\^C/, '')).filter((line) => line.startsWith('{'));
+      assert.deepEqual(
+        logs.map((line) => (JSON.parse(line) as { msg: string }).msg),
+        ['listening', 'shutting down', 'stopped'],
+      );
+    }
   });
 });

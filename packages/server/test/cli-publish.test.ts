@@ -108,6 +108,13 @@ describe('chorus publish', () => {
     r = run(['publish', 'room', 'x', ...creds, '--url', 'ftp://example.com']);
     assert.equal(await r.exited(), 2);
     assert.match(r.stderr(), /--url must be http\(s\):\/\/ or ws\(s\):\/\//);
+    // Each value is reported under the name it was given by: environment variable or flag.
+    r = run(['publish', 'room', 'x', '--key', TEST_APP.key, '--secret', TEST_APP.secret], { env: { CHORUS_URL: 'ftp://example.com' } });
+    assert.equal(await r.exited(), 2);
+    assert.equal(r.stderr(), 'chorus: CHORUS_URL must be http(s):// or ws(s)://, got "ftp://example.com"\n');
+    r = run(['publish', 'room', 'x', ...creds, '--port', 'xyz']);
+    assert.equal(await r.exited(), 2);
+    assert.equal(r.stderr(), 'chorus: --port xyz: must be a number from 0 to 65535\n');
   });
 
   it('exit 1 when no server listens there', async () => {

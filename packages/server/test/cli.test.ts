@@ -29,8 +29,9 @@ interface Run {
   exit: Promise<number | null>;
 }
 
+/** Runs in the temp folder, where `serve` keeps its development app (.chorus/), not in the repository. */
 function run(args: string[], env: Record<string, string> = {}): Run {
-  const child = spawn(chorusBin, args, { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(chorusBin, args, { cwd: dir, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
   running.push(child);
   let stdout = '';
   let stderr = '';
@@ -120,7 +121,82 @@ describe('chorus serve', () => {
     assert.match(r.stderr(), /missing\.json: cannot read \(ENOENT\)/);
     r = run(['serve', '--port', 'eighty']);
     assert.equal(await r.exit, 2);
-    assert.match(r.stderr(), /--port must be a number/);
+    assert.equal(r.stderr(), 'chorus: --port eighty: must be a number from 0 to 65535\n');
+  });
+
+  it('names where a bad value came from: environment variable, flag, or file and field', async () => {
+    const cases: Array<[string[], Record<string, string>, string]> = [
+      [['serve'], { CHORUS_PORT: 'xyz' }, 'CHORUS_PORT=xyz: must be a number from 0 to 65535'],
+      [['serve', '--port', '99999'], { CHORUS_PORT: 'xyz' }, '--port 99999: must be a number from 0 to 65535'],
+      [['serve', '--log-level', 'loud'], {}, '--log-level loud: must be one of fatal, error, warn, info, debug, trace, silent'],
+      [['serve', '--log-format', 'xml'], {}, '--log-format xml: must be json or pretty'],
+      [['serve'], { CHORUS_LOG_FORMAT: 'xml' }, 'CHORUS_LOG_FORMAT=xml: must be json or pretty'],
+      [['serve', '--host', ''], {}, '--host: must not be empty (leave it out to listen on every interface)'],
+      // The file is checked as written: a flag overriding its bad value does not hide it.
+      [['serve', '--port', '0', '--config', configFile('port-over.json', { port: 70000 })], {}, `${join(dir, 'port-over.json')}: port must be <= 65535`],
+      [['serve', '--port', '0'], { CHORUS_CONFIG: configFile('env-level.json', { logLevel: 'loud' }) }, `${join(dir, 'env-level.json')}: logLevel must be one of fatal, error, warn, info, debug, trace, silent`],
+      [['serve', '--log-level', 'silent', '--config', configFile('level-over.json', { logLevel: 'loud' })], {}, `${join(dir, 'level-over.json')}: logLevel must be one of fatal, error, warn, info, debug, trace, silent`],
+    ];
+    const runs = cases.map(([args, env, message]) => ({ args, env, message, r: run(args, env) }));
+    for (const { args, env, message, r } of runs) {
+      const what = `${Object.entries(env).map(([k, v]) => `${k}=${v} `).join('')}chorus ${args.join(' ')}`;
+      assert.equal(await r.exit, 2, what);
+      assert.equal(r.stderr(), `chorus: ${message}\n`, what);
+    }
+  });
+
+  it('refuses a short secret saying why and how to make one, in one line; chorus secret makes one that is accepted', async () => {
+    const r = run(['serve', '--config', configFile('short.json', { apps: [{ ...app, secret: 'nine-char' }] })]);
+    assert.equal(await r.exit, 2);
+    assert.equal(
+      r.stderr(),
+      `chorus: ${join(dir, 'short.json')}: apps[0].secret is 9 characters; secrets must be at least 16 characters so they cannot be guessed — make one with \`npx chorus secret\` (or: node -e "console.log(require('crypto').randomBytes(24).toString('base64url'))")\n`,
+    );
+    const tokenKey = run(['serve', '--config', configFile('short-kid.json', { apps: [{ ...app, tokenKeys: [{ kid: 'k1', alg: 'HS256', secret: 'tiny' }] }] })]);
+    assert.equal(await tokenKey.exit, 2);
+    assert.match(tokenKey.stderr(), /: apps\[0\]\.tokenKeys\[0\]\.secret is 4 characters; secrets must be at least 16 characters .*chorus secret/);
+
+    const [one, two] = [run(['secret']), run(['secret'])];
+    assert.equal(await one.exit, 0);
+    assert.equal(await two.exit, 0);
+    const secret = one.stdout().trim();
+    assert.match(secret, /^[A-Za-z0-9_-]{32}$/);
+    assert.notEqual(two.stdout().trim(), secret, 'a new one each time');
+    const long = run(['secret', '--bytes', '64']);
+    assert.equal(await long.exit, 0);
+    assert.equal(long.stdout().trim().length, 86);
+    const tooShort = run(['secret', '--bytes', '8']);
+    assert.equal(await tooShort.exit, 2);
+    assert.equal(tooShort.stderr(), 'chorus: --bytes 8: must be a whole number from 12 to 768\n');
+
+    const server = run(['serve', '--port', '0', '--config', configFile('made.json', { logLevel: 'silent', apps: [{ ...app, secret }] })]);
+    const port = await started(server);
+    const res = await fetch(`http://127.0.0.1:${port}/api/publish`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ key: app.key, secret, channelId: 'c', message: 'hi' }) });
+    assert.equal(res.status, 200, 'the made secret authenticates');
+    server.child.kill('SIGTERM');
+    assert.equal(await server.exit, 0);
+  });
+
+  it('logs JSON lines when stdout is not a terminal, pretty lines with --log-format pretty or CHORUS_LOG_FORMAT=pretty', async () => {
+    const json = run(['serve', '--port', '0', '--config', configFile('logs.json', { apps: [app] })]);
+    await started(json);
+    json.child.kill('SIGTERM');
+    assert.equal(await json.exit, 0);
+    const lines = json.stdout().split('\n').filter((line) => line.startsWith('{'));
+    assert.deepEqual(
+      lines.map((line) => (JSON.parse(line) as { msg: string }).msg),
+      ['listening', 'shutting down', 'stopped'],
+    );
+
+    for (const [args, env] of [[['--log-format', 'pretty'], {}], [[], { CHORUS_LOG_FORMAT: 'pretty' }]] as const) {
+      const pretty = run(['serve', '--port', '0', '--config', join(dir, 'logs.json'), ...args], { ...env, NO_COLOR: '1' });
+      await started(pretty);
+      pretty.child.kill('SIGTERM');
+      assert.equal(await pretty.exit, 0);
+      assert.doesNotMatch(pretty.stdout(), /^\{/m, 'no JSON lines');
+      assert.match(pretty.stdout(), /^\[\d\d:\d\d:\d\d\] INFO: listening \{"port":\d+,"host":"[^"]+"\}\n/);
+      assert.match(pretty.stdout(), /\] INFO: stopped\n$/, 'the last line is written before the process exits');
+    }
   });
 
   it('exits 1 with a clear line when the port is taken', async () => {

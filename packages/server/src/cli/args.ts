@@ -125,7 +125,7 @@ async function readApp(path: string, appId: string | undefined): Promise<{ app: 
   const { ConfigError, loadConfigFile } = await import('../config.js');
   const config = await loadConfigFile(path);
   if (typeof config !== 'object' || config === null || Array.isArray(config)) throw new ConfigError(`${path}: must be an object`);
-  // A config without apps still says where the server is; its key and secret are generated at each start.
+  // A config without apps still says where the server is; its key and secret are serve's development app (.chorus/dev-app.json).
   const apps = Array.isArray(config.apps) ? config.apps : [];
   const app = appId === undefined ? apps[0] : apps.find((candidate) => candidate.id === appId);
   if (appId !== undefined && !app) throw new ConfigError(`${path}: no app with id "${appId}" (apps: ${apps.map((candidate) => candidate.id).join(', ') || 'none'})`);
@@ -139,26 +139,30 @@ async function readApp(path: string, appId: string | undefined): Promise<{ app: 
  */
 export function resolveServerUrl(flags: ServerFlags, config?: ChorusConfigInput): URL {
   const configured = config ? `${config.tls ? 'https' : 'http'}://localhost:${config.port ?? 8080}` : undefined;
-  const base = flags.url ?? process.env['CHORUS_URL'] ?? configured ?? DEFAULT_URL;
+  const envUrl = process.env['CHORUS_URL'];
+  const base = flags.url ?? envUrl ?? configured ?? DEFAULT_URL;
+  // A bad value is reported under the name the user gave it, flag or environment variable.
+  const from = flags.url !== undefined ? '--url' : envUrl !== undefined ? 'CHORUS_URL' : 'the server URL';
   let url: URL;
   try {
     url = new URL(/^[a-z][a-z0-9+.-]*:\/\//i.test(base) ? base : `http://${base}`);
   } catch {
-    throw new UsageError(`--url must be a URL like http://localhost:8080, got "${base}"`);
+    throw new UsageError(`${from} must be a URL like http://localhost:8080, got "${base}"`);
   }
   if (url.protocol === 'ws:') url.protocol = 'http:';
   if (url.protocol === 'wss:') url.protocol = 'https:';
-  if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new UsageError(`--url must be http(s):// or ws(s)://, got "${base}"`);
+  if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new UsageError(`${from} must be http(s):// or ws(s)://, got "${base}"`);
   if (flags.host !== undefined) url.hostname = flags.host;
-  if (flags.port !== undefined) url.port = String(parsePort(flags.port));
+  if (flags.port !== undefined) url.port = String(parsePort(flags.port, `--port ${flags.port}`));
   url.pathname = url.pathname.replace(/\/+$/, '');
   url.search = '';
   url.hash = '';
   return url;
 }
 
-export function parsePort(value: string): number {
-  if (!/^\d+$/.test(value) || Number(value) > 65535) throw new UsageError(`--port must be a number from 0 to 65535, got "${value}"`);
+/** `source` is where the value came from, as the user wrote it: `--port 80x` or `CHORUS_PORT=80x`. */
+export function parsePort(value: string, source: string): number {
+  if (!/^\d+$/.test(value) || Number(value) > 65535) throw new UsageError(`${source}: must be a number from 0 to 65535`);
   return Number(value);
 }
 
