@@ -33,7 +33,7 @@ export const CloseCodes = Object.freeze({
   INVALID_PAYLOAD: closeCode(1007, '', false, 'A text frame was not valid UTF-8; sent by the ws library.'),
   MESSAGE_TOO_BIG: closeCode(1009, '', false, 'A message exceeded the app\'s maxMessageSize (default 64 KiB); sent by the ws library.'),
   UNKNOWN_API_KEY: closeCode(4001, 'Unknown api key', false, 'The api_key query parameter matches no app.'),
-  INVALID_CHANNEL: closeCode(4002, 'Invalid channel name', false, 'The channel name is empty, too long or has characters outside [A-Za-z0-9_-].'),
+  INVALID_CHANNEL: closeCode(4002, 'Invalid channel name', false, 'The channel name is empty, longer than 200 characters or has characters outside [A-Za-z0-9_-=@,.;].'),
   AUTHENTICATION_FAILED: closeCode(4003, 'Authentication failed', false, 'The channel needs a valid JWT (private- channels always, any channel when a jwt is given) and it was missing, badly signed, for another sub, expired or without exp.'),
   INVALID_PARAMETER: closeCode(4004, 'Invalid parameter', false, 'A query parameter (user, uuid) is longer than 1024 characters.'),
   LIMIT_EXCEEDED: closeCode(4005, 'Limit exceeded', false, 'A per-app limit refused this connection after the upgrade (raw dialect: the channel\'s presence roster is full).'),
@@ -46,6 +46,25 @@ export const CloseCodes = Object.freeze({
 } satisfies Record<string, CloseCodeInfo>);
 
 export type CloseCodeName = keyof typeof CloseCodes;
+
+/**
+ * Close codes on Pusher connections (`/app/{key}`), Pusher's own numbers so pusher-js reacts as
+ * it does with Pusher: 4000–4099 do not reconnect, 4100–4199 reconnect after a back-off,
+ * 4200–4299 reconnect at once. Each close is preceded by `pusher:error` with the same code.
+ * `reconnect` here is what pusher-js does, not Chorus's range rule above.
+ */
+export const PusherCloseCodes = Object.freeze({
+  UNKNOWN_APP: closeCode(4001, 'App does not exist', false, 'No app has this key (the path is /app/{key}).'),
+  APP_DISABLED: closeCode(4003, 'App is disabled', false, 'The app is configured with "enabled": false.'),
+  OVER_QUOTA: closeCode(4004, 'Over connection quota', false, 'The app\'s maxConnections is reached.'),
+  UNSUPPORTED_PROTOCOL: closeCode(4007, 'Unsupported protocol version', false, 'The protocol query parameter is not 7 (Chorus speaks Pusher protocol 7; pusher-js 4+ sends it).'),
+  NO_PROTOCOL: closeCode(4008, 'No protocol version supplied', false, 'The protocol query parameter is missing.'),
+  UNAUTHORIZED: closeCode(4009, 'Connection is unauthorized', false, 'A pusher:signin with a bad signature or user_data, or the app terminated the user\'s connections (HTTP API terminate_connections).'),
+  OVER_CAPACITY: closeCode(4100, 'Over capacity', true, 'The app\'s maxConnectionsPerIp is reached, or the client read too slowly (maxPendingBytes); pusher-js retries after a back-off.'),
+  RECONNECT: closeCode(4200, 'Server shutting down', true, 'The server is stopping (SIGTERM/SIGINT); pusher-js reconnects at once, to another node behind a balancer.'),
+  PONG_TIMEOUT: closeCode(4201, 'Pong reply not received', true, 'The client did not answer the server\'s pings within heartbeatIntervalMs.'),
+  CLIENT_EVENT_RATE_LIMITED: closeCode(4301, 'Client event rejected due to rate limit', false, 'As pusher:error without a close: a client event refused (rate, disabled, channel). As a close: the connection sent more frames than limits.messagesPerSecond allows.'),
+} satisfies Record<string, CloseCodeInfo>);
 
 /** True when a close code tells the client not to reconnect with the same parameters. */
 export function isTerminalCloseCode(code: number): boolean {
@@ -96,7 +115,7 @@ function replyError(code: number, name: string, description: string): ReplyError
 export const ErrorCodes = Object.freeze({
   INTERNAL: replyError(100, 'internal', 'The server failed to process the command; retrying may work.'),
   UNAUTHORIZED: replyError(101, 'unauthorized', 'connect: unknown key, wrong secret, or a connection token that is missing (anonymous not allowed), invalid or expired.'),
-  BAD_CHANNEL: replyError(102, 'bad_channel', 'The channel name is empty, too long or has characters outside [A-Za-z0-9_-].'),
+  BAD_CHANNEL: replyError(102, 'bad_channel', 'The channel name is empty, longer than 200 characters or has characters outside [A-Za-z0-9_-=@,.;].'),
   PERMISSION_DENIED: replyError(103, 'permission_denied', 'A private- channel without a valid channel token (or, for publish, without a subscription).'),
   BAD_REQUEST: replyError(104, 'bad_request', 'The command has an unknown type or a missing or invalid field.'),
   ALREADY_CONNECTED: replyError(105, 'already_connected', 'connect was sent twice on one connection.'),

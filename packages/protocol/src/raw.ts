@@ -6,16 +6,6 @@
 /** Paths `/v3/{channel}` and `/v4/{channel}` carry one raw channel per socket. */
 export const RAW_PATH = /^\/v[34]\/([^/?#]*)$/;
 
-/** PieSocket documents at most 30 characters; we allow more so prefixed names fit. */
-export const MAX_CHANNEL_NAME_LENGTH = 128;
-export const CHANNEL_NAME = /^[A-Za-z0-9_-]+$/;
-
-export const PRIVATE_CHANNEL_PREFIX = 'private-';
-export const PRESENCE_CHANNEL_PREFIX = 'presence-';
-
-export function isValidChannelName(name: string): boolean {
-  return name.length > 0 && name.length <= MAX_CHANNEL_NAME_LENGTH && CHANNEL_NAME.test(name);
-}
 
 /** Longest accepted `user` or `uuid` query value. */
 export const MAX_IDENTITY_LENGTH = 1024;

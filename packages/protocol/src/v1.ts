@@ -15,7 +15,6 @@ export interface StreamPosition {
 /** Audience claim a connection token must carry (channel tokens have none, as in the raw dialect). */
 export const CONNECTION_TOKEN_AUDIENCE = 'chorus:connection';
 
-export const MAX_EVENT_NAME_LENGTH = 128;
 export const MAX_MSG_ID_LENGTH = 64;
 export const DEFAULT_EVENT = 'message';
 

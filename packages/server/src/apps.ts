@@ -1,6 +1,6 @@
 /** The configured apps, looked up by API key, with constant-time secret checks. */
 import { createHash, timingSafeEqual } from 'node:crypto';
-import type { AppConfig, HistoryConfig } from './config.js';
+import type { AppConfig, HistoryConfig, PusherAppLimits } from './config.js';
 import type { HistoryPolicy } from './engine/types.js';
 import { TokenVerifier } from './auth.js';
 import { isOriginAllowed } from './origin.js';
@@ -18,6 +18,12 @@ export class App {
   readonly limits: AppConfig['limits'];
   readonly allowedOrigins: readonly string[];
   readonly allowAnonymous: boolean;
+  readonly enabled: boolean;
+  readonly clientEvents: boolean;
+  readonly subscriptionCount: boolean;
+  readonly pusher: PusherAppLimits;
+  /** Pusher signatures are HMACs keyed by the secret itself, so the Pusher dialect needs it. */
+  readonly credentials: { readonly key: string; readonly secret: string };
   /** Verifies this app's channel and connection tokens. */
   readonly tokens: TokenVerifier;
   readonly #secretDigest: Buffer;
@@ -30,6 +36,11 @@ export class App {
     this.limits = config.limits;
     this.allowedOrigins = config.allowedOrigins;
     this.allowAnonymous = config.allowAnonymous;
+    this.enabled = config.enabled;
+    this.clientEvents = config.clientEvents;
+    this.subscriptionCount = config.subscriptionCount;
+    this.pusher = config.pusher;
+    this.credentials = Object.freeze({ key: config.key, secret: config.secret });
     this.#defaultHistory = toPolicy(config.history);
     this.#channelRules = config.channels.map((rule) => ({
       pattern: globToRegExp(rule.pattern),
@@ -68,9 +79,9 @@ function toPolicy(history: HistoryConfig): HistoryPolicy {
   return { size: history.size, ttlMs: history.ttlSeconds * 1000 };
 }
 
-/** `chat-*` → /^chat-.*$/; names are [A-Za-z0-9_-], so `*` is the only special character. */
+/** `chat-*` → /^chat-.*$/: `*` is the only wildcard; names may hold `.` and other regex characters. */
 function globToRegExp(pattern: string): RegExp {
-  return new RegExp(`^${pattern.split('*').join('.*')}$`);
+  return new RegExp(`^${pattern.split('*').map((part) => part.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')).join('.*')}$`);
 }
 
 function digest(value: string): Buffer {

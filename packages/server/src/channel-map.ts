@@ -33,6 +33,12 @@ export class ChannelMap<V> {
     if (channels.size === 0) this.#apps.delete(appId);
   }
 
+  /** Every channel of one app. */
+  forEachOf(appId: string, visit: (channel: string, value: V) => void): void {
+    const channels = this.#apps.get(appId);
+    if (channels) for (const [channel, value] of channels) visit(channel, value);
+  }
+
   /** Every entry; deleting the current entry while iterating is allowed. */
   *entries(): IterableIterator<[appId: string, channel: string, value: V]> {
     for (const [appId, channels] of this.#apps) {

@@ -61,6 +61,14 @@ export const configSchema = {
       properties: { cert: { type: 'string', minLength: 1 }, key: { type: 'string', minLength: 1 } },
     },
     examples: { type: 'boolean' },
+    pusher: {
+      type: 'object',
+      additionalProperties: false,
+      properties: {
+        pathPrefix: { type: 'string', pattern: '^(/[A-Za-z0-9._~-]+)*$', maxLength: 256 },
+        activityTimeoutSeconds: { type: 'integer', minimum: 1, maximum: 3600 },
+      },
+    },
     limits: limitsSchema,
     history: historySchema,
     apps: {
@@ -76,6 +84,20 @@ export const configSchema = {
           secret: { type: 'string', minLength: 16, maxLength: 1024 },
           allowedOrigins: { type: 'array', items: { type: 'string', minLength: 1 } },
           allowAnonymous: { type: 'boolean' },
+          enabled: { type: 'boolean' },
+          clientEvents: { type: 'boolean' },
+          subscriptionCount: { type: 'boolean' },
+          pusher: {
+            type: 'object',
+            additionalProperties: false,
+            properties: {
+              maxPresenceMembers: { type: 'integer', minimum: 1 },
+              maxUserInfoBytes: { type: 'integer', minimum: 0 },
+              maxUserIdLength: { type: 'integer', minimum: 1 },
+              clientEventsPerSecond: { type: 'integer', minimum: 1 },
+              maxEventBytes: { type: 'integer', minimum: 1 },
+            },
+          },
           limits: limitsSchema,
           history: historySchema,
           tokenKeys: {
@@ -98,7 +120,7 @@ export const configSchema = {
               type: 'object',
               additionalProperties: false,
               required: ['pattern'],
-              properties: { pattern: { type: 'string', pattern: '^[A-Za-z0-9_*-]{1,128}$' }, history: historySchema, schema: { type: 'object' } },
+              properties: { pattern: { type: 'string', pattern: '^[A-Za-z0-9_\\-=@,.;*]{1,200}$' }, history: historySchema, schema: { type: 'object' } },
             },
           },
         },

@@ -65,6 +65,34 @@ export interface AppConfig {
   channels: ChannelRule[];
   /** Extra token keys selected by the token's `kid` (rotation, asymmetric keys). */
   tokenKeys: TokenKeyConfig[];
+  /** false refuses every connection (Pusher: 4003) and HTTP API call (403), keeping the app's config. */
+  enabled: boolean;
+  /** Pusher client events (`client-*` on private-/presence- channels); off by default, as at Pusher. */
+  clientEvents: boolean;
+  /** Pusher `pusher_internal:subscription_count` events to a channel's subscribers; off by default, as at Pusher. */
+  subscriptionCount: boolean;
+  pusher: PusherAppLimits;
+}
+
+/** Limits of the Pusher dialect, Pusher's own numbers by default. */
+export interface PusherAppLimits {
+  /** Users in a presence channel joined through the Pusher protocol. */
+  maxPresenceMembers: number;
+  /** Size of a presence member's user_info (JSON bytes). */
+  maxUserInfoBytes: number;
+  maxUserIdLength: number;
+  /** Client events per second per connection (then pusher:error 4301). */
+  clientEventsPerSecond: number;
+  /** Largest `data` of one HTTP API event (413 past it): Pusher's 10 KB. */
+  maxEventBytes: number;
+}
+
+/** Server-wide options of the Pusher dialect. */
+export interface PusherServerConfig {
+  /** Put before `/app/{key}` and `/apps/{id}/…` (pusher-js `wsPath`; the SDKs' path prefix), e.g. `/pusher`. */
+  pathPrefix: string;
+  /** Seconds of silence after which pusher-js pings (sent in connection_established). */
+  activityTimeoutSeconds: number;
 }
 
 export type LogLevel = 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
@@ -98,6 +126,7 @@ export interface ChorusConfig {
   engine: EngineConfig;
   /** Serve the example pages under /examples/ (pre-filled with the first app's key). */
   examples: boolean;
+  pusher: PusherServerConfig;
   apps: AppConfig[];
 }
 
@@ -130,6 +159,16 @@ export const DEFAULT_LIMITS: Readonly<Limits> = Object.freeze({
   maxPresenceMembers: 1_000,
 });
 
+export const DEFAULT_PUSHER_LIMITS: Readonly<PusherAppLimits> = Object.freeze({
+  maxPresenceMembers: 100,
+  maxUserInfoBytes: 1024,
+  maxUserIdLength: 128,
+  clientEventsPerSecond: 10,
+  maxEventBytes: 10 * 1024,
+});
+
+export const DEFAULT_PUSHER: Readonly<PusherServerConfig> = Object.freeze({ pathPrefix: '', activityTimeoutSeconds: 120 });
+
 export const DEFAULT_HISTORY: Readonly<HistoryConfig> = Object.freeze({ size: 100, ttlSeconds: 300 });
 
 export const DEFAULTS: Readonly<Omit<ChorusConfig, 'apps'>> = Object.freeze({
@@ -147,6 +186,7 @@ export const DEFAULTS: Readonly<Omit<ChorusConfig, 'apps'>> = Object.freeze({
   trustedProxies: [],
   engine: { type: 'memory' as const },
   examples: true,
+  pusher: DEFAULT_PUSHER,
 });
 
 /** The shape a user may write: everything optional but the app identities. */
@@ -165,6 +205,7 @@ export interface ChorusConfigInput {
   trustedProxies?: string[];
   engine?: EngineConfig;
   examples?: boolean;
+  pusher?: Partial<PusherServerConfig>;
   limits?: Partial<Limits>;
   history?: Partial<HistoryConfig>;
   apps?: AppConfigInput[];
@@ -180,6 +221,10 @@ export interface AppConfigInput {
   history?: Partial<HistoryConfig>;
   channels?: ChannelRule[];
   tokenKeys?: TokenKeyConfig[];
+  enabled?: boolean;
+  clientEvents?: boolean;
+  subscriptionCount?: boolean;
+  pusher?: Partial<PusherAppLimits>;
 }
 
 export class ConfigError extends Error {
@@ -249,6 +294,10 @@ export function resolveConfig(input: unknown, source = 'config'): ChorusConfig {
       history: { ...sharedHistory, ...app.history },
       channels: app.channels ?? [],
       tokenKeys: app.tokenKeys ?? [],
+      enabled: app.enabled ?? true,
+      clientEvents: app.clientEvents ?? false,
+      subscriptionCount: app.subscriptionCount ?? false,
+      pusher: { ...DEFAULT_PUSHER_LIMITS, ...app.pusher },
     }),
   );
   rejectDuplicates(apps, 'id', source);
@@ -287,6 +336,7 @@ export function resolveConfig(input: unknown, source = 'config'): ChorusConfig {
     trustedProxies: resolveTrustedProxies(input.trustedProxies ?? DEFAULTS.trustedProxies, source),
     engine: resolveEngine(input.engine, source),
     examples: input.examples ?? DEFAULTS.examples,
+    pusher: { ...DEFAULTS.pusher, ...input.pusher },
     apps,
   };
 }

@@ -25,6 +25,8 @@ export class Connection {
   awaitingPong = false;
   /** Called before the close frame, while frames can still be sent (v1 sends its disconnect advice). */
   onClosing: ((info: CloseCodeInfo, reason: string) => void) | undefined;
+  /** The dialect's own code for a core close (Pusher: 4200 instead of 1001 on shutdown). */
+  closeCodeFor: ((info: CloseCodeInfo) => CloseCodeInfo) | undefined;
   readonly #socket: Duplex;
   readonly #scheduler: OutboundScheduler;
   readonly #maxPendingBytes: number;
@@ -130,8 +132,10 @@ export class Connection {
   }
 
   /** Flushes what is queued (so nothing accepted is lost), then starts the close handshake. */
-  close(info: CloseCodeInfo, reason: string = info.reason): void {
+  close(core: CloseCodeInfo, coreReason?: string): void {
     if (this.#closing) return;
+    const info = this.closeCodeFor?.(core) ?? core;
+    const reason = info === core ? (coreReason ?? core.reason) : info.reason;
     if (this.isOpen) this.onClosing?.(info, reason);
     this.flush();
     this.#closing = true;

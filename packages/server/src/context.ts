@@ -6,6 +6,7 @@ import type { Engine } from './engine/types.js';
 import type { Hub } from './hub.js';
 import type { OutboundScheduler } from './outbound.js';
 import type { ConnectionRegistry } from './registry.js';
+import type { UserConnections } from './users.js';
 
 export interface ServerContext {
   readonly config: ChorusConfig;
@@ -16,6 +17,8 @@ export interface ServerContext {
   readonly log: Logger;
   /** Every open connection, for limits, heartbeats, shutdown and stats. */
   readonly connections: ConnectionRegistry;
+  /** Connections of signed-in users (Pusher signin), for ending a user's connections. */
+  readonly users: UserConnections;
   /** Unique per server instance, so connection ids stay unique across nodes. */
   newConnectionId(): string;
   readonly startedAt: number;

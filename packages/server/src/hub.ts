@@ -13,8 +13,12 @@ import type { OutboundScheduler, SharedRun } from './outbound.js';
 
 /** Turns a publication into the wire frame a dialect's clients expect. */
 export interface PublicationEncoder {
+  /** NO_FRAME when the dialect shows nothing for it (Pusher: a binary message, a second tab's join). */
   encode(publication: Publication): Buffer;
 }
+
+/** The encoders' "nothing to send": queued, it would add no bytes; deliverTo skips it. */
+export const NO_FRAME: Buffer = Buffer.alloc(0);
 
 /** A publication held back for a subscriber that is still catching up from history. */
 export interface HeldPublication {
@@ -32,6 +36,11 @@ export interface Subscriber {
   readonly encoder: PublicationEncoder;
   /** Deliver the connection's own messages back to it. */
   readonly notifySelf: boolean;
+  /**
+   * With notifySelf, own messages this returns false for are still kept from the connection (a v1
+   * whisper, `client-*` on a private- or presence- channel, never comes back to its sender).
+   */
+  readonly echoes?: (publication: MessagePublication) => boolean;
   /** Receive presence changes (member joined/left). */
   readonly presenceEvents: boolean;
   /**
@@ -133,6 +142,19 @@ export class Hub {
     }
   };
 
+  /** The channel's subscribers on this node (for occupancy figures and subscription counts). */
+  subscribersOf(appId: string, channel: string): Subscriber[] {
+    const entry = this.#channels.get(appId, channel);
+    return entry ? [...entry.subscribers.values()] : [];
+  }
+
+  /** Channels of the app with subscribers on this node, and how many each has. */
+  channelsOf(appId: string): Map<string, number> {
+    const counts = new Map<string, number>();
+    this.#channels.forEachOf(appId, (channel, entry) => counts.set(channel, entry.subscribers.size));
+    return counts;
+  }
+
   get channelCount(): number {
     return this.#channels.size;
   }
@@ -154,7 +176,7 @@ export class Hub {
     if (entry.runsOpen) {
       const origin = publication.originId === undefined ? undefined : entry.subscribers.get(publication.originId);
       // The origin skips its own message, so it cannot be holding the run this frame goes to.
-      if (!origin || origin.notifySelf || entry.outside.has(origin)) {
+      if (!origin || receivesOwn(origin, publication) || entry.outside.has(origin)) {
         const frames = new Frames(publication);
         for (const { encoder, run } of entry.runs) run.append(frames.for(encoder));
         deliverEach(entry.outside, frames);
@@ -193,9 +215,12 @@ export class Hub {
 }
 
 function isExcluded(subscriber: Subscriber, publication: Publication): boolean {
-  const isPresence = publication.kind === 'presence';
-  if (isPresence && !subscriber.presenceEvents) return true;
-  return subscriber.connection.id === publication.originId && (isPresence || !subscriber.notifySelf);
+  if (publication.kind === 'presence') return !subscriber.presenceEvents || subscriber.connection.id === publication.originId;
+  return subscriber.connection.id === publication.originId && !receivesOwn(subscriber, publication);
+}
+
+function receivesOwn(subscriber: Subscriber, publication: MessagePublication): boolean {
+  return subscriber.notifySelf && (subscriber.echoes === undefined || subscriber.echoes(publication));
 }
 
 /** A publication's frame per dialect, each encoded once. Almost always one dialect per channel. */
@@ -222,6 +247,7 @@ function deliverTo(subscriber: Subscriber, frames: Frames): void {
   const { publication } = frames;
   if (isExcluded(subscriber, publication)) return;
   const frame = frames.for(subscriber.encoder);
+  if (frame === NO_FRAME) return;
   if (subscriber.held) subscriber.held.push({ publication, frame });
   else subscriber.connection.send(frame);
 }

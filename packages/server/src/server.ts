@@ -15,6 +15,7 @@ import { CloseCodes } from '@chorus/protocol';
 import { AppRegistry } from './apps.js';
 import { ConfigError, resolveConfig, type ChorusConfig, type ChorusConfigInput, type TlsConfig } from './config.js';
 import type { ServerContext } from './context.js';
+import { DIALECTS } from './dialects/index.js';
 import { createEngine } from './engine/index.js';
 import { Heartbeat } from './heartbeat.js';
 import { createRequestHandler } from './http/router.js';
@@ -22,6 +23,7 @@ import { Hub } from './hub.js';
 import { OutboundScheduler } from './outbound.js';
 import { ConnectionRegistry } from './registry.js';
 import { UpgradeHandler } from './upgrade.js';
+import { UserConnections } from './users.js';
 
 const DEFAULT_EXAMPLES_DIR = fileURLToPath(new URL('../../../examples/', import.meta.url));
 const CLIENT_BUNDLE_DIR = fileURLToPath(new URL('../../client/dist/', import.meta.url));
@@ -68,12 +70,13 @@ export class ChorusServer {
       scheduler,
       log: this.log,
       connections: new ConnectionRegistry(),
+      users: new UserConnections(),
       newConnectionId: () => `${nodeId}.${(++connectionCount).toString(36)}`,
       startedAt: Date.now(),
       shuttingDown: false,
     };
     hub.bind(this.#ctx.engine.broker);
-    this.#upgrades = new UpgradeHandler(this.#ctx);
+    this.#upgrades = new UpgradeHandler(this.#ctx, DIALECTS);
     const handler = createRequestHandler(this.#ctx, { examplesDir: options.examplesDir ?? DEFAULT_EXAMPLES_DIR, clientDir: CLIENT_BUNDLE_DIR });
     // Slowloris defence: the request head must arrive within headersTimeoutMs. Node checks that
     // deadline only every connectionsCheckingInterval (30 s by default), so check often enough.

@@ -1,24 +1,25 @@
 /**
- * WebSocket upgrades: route by path, check the Origin against the app before accepting, and
- * refuse with a plain HTTP status when the handshake itself is wrong. Dialects decide everything
- * they can (keys, tokens) before the upgrade completes, so no frame a client sends right after
- * `open` can arrive before its connection is fully set up.
+ * WebSocket upgrades, the transport side: find the dialect by path (the table the server passes
+ * in), run the admission pipeline (admission.ts) and complete handshakes with `ws`. Dialects
+ * decide everything they can (keys, tokens) before the upgrade completes, so no frame a client
+ * sends right after `open` can arrive before its connection is fully set up.
  */
-import { STATUS_CODES, type IncomingMessage } from 'node:http';
+import type { IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
 import proxyAddr from 'proxy-addr';
 import { WebSocketServer, type WebSocket } from 'ws';
-import { HttpErrors, RAW_PATH, V1_PATH, type HttpErrorInfo } from '@chorus/protocol';
+import { HttpErrors } from '@chorus/protocol';
+import { admit, routeUpgrade, type Acceptor, type Dialect, type PendingUpgrade } from './admission.js';
 import type { App } from './apps.js';
 import type { ServerContext } from './context.js';
-import { handleRawUpgrade } from './dialects/raw.js';
-import { handleV1Upgrade } from './dialects/v1/index.js';
+import { refuseHttp } from './http/refuse.js';
 
 /** Frames a rejected-after-upgrade socket may send before we close it: tiny, nothing is read. */
 const REJECTED_SOCKET_MAX_PAYLOAD = 1024;
 
-export class UpgradeHandler {
+export class UpgradeHandler implements Acceptor {
   readonly #ctx: ServerContext;
+  readonly #dialects: readonly Dialect[];
   /** One ws server per frame size limit, so each app's limit is enforced by ws itself (close 1009). */
   readonly #wssByLimit = new Map<number, WebSocketServer>();
   /** For sockets accepted only to be told why they are refused (unknown key…). */
@@ -26,22 +27,11 @@ export class UpgradeHandler {
   /** Which peers may name the client in X-Forwarded-For (none by default: it is just a header). */
   readonly #isTrustedProxy: (address: string, hop: number) => boolean;
 
-  constructor(ctx: ServerContext) {
+  constructor(ctx: ServerContext, dialects: readonly Dialect[]) {
     this.#ctx = ctx;
+    this.#dialects = dialects;
     this.#isTrustedProxy = proxyAddr.compile(ctx.config.trustedProxies);
     this.#rejectWss = createWss(REJECTED_SOCKET_MAX_PAYLOAD, ctx.config.closeTimeoutMs);
-  }
-
-  /**
-   * Checks the per-app and per-IP connection limits; on refusal answers HTTP 429 and returns
-   * false. Call right before `accept` so concurrent handshakes cannot overshoot.
-   */
-  admit(upgrade: PendingUpgrade, app: App): boolean {
-    const refusal = this.#ctx.connections.refusal(app, upgrade.ip);
-    if (refusal === undefined) return true;
-    this.#ctx.log.info({ app: app.id, ip: upgrade.ip, refusal }, 'connection refused');
-    refuseHttp(upgrade.socket, HttpErrors.TOO_MANY_CONNECTIONS, `Too many connections: ${refusal}.`);
-    return false;
   }
 
   /**
@@ -55,12 +45,10 @@ export class UpgradeHandler {
     socket.on('error', this.#logSocketError);
     if (this.#ctx.shuttingDown) return refuseHttp(socket, HttpErrors.SHUTTING_DOWN);
     const url = new URL(req.url ?? '/', 'http://localhost');
+    const routed = routeUpgrade(this.#dialects, url, this.#ctx.config);
+    if (!routed) return refuseHttp(socket, HttpErrors.NOT_FOUND);
     const upgrade: PendingUpgrade = { req, socket, head, url, ip: this.#clientAddress(req) };
-    const raw = RAW_PATH.exec(url.pathname);
-    let handled: Promise<void>;
-    if (url.pathname === V1_PATH) handled = handleV1Upgrade(this.#ctx, this, upgrade);
-    else if (raw) handled = handleRawUpgrade(this.#ctx, this, upgrade, raw[1] ?? '');
-    else return refuseHttp(socket, HttpErrors.NOT_FOUND);
+    const handled = admit(this.#ctx, this, routed.dialect, routed.route, upgrade);
     // After 'upgrade' fires no HTTP timeout applies any more: bound the time to decide.
     const deadline = setTimeout(() => socket.destroy(), this.#ctx.config.handshakeTimeoutMs);
     handled
@@ -111,15 +99,6 @@ export class UpgradeHandler {
   }
 }
 
-export interface PendingUpgrade {
-  readonly req: IncomingMessage;
-  readonly socket: Duplex;
-  readonly head: Buffer;
-  readonly url: URL;
-  /** The client's address, for per-IP limits. */
-  readonly ip: string;
-}
-
 function createWss(maxPayload: number, closeTimeout: number): WebSocketServer {
   // A variable, not a literal: @types/ws does not know closeTimeout (ws >= 8.19) yet.
   const options = {
@@ -133,15 +112,4 @@ function createWss(maxPayload: number, closeTimeout: number): WebSocketServer {
     clientTracking: false,
   };
   return new WebSocketServer(options);
-}
-
-/** Answers an upgrade request with a plain HTTP error and closes the socket. */
-export function refuseHttp(socket: Duplex, error: HttpErrorInfo, message: string = error.message): void {
-  if (!socket.writable) return void socket.destroy();
-  const body = JSON.stringify({ error: message, code: error.code });
-  socket.end(
-    `HTTP/1.1 ${error.status} ${STATUS_CODES[error.status] ?? 'Error'}\r\n` +
-      'Connection: close\r\nContent-Type: application/json\r\n' +
-      `Content-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`,
-  );
 }

@@ -569,7 +569,7 @@ describe('resource limits (C.24–C.27, as far as they exist)', () => {
 
     // Below the limit again, channel-name abuse is refused by name.
     assert.equal((await v1.command('unsubscribe', { channel: `${channel}_0` })).ok, true);
-    for (const bad of ['c'.repeat(129), 'kanał', 'a b', 'a/b', '']) {
+    for (const bad of ['c'.repeat(201), 'kanał', 'a b', 'a/b', 'a#b', '']) {
       assert.equal((await v1.command('subscribe', { channel: bad })).error?.code, 102, `channel "${bad.slice(0, 20)}"`);
     }
     assert.equal((await v1.command('publish', { channel, data: 'after the flood' })).ok, true);

@@ -218,7 +218,7 @@ describe('publish and subscribe', () => {
     assert.equal((await a.command('subscribe', { channel: 'c1' })).ok, true);
     assert.equal((await a.command('subscribe', { channel: 'c1' })).error?.code, 106);
     assert.equal((await a.command('unsubscribe', { channel: 'zz' })).error?.code, 108);
-    assert.equal((await a.command('subscribe', { channel: 'bad.name' })).error?.code, 102);
+    assert.equal((await a.command('subscribe', { channel: 'bad name' })).error?.code, 102);
     for (const channel of ['c2', 'c3', 'c4']) assert.equal((await a.command('subscribe', { channel })).ok, true);
     assert.equal((await a.command('subscribe', { channel: 'c5' })).error?.code, 107);
     assert.equal((await a.command('unsubscribe', { channel: 'c1' })).ok, true);

@@ -6,14 +6,13 @@
  * reconnect loop. Exact semantics: docs/raw-channels.md.
  */
 import { randomUUID } from 'node:crypto';
-import type { WebSocket } from 'ws';
 import {
   CloseCodes,
-  HttpErrors,
   MAX_IDENTITY_LENGTH,
   PRESENCE_CHANNEL_PREFIX,
   PRIVATE_CHANNEL_PREFIX,
   PresenceEvents,
+  RAW_PATH,
   RawErrorText,
   isValidChannelName,
   parseFlag,
@@ -23,7 +22,7 @@ import {
 } from '@chorus/protocol';
 import type { App } from '../apps.js';
 import { userClaim } from '../auth.js';
-import { Connection } from '../connection.js';
+import type { Connection } from '../connection.js';
 import type { ServerContext } from '../context.js';
 import { EngineUnavailableError } from '../engine/errors.js';
 import type { Publication } from '../engine/types.js';
@@ -31,7 +30,7 @@ import { frame, textFrame } from '../frame.js';
 import type { PublicationEncoder, Subscriber } from '../hub.js';
 import { TokenExpiry } from '../expiry.js';
 import { TokenBucket } from '../rate-limit.js';
-import { refuseHttp, type PendingUpgrade, type UpgradeHandler } from '../upgrade.js';
+import { refusal, type Dialect } from '../admission.js';
 
 const DEFAULT_USER = 'anonymous';
 
@@ -47,62 +46,71 @@ export const rawEncoder: PublicationEncoder = {
   },
 };
 
-export async function handleRawUpgrade(ctx: ServerContext, upgrades: UpgradeHandler, upgrade: PendingUpgrade, channelSegment: string): Promise<void> {
-  const query = parseQuery(upgrade.url.search);
-  const app = ctx.apps.byKey(query.get('api_key'));
-  if (!app) {
-    return refuseAfterUpgrade(await upgrades.accept(upgrade, undefined), RawErrorText.UNKNOWN_API_KEY, CloseCodes.UNKNOWN_API_KEY);
-  }
-  if (!app.allowsOrigin(upgrade.req.headers.origin)) {
-    ctx.log.info({ app: app.id, origin: upgrade.req.headers.origin }, 'origin not allowed');
-    return refuseHttp(upgrade.socket, HttpErrors.ORIGIN_NOT_ALLOWED);
-  }
+/** What the raw handshake establishes for the session. */
+interface RawGrant {
+  readonly channel: string;
+  readonly query: ReadonlyMap<string, string>;
+  /** The token's user (`sub` of a channel token, or its `user` claim) and expiry. */
+  readonly tokenUser: string | undefined;
+  readonly tokenExpiresAt: number | undefined;
+}
 
-  const channel = decodeChannel(channelSegment);
-  if (channel === undefined) {
-    return refuseAfterUpgrade(await upgrades.accept(upgrade, undefined), RawErrorText.INVALID_CHANNEL, CloseCodes.INVALID_CHANNEL);
-  }
-  const userParam = query.get('user');
-  const uuidParam = query.get('uuid');
-  if ((userParam?.length ?? 0) > MAX_IDENTITY_LENGTH || (uuidParam?.length ?? 0) > MAX_IDENTITY_LENGTH) {
-    return refuseAfterUpgrade(await upgrades.accept(upgrade, undefined), RawErrorText.INVALID_PARAMETER, CloseCodes.INVALID_PARAMETER);
-  }
+interface RawRoute {
+  readonly channelSegment: string;
+  readonly query: ReadonlyMap<string, string>;
+}
 
-  // A token is required on private- channels and, when given anyway, must be valid: a client
-  // that sends a bad token should learn so rather than silently lose its identity.
-  const headerToken = upgrade.req.headers['jwt'];
-  const token = query.get('jwt') || (typeof headerToken === 'string' ? headerToken : undefined);
-  let tokenUser: string | undefined;
-  let tokenExpiresAt: number | undefined;
-  if (token || channel.startsWith(PRIVATE_CHANNEL_PREFIX)) {
+export const rawDialect: Dialect<RawRoute, RawGrant> = {
+  name: 'raw',
+  match(url) {
+    const match = RAW_PATH.exec(url.pathname);
+    // PieSocket's lenient query parsing (keeps `+`), read once for the whole handshake.
+    return match ? { channelSegment: match[1] ?? '', query: parseQuery(url.search) } : undefined;
+  },
+  appKey: (route) => route.query.get('api_key'),
+  unknownApp: refusal(CloseCodes.UNKNOWN_API_KEY, RawErrorText.UNKNOWN_API_KEY),
+  frameLimit: (app) => app.limits.maxMessageSize,
+  async authorize(ctx, app, { channelSegment, query }, upgrade) {
+    const channel = decodeChannel(channelSegment);
+    if (channel === undefined) return { refusal: refusal(CloseCodes.INVALID_CHANNEL, RawErrorText.INVALID_CHANNEL) };
+    const userParam = query.get('user');
+    const uuidParam = query.get('uuid');
+    if ((userParam?.length ?? 0) > MAX_IDENTITY_LENGTH || (uuidParam?.length ?? 0) > MAX_IDENTITY_LENGTH) {
+      return { refusal: refusal(CloseCodes.INVALID_PARAMETER, RawErrorText.INVALID_PARAMETER) };
+    }
+    // A token is required on private- channels and, when given anyway, must be valid: a client
+    // that sends a bad token should learn so rather than silently lose its identity.
+    const headerToken = upgrade.req.headers['jwt'];
+    const token = query.get('jwt') || (typeof headerToken === 'string' ? headerToken : undefined);
+    if (!token && !channel.startsWith(PRIVATE_CHANNEL_PREFIX)) return { grant: { channel, query, tokenUser: undefined, tokenExpiresAt: undefined } };
     const auth = await app.tokens.verifyChannel(channel, token);
     if (!auth.ok) {
       ctx.log.debug({ app: app.id, channel, reason: auth.reason }, 'channel token refused');
-      return refuseAfterUpgrade(await upgrades.accept(upgrade, undefined), RawErrorText.AUTHENTICATION_FAILED, CloseCodes.AUTHENTICATION_FAILED);
+      return { refusal: refusal(CloseCodes.AUTHENTICATION_FAILED, RawErrorText.AUTHENTICATION_FAILED) };
     }
-    tokenUser = userClaim(auth.payload);
-    tokenExpiresAt = (auth.payload.exp ?? 0) * 1000;
-  }
-  if (upgrade.socket.destroyed || !upgrades.admit(upgrade, app)) return;
-
-  const ws = await upgrades.accept(upgrade, app);
-  if (!ws) return;
-  const connection = new Connection(ctx.newConnectionId(), ws, upgrade.socket, ctx.scheduler, app.limits.maxPendingBytes);
-  ctx.connections.add(connection, app, upgrade.ip);
-  // The raw dialect cannot refresh a token in-band: the connection ends when its token does.
-  if (tokenExpiresAt !== undefined) new TokenExpiry(connection, ctx.config.tokenGraceMs).arm(tokenExpiresAt);
-  const presence = parseFlag(query.get('presence')) || channel.startsWith(PRESENCE_CHANNEL_PREFIX);
-  const subscriber: Subscriber = {
-    connection,
-    held: undefined,
-    encoder: rawEncoder,
-    notifySelf: parseFlag(query.get('notify_self')),
-    presenceEvents: presence,
-    recoverable: false,
-  };
-  const member: Member = { user: tokenUser ?? userParam ?? DEFAULT_USER, uuid: uuidParam || randomUUID() };
-  openRawChannel(ctx, app, channel, subscriber, presence ? member : undefined, parseFlag(query.get('be')));
-}
+    return { grant: { channel, query, tokenUser: userClaim(auth.payload), tokenExpiresAt: (auth.payload.exp ?? 0) * 1000 } };
+  },
+  refuse(ws, refused) {
+    // PieSocket's `{"error": …}` frame, then the coded close: what stops its SDKs' reconnect loop.
+    ws.send(JSON.stringify({ error: refused.message }));
+    ws.close(refused.close.code, refused.close.reason);
+  },
+  open(ctx, app, connection, { channel, query, tokenUser, tokenExpiresAt }) {
+    // The raw dialect cannot refresh a token in-band: the connection ends when its token does.
+    if (tokenExpiresAt !== undefined) new TokenExpiry(connection, ctx.config.tokenGraceMs).arm(tokenExpiresAt);
+    const presence = parseFlag(query.get('presence')) || channel.startsWith(PRESENCE_CHANNEL_PREFIX);
+    const subscriber: Subscriber = {
+      connection,
+      held: undefined,
+      encoder: rawEncoder,
+      notifySelf: parseFlag(query.get('notify_self')),
+      presenceEvents: presence,
+      recoverable: false,
+    };
+    const member: Member = { user: tokenUser ?? query.get('user') ?? DEFAULT_USER, uuid: query.get('uuid') || randomUUID() };
+    openRawChannel(ctx, app, channel, subscriber, presence ? member : undefined, parseFlag(query.get('be')));
+  },
+};
 
 function openRawChannel(ctx: ServerContext, app: App, channel: string, subscriber: Subscriber, member: Member | undefined, bootEvent: boolean): void {
   const { connection } = subscriber;
@@ -194,12 +202,4 @@ function decodeChannel(segment: string): string | undefined {
     return undefined;
   }
   return isValidChannelName(name) ? name : undefined;
-}
-
-/** Sends PieSocket's `{"error": …}` frame, then closes with the matching code. */
-function refuseAfterUpgrade(ws: WebSocket | undefined, text: string, close: CloseCodeInfo): void {
-  if (!ws) return;
-  ws.on('error', () => undefined);
-  ws.send(JSON.stringify({ error: text }));
-  ws.close(close.code, close.reason);
 }

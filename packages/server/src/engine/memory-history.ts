@@ -68,6 +68,7 @@ export class MemoryStreams {
       payload: policy.size > 0 ? ownBytes(message.payload) : message.payload,
       binary: message.binary,
       msgId: message.msgId,
+      userId: message.userId,
       offset: ++stream.offset,
       epoch: stream.epoch,
       ts: now,

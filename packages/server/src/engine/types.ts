@@ -26,6 +26,8 @@ export interface MessageInput extends PublicationBase {
   readonly binary: boolean;
   /** Client-chosen idempotency key: a repeat within the history TTL is not published again. */
   readonly msgId?: string | undefined;
+  /** Who sent it, where the dialect shows that (a Pusher client event on a presence channel). */
+  readonly userId?: string | undefined;
 }
 
 /** A message after the broker accepted it: placed in the channel's stream. */

@@ -4,9 +4,10 @@
  * is, anything else as its JSON text, always as a text frame.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { HttpErrors, isValidChannelName } from '@chorus/protocol';
+import { CHANNEL_NAME_RULE, HttpErrors, isValidChannelName } from '@chorus/protocol';
 import type { ServerContext } from '../context.js';
 import { EngineUnavailableError } from '../engine/errors.js';
+import { readBody } from './body.js';
 import { sendError, sendJson } from './respond.js';
 
 /** What a 503 tells a backend to wait: Redis reconnects with backoff capped at 5 s. */
@@ -37,7 +38,7 @@ export async function handlePublish(ctx: ServerContext, req: IncomingMessage, re
   }
   const channelName = typeof channel === 'number' ? String(channel) : channel;
   if (typeof channelName !== 'string' || !isValidChannelName(channelName)) {
-    return sendError(res, HttpErrors.BAD_REQUEST, 'channelId must be a channel name of [A-Za-z0-9_-], 1 to 128 characters.');
+    return sendError(res, HttpErrors.BAD_REQUEST, `channelId must be a channel name: ${CHANNEL_NAME_RULE}.`);
   }
   if (message === undefined) return sendError(res, HttpErrors.BAD_REQUEST, 'message is required.');
 
@@ -59,24 +60,4 @@ export async function handlePublish(ctx: ServerContext, req: IncomingMessage, re
     return sendError(res, HttpErrors.ENGINE_UNAVAILABLE, undefined, { 'retry-after': String(ENGINE_RETRY_AFTER_SECONDS) });
   }
   sendJson(res, 200, { success: true, offset: outcome.offset, epoch: outcome.epoch });
-}
-
-/** Reads the whole body, or returns undefined as soon as it exceeds `limit` bytes. */
-function readBody(req: IncomingMessage, limit: number): Promise<Buffer | undefined> {
-  return new Promise((resolve, reject) => {
-    const chunks: Buffer[] = [];
-    let size = 0;
-    req.on('data', (chunk: Buffer) => {
-      size += chunk.length;
-      if (size > limit) {
-        req.removeAllListeners('data');
-        req.resume();
-        resolve(undefined);
-        return;
-      }
-      chunks.push(chunk);
-    });
-    req.on('end', () => resolve(Buffer.concat(chunks, size)));
-    req.on('error', reject);
-  });
 }

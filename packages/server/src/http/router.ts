@@ -2,6 +2,8 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { HttpErrors, RAW_PATH, V1_PATH } from '@chorus/protocol';
 import type { ServerContext } from '../context.js';
+import { handlePusherApi, isPusherApiPath } from '../dialects/pusher/http-api.js';
+import { pusherDialect } from '../dialects/pusher/index.js';
 import { handlePublish } from './publish.js';
 import { sendError, sendJson } from './respond.js';
 import { serveStatic } from './static.js';
@@ -46,7 +48,8 @@ async function route(ctx: ServerContext, roots: StaticRoots, req: IncomingMessag
     if (method !== 'POST') return sendError(res, HttpErrors.METHOD_NOT_ALLOWED, 'Use POST with a JSON body.');
     return handlePublish(ctx, req, res);
   }
-  if (RAW_PATH.test(pathname) || pathname === V1_PATH) {
+  if (isPusherApiPath(ctx, pathname)) return handlePusherApi(ctx, req, res, new URL(req.url ?? '/', 'http://localhost'));
+  if (RAW_PATH.test(pathname) || pathname === V1_PATH || pusherDialect.match(new URL(pathname, 'http://localhost'), ctx.config)) {
     return sendError(res, HttpErrors.UPGRADE_REQUIRED, 'This is a WebSocket endpoint: connect with a WebSocket client (ws:// or wss://).');
   }
   if (method === 'GET' && (pathname === '/client.js' || pathname === '/client.js.map')) {

@@ -3,10 +3,8 @@
  * commands, history and recovery. The wire format is docs/protocol.md. The app key is in the
  * URL so the Origin can be checked against the app before the upgrade.
  */
-import { CloseCodes, HttpErrors } from '@chorus/protocol';
-import { Connection } from '../../connection.js';
-import type { ServerContext } from '../../context.js';
-import { refuseHttp, type PendingUpgrade, type UpgradeHandler } from '../../upgrade.js';
+import { CloseCodes, V1_PATH } from '@chorus/protocol';
+import { refusal, type Dialect } from '../../admission.js';
 import { disconnectAdvice } from './encode.js';
 import { V1Session } from './session.js';
 
@@ -19,24 +17,19 @@ function v1FrameLimit(maxMessageSize: number): number {
   return Math.ceil((maxMessageSize * 4) / 3) + 4096;
 }
 
-export async function handleV1Upgrade(ctx: ServerContext, upgrades: UpgradeHandler, upgrade: PendingUpgrade): Promise<void> {
-  const app = ctx.apps.byKey(upgrade.url.searchParams.get('key'));
-  if (!app) {
-    const ws = await upgrades.accept(upgrade, undefined);
-    if (!ws) return;
-    ws.on('error', () => undefined);
-    ws.send(disconnectAdvice(CloseCodes.UNKNOWN_API_KEY));
-    ws.close(CloseCodes.UNKNOWN_API_KEY.code, CloseCodes.UNKNOWN_API_KEY.reason);
-    return;
-  }
-  if (!app.allowsOrigin(upgrade.req.headers.origin)) {
-    ctx.log.info({ app: app.id, origin: upgrade.req.headers.origin }, 'origin not allowed');
-    return refuseHttp(upgrade.socket, HttpErrors.ORIGIN_NOT_ALLOWED);
-  }
-  if (!upgrades.admit(upgrade, app)) return;
-  const ws = await upgrades.accept(upgrade, app, v1FrameLimit(app.limits.maxMessageSize));
-  if (!ws) return;
-  const connection = new Connection(ctx.newConnectionId(), ws, upgrade.socket, ctx.scheduler, app.limits.maxPendingBytes);
-  ctx.connections.add(connection, app, upgrade.ip);
-  new V1Session(ctx, app, connection);
-}
+export const v1Dialect: Dialect<true, undefined> = {
+  name: 'v1',
+  match: (url) => (url.pathname === V1_PATH ? true : undefined),
+  appKey: (_route, upgrade) => upgrade.url.searchParams.get('key'),
+  unknownApp: refusal(CloseCodes.UNKNOWN_API_KEY),
+  frameLimit: (app) => v1FrameLimit(app.limits.maxMessageSize),
+  // Credentials come in the connect command, once the socket is open.
+  authorize: () => ({ grant: undefined }),
+  refuse(ws, refused) {
+    ws.send(disconnectAdvice(refused.close));
+    ws.close(refused.close.code, refused.close.reason);
+  },
+  open(ctx, app, connection) {
+    new V1Session(ctx, app, connection);
+  },
+};

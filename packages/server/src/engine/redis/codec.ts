@@ -18,6 +18,7 @@ interface MessageHeader {
   o?: string;
   e?: string;
   b?: 1;
+  u?: string;
 }
 
 interface PresenceHeader {
@@ -36,6 +37,7 @@ export function messageHeaderFields(message: MessageInput): string {
   if (message.originId !== undefined) fields += `,"o":${JSON.stringify(message.originId)}`;
   if (message.event !== undefined) fields += `,"e":${JSON.stringify(message.event)}`;
   if (message.binary) fields += ',"b":1';
+  if (message.userId !== undefined) fields += `,"u":${JSON.stringify(message.userId)}`;
   return fields;
 }
 
@@ -61,6 +63,7 @@ export function decodePublication(raw: Buffer): Publication | undefined {
     event: header.e,
     payload: raw.subarray(end + 1),
     binary: header.b === 1,
+    ...(header.u === undefined ? {} : { userId: header.u }),
     offset: header.off,
     epoch: header.ep,
     ts: header.t,

@@ -1,0 +1,119 @@
+/**
+ * The admission pipeline every WebSocket upgrade goes through, whatever its dialect:
+ *
+ *   route → app → origin → credentials → connection limits → accept → session
+ *
+ * A dialect is an adapter (see `Dialect`) that supplies only what differs: where the app key and
+ * the credentials are in the request, what it checks before accepting, how it tells a client it
+ * is refused, and the session that runs once the socket is open. The limits come right before
+ * the accept, after any asynchronous credential check, so that the check and the registration
+ * of the connection happen in one turn and concurrent handshakes cannot overshoot a limit.
+ */
+import type { IncomingMessage } from 'node:http';
+import type { Duplex } from 'node:stream';
+import type { WebSocket } from 'ws';
+import { HttpErrors, type CloseCodeInfo } from '@chorus/protocol';
+import type { App } from './apps.js';
+import type { ChorusConfig } from './config.js';
+import { Connection } from './connection.js';
+import type { ServerContext } from './context.js';
+import { refuseHttp } from './http/refuse.js';
+
+export interface PendingUpgrade {
+  readonly req: IncomingMessage;
+  readonly socket: Duplex;
+  readonly head: Buffer;
+  readonly url: URL;
+  /** The client's address, for per-IP limits. */
+  readonly ip: string;
+}
+
+/** Why a connection is refused after the upgrade: a close code and the text the dialect shows. */
+export interface Refusal {
+  readonly close: CloseCodeInfo;
+  /** For the dialect's error frame; the close frame carries `close.reason`. */
+  readonly message: string;
+}
+
+export function refusal(close: CloseCodeInfo, message: string = close.reason): Refusal {
+  return { close, message };
+}
+
+/** What a dialect's credential check decided. */
+export type Verdict<Grant> = { readonly grant: Grant } | { readonly refusal: Refusal };
+
+/**
+ * One wire dialect. `Route` is what the path told (the raw dialect's channel, the Pusher key);
+ * `Grant` is what the credential check established (a channel, a user) for the session.
+ */
+export interface Dialect<Route = unknown, Grant = unknown> {
+  readonly name: string;
+  /** The route when the request's path is this dialect's, else undefined. */
+  match(url: URL, config: ChorusConfig): Route | undefined;
+  appKey(route: Route, upgrade: PendingUpgrade): string | null | undefined;
+  readonly unknownApp: Refusal;
+  /** How a disabled app is refused (default: as an unknown key). */
+  readonly appDisabled?: Refusal;
+  /** How an app over its connection limits refuses, given the reason; undefined → HTTP 429. */
+  overLimit?(reason: string): Refusal | undefined;
+  /** Largest inbound frame for this app's connections. */
+  frameLimit(app: App): number;
+  /** Checks what can be checked before accepting (channel, parameters, tokens). */
+  authorize(ctx: ServerContext, app: App, route: Route, upgrade: PendingUpgrade): Verdict<Grant> | Promise<Verdict<Grant>>;
+  /** Tells an accepted socket why it is refused (an error frame in the dialect's form), then closes it. */
+  refuse(ws: WebSocket, refusal: Refusal): void;
+  /** The connection's id, unique across nodes (default: the server's). Pusher clients see theirs as socket_id. */
+  newConnectionId?(): string;
+  /** Runs the session of an admitted connection. */
+  open(ctx: ServerContext, app: App, connection: Connection, grant: Grant, upgrade: PendingUpgrade): void;
+}
+
+/** What the pipeline needs from the transport (UpgradeHandler): completing a handshake. */
+export interface Acceptor {
+  /** Completes the handshake; undefined when ws refused it. `app` undefined: accept only to refuse. */
+  accept(upgrade: PendingUpgrade, app: App | undefined, frameLimit?: number): Promise<WebSocket | undefined>;
+}
+
+/** The dialect whose path this is, with its route. */
+export function routeUpgrade(dialects: readonly Dialect[], url: URL, config: ChorusConfig): { dialect: Dialect; route: unknown } | undefined {
+  for (const dialect of dialects) {
+    const route = dialect.match(url, config);
+    if (route !== undefined) return { dialect, route };
+  }
+  return undefined;
+}
+
+export async function admit<Route, Grant>(ctx: ServerContext, acceptor: Acceptor, dialect: Dialect<Route, Grant>, route: Route, upgrade: PendingUpgrade): Promise<void> {
+  const refuseAfterAccept = async (refused: Refusal): Promise<void> => {
+    const ws = await acceptor.accept(upgrade, undefined);
+    if (!ws) return;
+    ws.on('error', () => undefined);
+    dialect.refuse(ws, refused);
+  };
+
+  const app = ctx.apps.byKey(dialect.appKey(route, upgrade));
+  if (!app) return refuseAfterAccept(dialect.unknownApp);
+  if (!app.enabled) return refuseAfterAccept(dialect.appDisabled ?? dialect.unknownApp);
+  if (!app.allowsOrigin(upgrade.req.headers.origin)) {
+    ctx.log.info({ app: app.id, origin: upgrade.req.headers.origin }, 'origin not allowed');
+    return refuseHttp(upgrade.socket, HttpErrors.ORIGIN_NOT_ALLOWED);
+  }
+  const verdict = await dialect.authorize(ctx, app, route, upgrade);
+  if ('refusal' in verdict) return refuseAfterAccept(verdict.refusal);
+  if (upgrade.socket.destroyed) return;
+
+  const limited = ctx.connections.refusal(app, upgrade.ip);
+  if (limited !== undefined) {
+    ctx.log.info({ app: app.id, ip: upgrade.ip, refusal: limited }, 'connection refused');
+    const refused = dialect.overLimit?.(limited);
+    if (refused) return refuseAfterAccept(refused);
+    return refuseHttp(upgrade.socket, HttpErrors.TOO_MANY_CONNECTIONS, `Too many connections: ${limited}.`);
+  }
+
+  const ws = await acceptor.accept(upgrade, app, dialect.frameLimit(app));
+  if (!ws) return;
+  const id = dialect.newConnectionId?.() ?? ctx.newConnectionId();
+  const connection = new Connection(id, ws, upgrade.socket, ctx.scheduler, app.limits.maxPendingBytes);
+  ctx.connections.add(connection, app, upgrade.ip);
+  dialect.open(ctx, app, connection, verdict.grant, upgrade);
+}
