@@ -101,7 +101,7 @@ describe('raw dialect and REST with Redis unreachable', () => {
       await redis.stop();
       sender.ws.send('while-down');
       await sender.until(() => sender.received.some((r) => r.text.includes('Message not delivered')), 'not-delivered error', 10_000);
-      assert.match(JSON.parse(sender.received.at(-1)?.text ?? '{}').error as string, /^Message not delivered: the server cannot reach its engine \(Redis\)/);
+      assert.match((JSON.parse(sender.received.at(-1)?.text ?? '{}') as { error?: string }).error ?? '', /^Message not delivered: the server cannot reach its engine \(Redis\)/);
       assert.equal(sender.ws.readyState, sender.ws.OPEN, 'the sender stays connected');
 
       const response = await fetch(`http://127.0.0.1:${server.port}/api/publish`, {
