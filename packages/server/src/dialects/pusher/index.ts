@@ -8,7 +8,7 @@ import { refusal, type Dialect } from '../../admission.js';
 import type { ChorusConfig } from '../../config.js';
 import { PusherSession } from './session.js';
 import { generateSocketId } from './signatures.js';
-import { errorFrame } from './wire.js';
+import { errorText } from './wire.js';
 
 /** The one protocol version spoken (pusher-js 4 and later send 7). */
 const PROTOCOL_VERSION = '7';
@@ -64,7 +64,7 @@ export const pusherDialect: Dialect<{ key: string }, undefined> = {
     return { grant: undefined };
   },
   refuse(ws, refused) {
-    ws.send(errorFrame(refused.close.code, refused.message));
+    ws.send(errorText(refused.close.code, refused.message));
     ws.close(refused.close.code, refused.close.reason);
   },
   newConnectionId: generateSocketId,

@@ -21,7 +21,15 @@ export function objectFrame(event: string, channel: string | undefined, data: un
 }
 
 export function errorFrame(code: number | null, message: string): Buffer {
-  return objectFrame('pusher:error', undefined, { code, message });
+  return textFrame(errorText(code, message));
+}
+
+/**
+ * `pusher:error` as text, for refused sockets (ws.send frames what it is given: a pre-built frame
+ * would reach the client as a binary message holding the frame's bytes, which no client parses).
+ */
+export function errorText(code: number | null, message: string): string {
+  return JSON.stringify({ event: 'pusher:error', data: { code, message } });
 }
 
 /**
