@@ -9,8 +9,11 @@
  *   gap, a new epoch or a pub/sub reconnect means it may have missed publications, and its
  *   recoverable (v1) subscribers are told to reconnect and resume from history (onGap). A probe
  *   published to itself every probeIntervalMs catches a pub/sub connection that died silently.
- * - Presence: a sorted set of member expiries plus a hash of members per channel; each node
- *   refreshes its own members, so a crashed node's members expire within presenceTtlMs.
+ * - Presence: a sorted set of member expiries plus a hash of members per channel, and one index
+ *   of all member expiries. Each node refreshes its own members, so a crashed node's members
+ *   expire within presenceTtlMs; every node sweeps the index a few times per presenceTtlMs, and
+ *   the sweep removes expired members and announces each one's leave in one atomic step, so
+ *   every dialect's subscribers on every node see the ghost leave, exactly once.
  * - Redis down: commands fail fast (no offline queue), ioredis reconnects with backoff, the
  *   node keeps running and logs the outage once, and the return.
  */
@@ -36,7 +39,7 @@ import type {
 } from '../types.js';
 import { STREAM_IDLE_TTL_MS } from '../memory-history.js';
 import { decodePublication, encodePresence, messageHeaderFields } from './codec.js';
-import { HISTORY, PRESENCE_JOIN, PRESENCE_LEAVE, PRESENCE_MEMBERS, PRESENCE_REFRESH, PUBLISH } from './scripts.js';
+import { HISTORY, PRESENCE_JOIN, PRESENCE_LEAVE, PRESENCE_MEMBERS, PRESENCE_REFRESH, PRESENCE_SWEEP, PUBLISH } from './scripts.js';
 
 export interface RedisEngineOptions {
   readonly url: string;
@@ -59,6 +62,7 @@ interface ChorusCommands {
   chorusPresenceLeave(...args: Array<string | number>): Promise<string[]>;
   chorusPresenceMembers(...args: Array<string | number>): Promise<string[]>;
   chorusPresenceRefresh(...args: Array<string | number>): Promise<number>;
+  chorusPresenceSweep(...args: Array<string | number>): Promise<[number, number, number]>;
 }
 
 type CommandClient = Redis & ChorusCommands;
@@ -66,10 +70,27 @@ type CommandClient = Redis & ChorusCommands;
 const META_TTL_SECONDS = Math.ceil(STREAM_IDLE_TTL_MS / 1000);
 const NODES_KEY = 'chorus:nodes';
 const NODE_REPORT_MS = 5_000;
+/** Every member's expiry across channels (`{app:channel}connectionId` → expiry), for the sweep. */
+const PRESENCE_INDEX_KEY = 'chorus:presence:expiries';
+/** Index entries one sweep call reads; a sweep calls again while it gets this many (a node with many members died). */
+const SWEEP_BATCH = 500;
+/**
+ * Leave publications one sweep call sends, in bytes (each carries the roster, see PRESENCE_SWEEP):
+ * kept far below Redis's 32 MB pub/sub output limit, which Redis applies while a script runs.
+ */
+const SWEEP_BYTES_PER_CALL = 512 * 1024;
+/** Calls per sweep at most (4 MB), then the rest after SWEEP_BACKLOG_DELAY_MS, so subscribers drain in between. */
+const SWEEP_MAX_CALLS = 8;
+const SWEEP_BACKLOG_DELAY_MS = 500;
 
-function keysOf(appId: string, channel: string): { meta: string; stream: string; presence: string; members: string; pubsub: string; msgIdPrefix: string } {
+/**
+ * PRESENCE_SWEEP builds the presence, members and pubsub names from the tag itself: change them
+ * here and there together. App ids and channel names hold no `:` or `}`, so the tag parses back.
+ */
+function keysOf(appId: string, channel: string): { tag: string; meta: string; stream: string; presence: string; members: string; pubsub: string; msgIdPrefix: string } {
   const tag = `{${appId}:${channel}}`;
   return {
+    tag,
     meta: `chorus:${tag}:meta`,
     stream: `chorus:${tag}:stream`,
     presence: `chorus:${tag}:presence`,
@@ -107,11 +128,12 @@ class RedisEngine implements Engine, Broker, PresenceStore {
   readonly #cmd: CommandClient;
   readonly #sub: Redis;
   readonly #attached = new Map<string, Attachment>();
-  /** This node's presence members, refreshed periodically: `${zset}\0${connectionId}` → keys. */
+  /** This node's presence members, refreshed periodically: index entry → keys. */
   readonly #members = new Map<string, { presence: string; members: string; connectionId: string }>();
   readonly #probeChannel: string;
   readonly #timers: NodeJS.Timeout[] = [];
   readonly #presenceTtlMs: number;
+  #sweepTimer: NodeJS.Timeout | undefined;
   #probeSentAt = 0;
   #probeSeenAt = 0;
   #subReadyBefore = false;
@@ -142,17 +164,21 @@ class RedisEngine implements Engine, Broker, PresenceStore {
 
     const probeEvery = options.probeIntervalMs ?? 2_000;
     this.#timers.push(setInterval(() => this.#probe(probeEvery), probeEvery).unref());
-    this.#timers.push(setInterval(() => this.#refreshMembers(), Math.max(1_000, Math.floor(this.#presenceTtlMs / 3))).unref());
+    // Three refreshes per TTL: a live member survives two lost or late ones. (A floor of 1 s here
+    // once let members of a 1 s TTL expire between refreshes, and the sweep announce them left.)
+    this.#timers.push(setInterval(() => this.#refreshMembers(), Math.max(100, Math.floor(this.#presenceTtlMs / 3))).unref());
     this.#timers.push(setInterval(() => this.#reportNode(), NODE_REPORT_MS).unref());
+    this.#scheduleSweep();
   }
 
   #defineCommands(): void {
     this.#cmd.defineCommand('chorusPublish', { numberOfKeys: 3, lua: PUBLISH });
     this.#cmd.defineCommand('chorusHistory', { numberOfKeys: 2, lua: HISTORY });
-    this.#cmd.defineCommand('chorusPresenceJoin', { numberOfKeys: 2, lua: PRESENCE_JOIN });
-    this.#cmd.defineCommand('chorusPresenceLeave', { numberOfKeys: 2, lua: PRESENCE_LEAVE });
+    this.#cmd.defineCommand('chorusPresenceJoin', { numberOfKeys: 3, lua: PRESENCE_JOIN });
+    this.#cmd.defineCommand('chorusPresenceLeave', { numberOfKeys: 3, lua: PRESENCE_LEAVE });
     this.#cmd.defineCommand('chorusPresenceMembers', { numberOfKeys: 2, lua: PRESENCE_MEMBERS });
-    this.#cmd.defineCommand('chorusPresenceRefresh', { numberOfKeys: 2, lua: PRESENCE_REFRESH });
+    this.#cmd.defineCommand('chorusPresenceRefresh', { numberOfKeys: 3, lua: PRESENCE_REFRESH });
+    this.#cmd.defineCommand('chorusPresenceSweep', { numberOfKeys: 1, lua: PRESENCE_SWEEP });
   }
 
   // ---- connection state -----------------------------------------------------------------------
@@ -332,17 +358,28 @@ class RedisEngine implements Engine, Broker, PresenceStore {
 
   async join(appId: string, channel: string, connectionId: string, member: Member, maxMembers: number): Promise<Member[] | undefined> {
     const keys = keysOf(appId, channel);
-    const value = JSON.stringify({ j: Date.now(), m: member });
-    const roster = await (await this.#commands()).chorusPresenceJoin(keys.presence, keys.members, connectionId, value, this.#presenceTtlMs, maxMembers, META_TTL_SECONDS);
+    const entry = keys.tag + connectionId;
+    const roster = await (await this.#commands()).chorusPresenceJoin(
+      keys.presence,
+      keys.members,
+      PRESENCE_INDEX_KEY,
+      connectionId,
+      memberValue(member),
+      this.#presenceTtlMs,
+      maxMembers,
+      META_TTL_SECONDS,
+      entry,
+    );
     if (!roster) return undefined;
-    this.#members.set(`${keys.presence}\0${connectionId}`, { presence: keys.presence, members: keys.members, connectionId });
+    this.#members.set(entry, { presence: keys.presence, members: keys.members, connectionId });
     return parseRoster(roster);
   }
 
   async leave(appId: string, channel: string, connectionId: string): Promise<Member[]> {
     const keys = keysOf(appId, channel);
-    this.#members.delete(`${keys.presence}\0${connectionId}`);
-    return parseRoster(await (await this.#commands()).chorusPresenceLeave(keys.presence, keys.members, connectionId));
+    const entry = keys.tag + connectionId;
+    this.#members.delete(entry);
+    return parseRoster(await (await this.#commands()).chorusPresenceLeave(keys.presence, keys.members, PRESENCE_INDEX_KEY, connectionId, entry));
   }
 
   async members(appId: string, channel: string): Promise<Member[]> {
@@ -352,9 +389,51 @@ class RedisEngine implements Engine, Broker, PresenceStore {
 
   #refreshMembers(): void {
     if (this.#cmd.status !== 'ready' || this.#members.size === 0) return;
-    for (const { presence, members, connectionId } of this.#members.values()) {
-      this.#cmd.chorusPresenceRefresh(presence, members, connectionId, this.#presenceTtlMs, META_TTL_SECONDS).catch(() => undefined);
+    let lost = 0;
+    const refreshes = [...this.#members].map(([entry, { presence, members, connectionId }]) =>
+      this.#cmd.chorusPresenceRefresh(presence, members, PRESENCE_INDEX_KEY, connectionId, this.#presenceTtlMs, META_TTL_SECONDS, entry).then(
+        (alive) => {
+          // Expired (this node could not refresh it for presenceTtlMs) or lost with Redis's data:
+          // the sweep announced it left or nobody lists it; refreshing cannot bring it back.
+          if (alive === 0 && this.#members.delete(entry)) lost++;
+        },
+        () => undefined,
+      ),
+    );
+    void Promise.all(refreshes).then(() => {
+      if (lost > 0) this.#log.warn({ members: lost }, 'presence members of open connections expired (not refreshed within presenceTtlMs, or redis lost them); they stay unlisted until they subscribe again');
+    });
+  }
+
+  /**
+   * Every jittered quarter of presenceTtlMs (at most a third), so the nodes' sweeps spread out
+   * instead of colliding: a dead node's member is announced within 1.33 × presenceTtlMs.
+   */
+  #scheduleSweep(backlog = false): void {
+    if (this.#closing) return;
+    const delay = backlog ? SWEEP_BACKLOG_DELAY_MS : Math.max(100, Math.round((this.#presenceTtlMs / 4) * (0.75 + Math.random() * 0.5)));
+    this.#sweepTimer = setTimeout(() => {
+      void this.#sweep().then((more) => this.#scheduleSweep(more));
+    }, delay).unref();
+  }
+
+  /** Resolves true when ghosts are left over for a sooner next sweep. */
+  async #sweep(): Promise<boolean> {
+    if (this.#cmd.status !== 'ready') return false;
+    let announced = 0;
+    let more = false;
+    try {
+      for (let call = 0; call < SWEEP_MAX_CALLS; call++) {
+        const [swept, read, stopped] = await this.#cmd.chorusPresenceSweep(PRESENCE_INDEX_KEY, SWEEP_BATCH, SWEEP_BYTES_PER_CALL);
+        announced += Number(swept);
+        more = Number(read) === SWEEP_BATCH || Number(stopped) === 1;
+        if (!more) break;
+      }
+    } catch (error) {
+      this.#log.debug({ err: error }, 'presence sweep failed; the next one retries');
     }
+    if (announced > 0) this.#log.info({ members: announced }, 'presence members whose node stopped refreshing them (it died or lost redis) announced as left');
+    return more;
   }
 
   // ---- stats and lifecycle --------------------------------------------------------------------
@@ -383,10 +462,16 @@ class RedisEngine implements Engine, Broker, PresenceStore {
   async close(): Promise<void> {
     this.#closing = true;
     for (const timer of this.#timers) clearInterval(timer);
+    clearTimeout(this.#sweepTimer);
     if (this.#cmd.status === 'ready') await this.#cmd.hdel(NODES_KEY, this.#options.nodeId).catch(() => undefined);
     this.#sub.disconnect();
     this.#cmd.disconnect();
   }
+}
+
+/** The stored form PRESENCE_SWEEP parses with a pattern (it must not re-encode the member JSON). */
+function memberValue(member: Member): string {
+  return `{"j":${Date.now()},"m":${JSON.stringify(member)}}`;
 }
 
 function parseRoster(values: string[]): Member[] {

@@ -3,8 +3,9 @@
  * guarantees hold across nodes: an offset is assigned, stored in the stream and published in one
  * step, so every node sees offsets in order and history never disagrees with what was delivered.
  *
- * Keys of one channel share the hash tag `{app:channel}`, so the scripts also work on Redis
- * Cluster. Times come from Redis (`TIME`), the one clock all nodes share.
+ * Keys of one channel share the hash tag `{app:channel}`, so the message scripts would also work
+ * on Redis Cluster; the presence scripts also touch one index key for all channels, so they need
+ * a single Redis. Times come from Redis (`TIME`), the one clock all nodes share.
  */
 
 const NOW_MS = `local t = redis.call('TIME')
@@ -56,33 +57,179 @@ else
 end
 return {epoch, offset, entries}`;
 
-/** Drops members whose node stopped refreshing them (it died). KEYS: zset (id → expiry), hash (id → member). */
-const DROP_EXPIRED = `${NOW_MS}
-local expired = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now)
-for _, id in ipairs(expired) do redis.call('HDEL', KEYS[2], id) end
-if #expired > 0 then redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now) end`;
+/**
+ * Presence: per channel a sorted set (connection id → expiry) and a hash (connection id → member
+ * value `{"j":joinMs,"m":memberJSON}`, written by the engine in exactly that form, which
+ * PRESENCE_SWEEP parses), plus one index of every member's expiry across channels
+ * (`{app:channel}connectionId` → expiry), so a sweep finds ghosts without scanning keys. The
+ * index is the one key outside a channel's hash tag: these scripts need a single Redis (or one
+ * shard), not Redis Cluster.
+ *
+ * A member whose expiry passed is gone for every script at once (not listed, not counted, not
+ * refreshed), but only PRESENCE_SWEEP removes it, and it announces what it removes in the same
+ * step: a member never vanishes without a leave event, and never gets two.
+ */
+const LIVE_ROSTER = `local function live(presence, members, now)
+  local expired = redis.call('ZRANGEBYSCORE', presence, '-inf', now)
+  if #expired == 0 then return redis.call('HVALS', members) end
+  local gone = {}
+  for _, id in ipairs(expired) do gone[id] = true end
+  local all = redis.call('HGETALL', members)
+  local out = {}
+  for i = 1, #all, 2 do
+    if not gone[all[i]] then out[#out + 1] = all[i + 1] end
+  end
+  return out
+end`;
 
-/** ARGV: connection id, member JSON, TTL (ms), max members, key TTL (s). Returns the roster, or nil when full. */
-export const PRESENCE_JOIN = `${DROP_EXPIRED}
-if not redis.call('ZSCORE', KEYS[1], ARGV[1]) and redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[4]) then return false end
-redis.call('ZADD', KEYS[1], now + tonumber(ARGV[3]), ARGV[1])
+/**
+ * KEYS: zset, hash, index. ARGV: connection id, member value, TTL (ms), max members, key TTL (s),
+ * index entry. Returns the roster, or nil when full.
+ */
+export const PRESENCE_JOIN = `${NOW_MS}
+${LIVE_ROSTER}
+local score = redis.call('ZSCORE', KEYS[1], ARGV[1])
+local present = score and tonumber(score) > now
+if not present and redis.call('ZCOUNT', KEYS[1], '(' .. now, '+inf') >= tonumber(ARGV[4]) then return false end
+local expiry = now + tonumber(ARGV[3])
+redis.call('ZADD', KEYS[1], expiry, ARGV[1])
 redis.call('HSET', KEYS[2], ARGV[1], ARGV[2])
+redis.call('ZADD', KEYS[3], expiry, ARGV[6])
 redis.call('EXPIRE', KEYS[1], ARGV[5])
 redis.call('EXPIRE', KEYS[2], ARGV[5])
-return redis.call('HVALS', KEYS[2])`;
+return live(KEYS[1], KEYS[2], now)`;
 
-/** ARGV: connection id. Returns the roster after the leave. */
-export const PRESENCE_LEAVE = `${DROP_EXPIRED}
+/** KEYS: zset, hash, index. ARGV: connection id, index entry. Returns the roster after the leave. */
+export const PRESENCE_LEAVE = `${NOW_MS}
+${LIVE_ROSTER}
 redis.call('ZREM', KEYS[1], ARGV[1])
 redis.call('HDEL', KEYS[2], ARGV[1])
-return redis.call('HVALS', KEYS[2])`;
+redis.call('ZREM', KEYS[3], ARGV[2])
+return live(KEYS[1], KEYS[2], now)`;
 
-export const PRESENCE_MEMBERS = `${DROP_EXPIRED}
-return redis.call('HVALS', KEYS[2])`;
+/** KEYS: zset, hash. */
+export const PRESENCE_MEMBERS = `${NOW_MS}
+${LIVE_ROSTER}
+return live(KEYS[1], KEYS[2], now)`;
 
-/** ARGV: connection id, TTL (ms), key TTL (s). Extends a live member's expiry (XX: never resurrects one). */
+/**
+ * KEYS: zset, hash, index. ARGV: connection id, TTL (ms), key TTL (s), index entry. Extends a
+ * live member's expiry; returns 0 for one that is gone or expired (never resurrects it: the
+ * sweep announces it as left).
+ */
 export const PRESENCE_REFRESH = `${NOW_MS}
-redis.call('ZADD', KEYS[1], 'XX', now + tonumber(ARGV[2]), ARGV[1])
+local score = redis.call('ZSCORE', KEYS[1], ARGV[1])
+if not score or tonumber(score) <= now then return 0 end
+local expiry = now + tonumber(ARGV[2])
+redis.call('ZADD', KEYS[1], expiry, ARGV[1])
+redis.call('ZADD', KEYS[3], expiry, ARGV[4])
 redis.call('EXPIRE', KEYS[1], ARGV[3])
 redis.call('EXPIRE', KEYS[2], ARGV[3])
 return 1`;
+
+/**
+ * Removes expired members (their node stopped refreshing them: it died, or lost Redis for
+ * presenceTtlMs) and PUBLISHes a presence 'left' for each, in the codec's format (codec.ts), on
+ * the channel's pub/sub channel (keysOf in index.ts). Removal and announcement are one atomic
+ * step, so of all the nodes sweeping, exactly one announces each member, and a node dying right
+ * after its sweep cannot lose an announcement.
+ *
+ * Each leave carries the roster after it, in which the members not announced yet are still
+ * listed: the second-to-last tab of a user leaves with the last one listed, so a dialect that
+ * shows users (Pusher) shows one leave.
+ *
+ * Every leave carries the whole roster, so the k ghosts of one channel cost O(k²) bytes, all
+ * queued to subscribers while the script runs: 1000 members of 60 bytes is 30 MB, past Redis's
+ * 32 MB pub/sub output limit, which would disconnect every subscriber and lose it all. So a call
+ * publishes about ARGV[2] bytes at most (at least one leave), and the rest waits, still listed
+ * and still due, for the next call.
+ *
+ * KEYS: index. ARGV: at most this many index entries per call, byte budget per call.
+ * Returns {members announced, index entries read, 1 when the budget stopped it early}.
+ */
+export const PRESENCE_SWEEP = `${NOW_MS}
+${LIVE_ROSTER}
+local function parse(value)
+  local j, m = string.match(value, '^{"j":(%d+),"m":(.*)}$')
+  return tonumber(j) or 0, m
+end
+local function forget(presence, members, tag, id)
+  redis.call('HDEL', members, id)
+  redis.call('ZREM', presence, id)
+  redis.call('ZREM', KEYS[1], tag .. id)
+end
+-- Returns members announced, bytes published, and whether the channel has no ghost left.
+local function sweep(tag, budget)
+  local app, channel = string.match(tag, '^{([^:]*):(.*)}$')
+  local presence = 'chorus:' .. tag .. ':presence'
+  local members = 'chorus:' .. tag .. ':members'
+  local expired = redis.call('ZRANGEBYSCORE', presence, '-inf', now)
+  if #expired == 0 then return 0, 0, true end
+  local entries = {}
+  for _, value in ipairs(live(presence, members, now)) do
+    local j, m = parse(value)
+    if m then entries[#entries + 1] = { j = j, m = m, rank = 0 } end
+  end
+  local gone = {}
+  for _, id in ipairs(expired) do
+    local value = redis.call('HGET', members, id)
+    local j, m
+    if value then j, m = parse(value) end
+    if m then
+      local entry = { j = j, m = m, id = id, rank = #gone + 1 }
+      gone[#gone + 1] = entry
+      entries[#entries + 1] = entry
+    else
+      forget(presence, members, tag, id) -- nothing to announce
+    end
+  end
+  table.sort(entries, function(x, y) return x.j < y.j end)
+  local listed = 0
+  for _, entry in ipairs(entries) do listed = listed + #entry.m + 1 end
+  local prefix = '{"k":"p","a":' .. cjson.encode(app) .. ',"c":' .. cjson.encode(channel) .. ',"act":"left","o":'
+  local pubsub = 'chorus:pub:' .. app .. ':' .. channel
+  local spent = 0
+  for rank, leaver in ipairs(gone) do
+    listed = listed - #leaver.m - 1
+    local size = #prefix + #leaver.id + #leaver.m + listed + 16
+    if spent > 0 and spent + size > budget then return rank - 1, spent, false end
+    forget(presence, members, tag, leaver.id)
+    local roster = {}
+    for _, entry in ipairs(entries) do
+      if entry.rank == 0 or entry.rank > rank then roster[#roster + 1] = entry.m end
+    end
+    redis.call('PUBLISH', pubsub, prefix .. cjson.encode(leaver.id) .. ',"m":' .. leaver.m .. ',"ms":[' .. table.concat(roster, ',') .. ']}\\n')
+    spent = spent + size
+  end
+  return #gone, spent, true
+end
+local budget = tonumber(ARGV[2])
+local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'LIMIT', 0, tonumber(ARGV[1]))
+local swept = {}
+local announced, spent, more = 0, 0, 0
+for _, entry in ipairs(due) do
+  local tag = string.match(entry, '^{[^}]*}')
+  if not tag then
+    redis.call('ZREM', KEYS[1], entry)
+  else
+    if not swept[tag] then
+      if spent >= budget then
+        more = 1
+        break
+      end
+      swept[tag] = true
+      local count, bytes, done = sweep(tag, budget - spent)
+      announced = announced + count
+      spent = spent + bytes
+      if not done then
+        more = 1
+        break
+      end
+    end
+    -- Gone from the channel, or never there (its keys expired): the entry goes too. Still
+    -- there and live would be an index out of step with it: keep tracking the member.
+    local score = redis.call('ZSCORE', 'chorus:' .. tag .. ':presence', string.sub(entry, #tag + 1))
+    if score then redis.call('ZADD', KEYS[1], score, entry) else redis.call('ZREM', KEYS[1], entry) end
+  end
+end
+return {announced, #due, more}`;
