@@ -3,6 +3,7 @@
  * naive `ws` loop and the raw `net` ceiling — in the same run, scenario by scenario:
  *
  *   fanout    1 channel × {100, 1,000, 10,000} subscribers, publisher at saturation
+ *   pusher    Chorus only: the fan-out to 1,000 again, the subscribers on the Pusher dialect
  *   latency   1,000 subscribers at 50 % of the saturation rate just measured: p50/p99/p99.9
  *   channels  9,500 channels × 2 members, chat-like traffic (random channel per message)
  *   ingress   100 publishers as fast as they can, 1 subscriber per channel
@@ -38,7 +39,7 @@ import { runIngress, type IngressResult } from './scenarios/ingress.ts';
 import { finalGrowthRate, maxGrowth, runLatency, type LatencyResult } from './scenarios/latency.ts';
 import { evaluateTargets, type SuiteSummary } from './lib/targets.ts';
 
-export const SCENARIOS = ['fanout', 'latency', 'channels', 'ingress', 'idle', 'slow'] as const;
+export const SCENARIOS = ['fanout', 'pusher', 'latency', 'channels', 'ingress', 'idle', 'slow'] as const;
 export type Scenario = (typeof SCENARIOS)[number];
 
 // ---------------------------------------------------------------------------------------------
@@ -164,6 +165,8 @@ interface Failure {
 
 const runs = {
   fanout: [] as (FanoutResult & { round: number })[],
+  /** Chorus's fan-out to 1,000 Pusher subscribers (scenario `pusher`). */
+  pusher: [] as (FanoutResult & { round: number })[],
   latency: [] as (LatencyResult & { round: number })[],
   channels: [] as (ChannelsResult & { round: number })[],
   ingress: [] as (IngressResult & { round: number })[],
@@ -221,19 +224,44 @@ function rateAt(saturation: number, share: number): number {
   return Math.max(1, Math.round((share * saturation) / LATENCY_SUBSCRIBERS));
 }
 
+const chorusPeer = peers.find((peer) => peer.id === 'chorus');
+if (scenarios.includes('pusher') && !chorusPeer) console.log('Scenario pusher skipped: it runs on Chorus only (add chorus to --servers).');
+
+/**
+ * Chorus's fan-out to 1,000 Pusher subscribers, fed by the raw fan-out's own publisher (a raw
+ * client writing the same frames), so that against the raw row only the subscribers' dialect
+ * differs; a Pusher HTTP API publisher would measure request signing and HTTP parsing instead.
+ */
+async function runPusherFanout(round: number, roundLabel: string): Promise<void> {
+  if (!chorusPeer) return;
+  heading(`Pusher fan-out: 1 raw publisher → ${formatInteger(LATENCY_SUBSCRIBERS)} Pusher subscribers (/app/{key}), ${size}-byte messages, at saturation${roundLabel}`);
+  console.log(`${chorusPeer.label} (Pusher dialect)`);
+  const result = await attempt('pusher', chorusPeer, round, () =>
+    runFanout(chorusPeer, { subscribers: LATENCY_SUBSCRIBERS, size, batch: 10, warmupMs: T.warmup, durationMs: T.measure, subscriberDialect: 'pusher', label: 'chorus pusher' }),
+  );
+  if (result) runs.pusher.push({ ...result, round });
+}
+
 for (let round = 1; round <= rounds; round++) {
   const roundLabel = rounds > 1 ? ` — round ${round} of ${rounds}` : '';
+  // Next to the raw fan-out to 1,000, before it in even rounds and after it in odd ones, so that
+  // drift on the machine does not favour either side of the 0.9× comparison.
+  const pusherNextToRaw = scenarios.includes('pusher') && scenarios.includes('fanout') && fanoutSubscribers.includes(LATENCY_SUBSCRIBERS);
 
   if (scenarios.includes('fanout')) {
     for (const subscribers of fanoutSubscribers) {
+      const pusherHere = pusherNextToRaw && subscribers === LATENCY_SUBSCRIBERS;
+      if (pusherHere && round % 2 === 0) await runPusherFanout(round, roundLabel);
       heading(`Fan-out: 1 publisher → ${formatInteger(subscribers)} subscribers, ${size}-byte messages, at saturation${roundLabel}`);
       for (const peer of ordered(round)) {
         console.log(`${peer.label}`);
         const result = await attempt('fanout', peer, round, () => runFanout(peer, { subscribers, size, batch: 10, warmupMs: T.warmup, durationMs: T.measure }));
         if (result) runs.fanout.push({ ...result, round });
       }
+      if (pusherHere && round % 2 === 1) await runPusherFanout(round, roundLabel);
     }
   }
+  if (scenarios.includes('pusher') && !pusherNextToRaw) await runPusherFanout(round, roundLabel);
 
   if (scenarios.includes('latency')) {
     heading(`Latency: ${formatInteger(LATENCY_SUBSCRIBERS)} subscribers at ${loads.map((share) => `${Math.round(share * 100)} %`).join(', ')} of each server's saturation rate, open-loop${roundLabel}`);
@@ -344,6 +372,13 @@ const summary: SuiteSummary = {
         : [];
     }),
   ),
+  pusherFanout: chorusPeer
+    ? [medianRun(runs.pusher, chorusPeer.id, (r) => r.deliveredPerSecond, 'higher')].flatMap((run) =>
+        run
+          ? [{ server: run.server, subscribers: run.subscribers, deliveredPerSecond: run.deliveredPerSecond, cpuPerMillion: run.serverCpuSecondsPerMillion, perServerWrite: run.measurement.perServerWrite, generatorBound: run.measurement.generatorBound, warnings: run.warnings }]
+          : [],
+      )
+    : [],
   latency: peers.flatMap((peer) => {
     const run = medianRun(runs.latency, peer.id, targetP99, 'lower');
     return run
@@ -408,6 +443,7 @@ for (const target of targets) console.log(`  ${target.status.padEnd(4)}  ${targe
 
 const warnings = [
   ...runs.fanout.flatMap((run) => run.warnings.map((warning) => `fan-out ${formatInteger(run.subscribers)}, ${run.server}: ${warning}`)),
+  ...runs.pusher.flatMap((run) => run.warnings.map((warning) => `Pusher fan-out ${formatInteger(run.subscribers)}, ${run.server}: ${warning}`)),
   ...runs.latency.flatMap((run) => run.warnings.map((warning) => `latency, ${run.server}: ${warning}`)),
   ...runs.channels.flatMap((run) => run.warnings.map((warning) => `many channels, ${run.server}: ${warning}`)),
   ...runs.ingress.flatMap((run) => run.warnings.map((warning) => `ingress, ${run.server}: ${warning}`)),
@@ -449,12 +485,20 @@ if (failures.length > 0) process.exitCode = 1;
 function printableSummary(): string {
   const label = (id: string): string => peers.find((peer) => peer.id === id)?.label ?? id;
   const lines: string[] = [];
+  const fanoutLine = (row: SuiteSummary['fanout'][number], name: string): string =>
+    `fan-out ${formatInteger(row.subscribers).padStart(6)} subs  ${name.padEnd(16)} ${formatInteger(row.deliveredPerSecond).padStart(11)} msg/s  ` +
+    `${formatFixed(row.cpuPerMillion, 2).padStart(6)} CPU-s/M${row.generatorBound ? '  (generator-bound)' : ''}`;
+  // The Pusher row goes right under the raw row it is judged against.
+  const pusherRows = summary.pusherFanout ?? [];
+  let pusherPrinted = false;
   for (const row of summary.fanout) {
-    lines.push(
-      `fan-out ${formatInteger(row.subscribers).padStart(6)} subs  ${label(row.server).padEnd(16)} ${formatInteger(row.deliveredPerSecond).padStart(11)} msg/s  ` +
-        `${formatFixed(row.cpuPerMillion, 2).padStart(6)} CPU-s/M${row.generatorBound ? '  (generator-bound)' : ''}`,
-    );
+    lines.push(fanoutLine(row, label(row.server)));
+    if (row.server === 'chorus' && pusherRows.some((pusher) => pusher.subscribers === row.subscribers)) {
+      for (const pusher of pusherRows) lines.push(fanoutLine(pusher, `${label(pusher.server)} Pusher`));
+      pusherPrinted = true;
+    }
   }
+  if (!pusherPrinted) for (const pusher of pusherRows) lines.push(fanoutLine(pusher, `${label(pusher.server)} Pusher`));
   for (const row of summary.latency) {
     for (const step of row.steps) {
       lines.push(

@@ -21,3 +21,8 @@ export const GENERATOR_CPU = 1;
 export function rawChannelPath(channel: string, query = ''): string {
   return `/v4/${encodeURIComponent(channel)}?api_key=${BENCH_APP.key}${query ? `&${query}` : ''}`;
 }
+
+/** Path + query of Chorus's Pusher dialect for the bench app (`/app/{key}?protocol=7`); channels are subscribed to on the socket. */
+export function pusherAppPath(): string {
+  return `/app/${BENCH_APP.key}?protocol=7`;
+}

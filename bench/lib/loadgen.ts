@@ -4,8 +4,9 @@
  * ~8 KB and parses every message in full).
  *
  * - RawWebSocket does the HTTP upgrade itself (and, for Socket.IO peers, the engine.io open /
- *   socket.io connect exchange), then only counts incoming frames with a minimal header parser
- *   (FrameCounter); it never assembles a message unless it is a latency probe.
+ *   socket.io connect exchange; for Pusher clients, connection_established → pusher:subscribe →
+ *   subscription_succeeded), then only counts incoming frames with a minimal header parser
+ *   (FrameCounter); it never assembles a message unless it is a latency probe or a handshake.
  * - It answers pings (WebSocket ping → pong; engine.io `2` → `3`) so long runs are not cut by
  *   a server's heartbeat.
  * - Every socket reads into one shared buffer (net's `onread`), so reading allocates nothing.
@@ -18,10 +19,12 @@ import { connect, type Socket } from 'node:net';
 
 /**
  * How a peer's clients frame messages: `raw` (Chorus raw channels and the peers that copy
- * them: the payload is relayed as is) or `socketio` (engine.io v4 + socket.io packets over
- * the WebSocket transport: `42["m",…]` events).
+ * them: the payload is relayed as is), `socketio` (engine.io v4 + socket.io packets over
+ * the WebSocket transport: `42["m",…]` events) or `pusher` (Chorus's Pusher protocol 7 at
+ * `/app/{key}`: a subscriber of `Endpoint.channel`; it only receives, so only its handshake is
+ * Pusher-specific).
  */
-export type Dialect = 'raw' | 'socketio';
+export type Dialect = 'raw' | 'socketio' | 'pusher';
 
 export interface Endpoint {
   host: string;
@@ -32,6 +35,8 @@ export interface Endpoint {
   dialect?: Dialect;
   /** Source address (any 127.0.0.x on loopback), to spread many connections over several. */
   localAddress?: string;
+  /** `pusher` dialect: the channel to `pusher:subscribe` to (the path names only the app). */
+  channel?: string;
 }
 
 /** Shared by all sockets: `onread` callbacks run one at a time and consume it synchronously. */
@@ -237,6 +242,7 @@ export class RawWebSocket {
       onEnginePing: () => this.socket.write(ENGINE_PONG),
     });
     if (this.dialect === 'socketio') this.frames.hooks.onPayload = this.#onHandshakePacket;
+    else if (this.dialect === 'pusher') this.frames.hooks.onPayload = this.#pusherHandshake(endpoint);
     else if (this.#onStamp) this.frames.hooks.onPayload = this.#onProbePayload;
     this.socket = connect({
       host: endpoint.host,
@@ -256,8 +262,8 @@ export class RawWebSocket {
 
   /**
    * Connects and completes the upgrade (and, for Socket.IO, the namespace connect, after which
-   * the server has put the socket in its room). Resolves when the client can publish and
-   * receive; nothing received before that is counted.
+   * the server has put the socket in its room; for Pusher, the subscription). Resolves when the
+   * client can publish and receive; nothing received before that is counted.
    */
   static connect(endpoint: Endpoint, options: RawWebSocketOptions | ((count: number) => void) = {}): Promise<RawWebSocket> {
     const ws = new RawWebSocket(endpoint, typeof options === 'function' ? { onMessages: options } : options);
@@ -316,6 +322,27 @@ export class RawWebSocket {
     }
     return false;
   };
+
+  /**
+   * Pusher handshake frames: `pusher:connection_established` (answered with one pre-built
+   * `pusher:subscribe`), then `pusher_internal:subscription_succeeded`, after which the server
+   * delivers this channel's publications. Neither is a delivery. Only the event name is looked
+   * at, as bytes: the handshake of 1,000 clients must cost the generator next to nothing.
+   */
+  #pusherHandshake(endpoint: Endpoint): (buffer: Uint8Array, start: number, end: number) => boolean {
+    const channel = endpoint.channel;
+    if (channel === undefined) throw new Error('a pusher endpoint needs the channel to subscribe to');
+    const subscribe = maskedTextFrame(Buffer.from(JSON.stringify({ event: 'pusher:subscribe', data: { channel } })));
+    return (buffer, start, end) => {
+      if (!this.#settle) return this.#onStamp ? this.#onProbePayload(buffer, start, end) : true;
+      const text = Buffer.from(buffer.buffer, buffer.byteOffset + start, end - start).toString('utf8');
+      const event = /^\{"event":"([^"]*)"/.exec(text)?.[1];
+      if (event === 'pusher:connection_established') this.socket.write(subscribe);
+      else if (event === 'pusher_internal:subscription_succeeded') this.#ready();
+      else if (event === 'pusher:error' || event === 'pusher:subscription_error') this.#settle(new Error(`Pusher subscription to ${channel} refused: ${text}`));
+      return false;
+    };
+  }
 
   readonly #onProbePayload = (buffer: Uint8Array, start: number, end: number): boolean => {
     const stamp = readStamp(buffer, start, end);

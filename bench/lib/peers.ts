@@ -9,7 +9,7 @@
  */
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { BENCH_APP, BENCH_HOST, SERVER_CPU, rawChannelPath } from './config.ts';
+import { BENCH_APP, BENCH_HOST, SERVER_CPU, pusherAppPath, rawChannelPath } from './config.ts';
 import type { Dialect, Endpoint } from './loadgen.ts';
 import { listSetting, type Settings } from './options.ts';
 import { ServerProcess } from './process.ts';
@@ -77,6 +77,14 @@ export function channelPath(peer: Peer, channel: string): string {
 /** The endpoint of `channel` on a running `server` of `peer`. */
 export function channelEndpoint(peer: Peer, server: ServerProcess, channel: string, localAddress?: string): Endpoint {
   return { host: BENCH_HOST, port: server.port, path: channelPath(peer, channel), dialect: peer.dialect, localAddress };
+}
+
+/**
+ * A Pusher protocol 7 subscriber of `channel` on a running Chorus (only Chorus speaks it): the
+ * same core channel the raw clients of `channelEndpoint(chorus, server, channel)` are on.
+ */
+export function pusherEndpoint(server: ServerProcess, channel: string): Endpoint {
+  return { host: BENCH_HOST, port: server.port, path: pusherAppPath(), dialect: 'pusher', channel };
 }
 
 /** Peers whose Node servers run under `--cpu-prof` (set by --profile), and where the profiles go. */

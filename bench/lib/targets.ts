@@ -9,15 +9,12 @@ export interface SuiteSummary {
   peers: { id: string; label: string }[];
   fanoutSubscribers: number[];
   idleSteps: number[];
-  fanout: {
-    server: string;
-    subscribers: number;
-    deliveredPerSecond: number;
-    cpuPerMillion: number;
-    perServerWrite: number | undefined;
-    generatorBound: boolean;
-    warnings: string[];
-  }[];
+  fanout: FanoutRow[];
+  /**
+   * Chorus's fan-out to 1,000 subscribers on the Pusher dialect (scenario `pusher`). Optional:
+   * results saved before it existed have none.
+   */
+  pusherFanout?: FanoutRow[];
   latency: {
     server: string;
     subscribers: number;
@@ -52,6 +49,16 @@ export interface SuiteSummary {
   chorusSlowConsumerCap: number;
 }
 
+export interface FanoutRow {
+  server: string;
+  subscribers: number;
+  deliveredPerSecond: number;
+  cpuPerMillion: number;
+  perServerWrite: number | undefined;
+  generatorBound: boolean;
+  warnings: string[];
+}
+
 export type TargetStatus = 'PASS' | 'MISS' | 'n/a';
 
 export interface TargetResult {
@@ -63,6 +70,8 @@ export interface TargetResult {
 const CHORUS = 'chorus';
 const LATENCY_P99_LIMIT_MS = 5;
 const FANOUT_VS_SOCKETIO = 8;
+/** Issue 12: the Pusher dialect's fan-out at most 10 % below the raw one's. */
+const PUSHER_VS_RAW = 0.9;
 const IDLE_VS_BUN = 1.5;
 /**
  * Proposed restatements of the two targets this 2-core machine cannot show (see
@@ -86,7 +95,7 @@ const BOUNDED_SLACK = 64 * 1024 * 1024;
 const SLOW_P99_FACTOR = 2;
 
 export function evaluateTargets(summary: SuiteSummary): TargetResult[] {
-  const fanout = (server: string): SuiteSummary['fanout'][number] | undefined => summary.fanout.find((row) => row.server === server && row.subscribers === 1000);
+  const fanout = (server: string): FanoutRow | undefined => summary.fanout.find((row) => row.server === server && row.subscribers === 1000);
   const chorusFanout = fanout(CHORUS);
   const bunFanout = fanout('bun');
   const socketioFanout = fanout('socketio');
@@ -111,6 +120,22 @@ export function evaluateTargets(summary: SuiteSummary): TargetResult[] {
       (ours, theirs) => `Chorus ${formatInteger(ours)} vs Socket.IO ${formatInteger(theirs)} msg/s (${formatFixed(ours / theirs, 1)}×)${lowerBound(chorusFanout, 'Chorus')}`,
     ),
   );
+
+  const pusherFanout = summary.pusherFanout?.find((row) => row.server === CHORUS && row.subscribers === 1000);
+  if (pusherFanout) {
+    results.push(
+      compare(
+        `Pusher fan-out ≥ ${PUSHER_VS_RAW}× Chorus raw fan-out (same run)`,
+        pusherFanout.deliveredPerSecond,
+        chorusFanout?.deliveredPerSecond,
+        PUSHER_VS_RAW,
+        (ours, theirs) =>
+          `to 1,000 subscribers: Pusher ${formatInteger(ours)} vs raw ${formatInteger(theirs)} msg/s (${formatFixed(ours / theirs, 2)}×)` +
+          (bunFanout ? `; Bun ${formatInteger(bunFanout.deliveredPerSecond)} (Pusher ${formatFixed(ours / bunFanout.deliveredPerSecond, 2)}× Bun)` : '') +
+          `${lowerBound(pusherFanout, 'Pusher')}${lowerBound(chorusFanout, 'raw')}`,
+      ),
+    );
+  }
 
   const latencyRow = summary.latency.find((row) => row.server === CHORUS);
   const latency = latencyRow?.steps.at(-1);

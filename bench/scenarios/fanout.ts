@@ -4,10 +4,16 @@
  * but not yet received by the average subscriber), so the server always has work and queues
  * stay bounded. Measures delivered messages/s (all subscribers together) and server CPU-seconds
  * per million deliveries; afterwards checks that every subscriber got every message.
+ *
+ * With `subscribers: 'pusher'` (Chorus only) the subscribers are Pusher protocol 7 clients at
+ * `/app/{key}` subscribed to the same channel, while the publisher stays the raw client with the
+ * same frames: only the egress dialect differs from the raw row. The core hands the raw text
+ * `{"event":"bench","data":"xxx…"}` to Pusher subscribers as event `bench` on channel `bench`
+ * (18 bytes more per delivery for `"channel":"bench",`).
  */
 import { Publisher, RawWebSocket, SubscriberPool, messagePayload } from '../lib/loadgen.ts';
 import { between, describeCore, drain, runPhase, saturationWarnings, type Interval } from '../lib/measure.ts';
-import { channelEndpoint, startPeer, type Peer } from '../lib/peers.ts';
+import { channelEndpoint, pusherEndpoint, startPeer, type Peer } from '../lib/peers.ts';
 import { formatFixed, formatInteger, progress } from '../lib/report.ts';
 
 export interface FanoutSettings {
@@ -21,11 +27,15 @@ export interface FanoutSettings {
   durationMs: number;
   /** Progress label; default the peer id. */
   label?: string;
+  /** How subscribers connect: the peer's own dialect (default) or Chorus's Pusher dialect. */
+  subscriberDialect?: 'peer' | 'pusher';
 }
 
 export interface FanoutResult {
   server: string;
   subscribers: number;
+  /** What the subscribers spoke: the peer's dialect, or `pusher`. */
+  subscriberDialect: 'peer' | 'pusher';
   window: number;
   connectMs: number;
   /** Messages received by all subscribers together, per second of the measurement. */
@@ -48,20 +58,21 @@ export function defaultWindow(subscribers: number, batch: number): number {
 export async function runFanout(peer: Peer, settings: FanoutSettings): Promise<FanoutResult> {
   const label = settings.label ?? peer.id;
   const window = settings.window ?? defaultWindow(settings.subscribers, settings.batch);
+  const subscriberDialect = settings.subscriberDialect ?? 'peer';
   const server = await startPeer(peer);
   let subscribers: SubscriberPool | undefined;
   let publisher: Publisher | undefined;
   try {
     const endpoint = channelEndpoint(peer, server, 'bench');
     const connectStart = performance.now();
-    subscribers = await SubscriberPool.open(endpoint, settings.subscribers);
+    subscribers = await SubscriberPool.open(subscriberDialect === 'pusher' ? pusherEndpoint(server, 'bench') : endpoint, settings.subscribers);
     publisher = new Publisher(await RawWebSocket.connect(endpoint), subscribers, {
       payload: messagePayload(peer.dialect, settings.size),
       batch: settings.batch,
       window,
     });
     const connectMs = performance.now() - connectStart;
-    progress(label, `pid ${server.pid}, port ${server.port}: ${formatInteger(subscribers.size)} subscribers + 1 publisher connected in ${Math.round(connectMs)} ms; window ${window} messages`);
+    progress(label, `pid ${server.pid}, port ${server.port}: ${formatInteger(subscribers.size)} ${subscriberDialect === 'pusher' ? 'Pusher ' : ''}subscribers + 1 publisher connected in ${Math.round(connectMs)} ms; window ${window} messages`);
 
     const pool = subscribers;
     const delivered = (): number => pool.delivered;
@@ -76,6 +87,7 @@ export async function runFanout(peer: Peer, settings: FanoutSettings): Promise<F
     const result: FanoutResult = {
       server: peer.id,
       subscribers: settings.subscribers,
+      subscriberDialect,
       window,
       connectMs: Math.round(connectMs),
       deliveredPerSecond: measurement.perSecond,
