@@ -116,7 +116,7 @@ export const ErrorCodes = Object.freeze({
   INTERNAL: replyError(100, 'internal', 'The server failed to process the command; retrying may work.'),
   UNAUTHORIZED: replyError(101, 'unauthorized', 'connect: unknown key, wrong secret, or a connection token that is missing (anonymous not allowed), invalid or expired.'),
   BAD_CHANNEL: replyError(102, 'bad_channel', 'The channel name is empty, longer than 200 characters or has characters outside [A-Za-z0-9_-=@,.;].'),
-  PERMISSION_DENIED: replyError(103, 'permission_denied', 'A private- channel without a valid channel token (or, for publish, without a subscription).'),
+  PERMISSION_DENIED: replyError(103, 'permission_denied', 'A private- channel without a valid channel token, a Pusher-style auth that does not verify (or, for publish, no subscription).'),
   BAD_REQUEST: replyError(104, 'bad_request', 'The command has an unknown type or a missing or invalid field.'),
   ALREADY_CONNECTED: replyError(105, 'already_connected', 'connect was sent twice on one connection.'),
   ALREADY_SUBSCRIBED: replyError(106, 'already_subscribed', 'This connection is already subscribed to the channel.'),

@@ -39,6 +39,13 @@ export interface SubscribeCommand {
   readonly since?: StreamPosition;
   /** Channel JWT, required on private- channels. */
   readonly token?: string;
+  /**
+   * Instead of `token`: what a Pusher-style auth endpoint (Laravel's `/broadcasting/auth`) returned
+   * for this connection's `socketId`, `"key:hex HMAC-SHA256(secret, socketId:channel[:channelData])"`.
+   */
+  readonly auth?: string;
+  /** With `auth` on presence- channels: the endpoint's `channel_data`, exactly as returned. */
+  readonly channelData?: string;
 }
 
 export interface UnsubscribeCommand {
@@ -99,6 +106,8 @@ export type CommandType = Command['type'];
 
 export interface ConnectResult {
   readonly client: string;
+  /** `\d+.\d+`, random per connection: what Pusher-style channel auth signs (see SubscribeCommand.auth). */
+  readonly socketId: string;
   readonly user: string;
   readonly pingIntervalMs: number;
   /** When the connection token expires (ms since the Unix epoch); absent without a token. */

@@ -21,6 +21,9 @@ const position = {
   properties: { offset: { type: 'integer', minimum: 0 }, epoch: { type: 'string', maxLength: 64 } },
 } as const;
 const token = { type: 'string', minLength: 1, maxLength: 8192 } as const;
+/** `key:signature`: an app key and 64 hex digits. */
+const pusherAuth = { type: 'string', minLength: 1, maxLength: 1024 } as const;
+const channelData = { type: 'string', minLength: 1, maxLength: 8192 } as const;
 
 function command(type: CommandType, required: string[], properties: Record<string, unknown>): object {
   return {
@@ -33,7 +36,7 @@ function command(type: CommandType, required: string[], properties: Record<strin
 
 const schemas: Record<CommandType, object> = {
   connect: command('connect', [], { key: { type: 'string' }, token, secret: { type: 'string' }, client: { type: 'string', maxLength: 128 } }),
-  subscribe: command('subscribe', ['channel'], { channel, presence: { type: 'boolean' }, since: position, token }),
+  subscribe: command('subscribe', ['channel'], { channel, presence: { type: 'boolean' }, since: position, token, auth: pusherAuth, channelData }),
   unsubscribe: command('unsubscribe', ['channel'], { channel }),
   publish: {
     ...command('publish', ['channel'], {

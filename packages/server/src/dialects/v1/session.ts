@@ -6,6 +6,7 @@
 import {
   CloseCodes,
   ErrorCodes,
+  MAX_IDENTITY_LENGTH,
   PRESENCE_CHANNEL_PREFIX,
   PRIVATE_CHANNEL_PREFIX,
   isValidChannelName,
@@ -29,9 +30,14 @@ import { textFrame } from '../../frame.js';
 import type { Subscriber } from '../../hub.js';
 import { TokenExpiry } from '../../expiry.js';
 import { TokenBucket } from '../../rate-limit.js';
+import { generateSocketId, verifyPresenceChannelAuth, verifyPrivateChannelAuth, type AuthVerdict } from '../pusher/signatures.js';
 import { parseFrame, type ParsedFrame } from './commands.js';
 import { disconnectAdvice, errorReply, okReply, okReplyRaw, publicationFields, pubPush, v1Encoder } from './encode.js';
 
+/** Whispers (Echo's `client-*` events) go to the channel's other members, never back to their sender. */
+function isNotWhisper(publication: MessagePublication): boolean {
+  return publication.event?.startsWith('client-') !== true;
+}
 
 /** A refusal the handler turns into an error reply. */
 class CommandError extends Error {
@@ -65,6 +71,8 @@ export class V1Session {
   #trusted = false;
   #user = '';
   #info: unknown;
+  /** What Pusher-style channel auth signs for this connection (Laravel's backend SDK takes only `\d+.\d+`). */
+  readonly #socketId = generateSocketId();
 
   constructor(ctx: ServerContext, app: App, connection: Connection) {
     this.#ctx = ctx;
@@ -161,7 +169,13 @@ export class V1Session {
     clearTimeout(this.#connectTimer);
     this.#connected = true;
     if (expiresAt !== undefined) this.#expiry.arm(expiresAt);
-    return okReply(command.id, { client: this.#connection.id, user: this.#user, pingIntervalMs: this.#ctx.config.heartbeatIntervalMs, expiresAt });
+    return okReply(command.id, {
+      client: this.#connection.id,
+      socketId: this.#socketId,
+      user: this.#user,
+      pingIntervalMs: this.#ctx.config.heartbeatIntervalMs,
+      expiresAt,
+    });
   }
 
   /** A fresh token for the same user replaces the expiring one (no reconnect needed). */
@@ -182,17 +196,64 @@ export class V1Session {
     if (!auth.ok) throw new CommandError(ErrorCodes.PERMISSION_DENIED, `private- channels need a valid channel token (${auth.reason})`);
   }
 
+  /**
+   * Pusher-style channel auth, so a Laravel app's `/broadcasting/auth` works unchanged: the
+   * signature must be over this connection's socketId. Returns the presence member channelData
+   * names (undefined on private- channels).
+   */
+  #pusherAuthorize(command: SubscribeCommand): Member | undefined {
+    const { channel, auth, channelData } = command;
+    if (!isValidChannelName(channel)) throw new CommandError(ErrorCodes.BAD_CHANNEL);
+    if (auth === undefined) throw new CommandError(ErrorCodes.BAD_REQUEST, 'channelData comes with auth (the auth endpoint returns both)');
+    if (command.token !== undefined) throw new CommandError(ErrorCodes.BAD_REQUEST, 'give token or auth, not both');
+    const isPresence = channel.startsWith(PRESENCE_CHANNEL_PREFIX);
+    if (!isPresence && !channel.startsWith(PRIVATE_CHANNEL_PREFIX)) throw new CommandError(ErrorCodes.BAD_REQUEST, 'auth is for private- and presence- channels only');
+    if (!isPresence && channelData !== undefined) throw new CommandError(ErrorCodes.BAD_REQUEST, 'channelData is for presence- channels only');
+    const credentials = { key: this.#app.key, secret: this.#appSecret() };
+    const verdict: AuthVerdict = isPresence
+      ? verifyPresenceChannelAuth(credentials, this.#socketId, channel, channelData, auth)
+      : verifyPrivateChannelAuth(credentials, this.#socketId, channel, auth);
+    if (!verdict.ok) throw new CommandError(ErrorCodes.PERMISSION_DENIED, verdict.message);
+    return isPresence ? this.#presenceMember(channelData ?? '') : undefined;
+  }
+
+  /** `{"user_id": …, "user_info": …}` (signed, so trusted) → the member `{user, uuid, info}`. */
+  #presenceMember(channelData: string): Member {
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(channelData);
+    } catch {
+      throw new CommandError(ErrorCodes.BAD_REQUEST, 'channelData is not JSON');
+    }
+    const fields = typeof parsed === 'object' && parsed !== null ? (parsed as Record<string, unknown>) : {};
+    const userId = fields['user_id'];
+    if ((typeof userId !== 'string' && typeof userId !== 'number') || String(userId) === '' || String(userId).length > MAX_IDENTITY_LENGTH) {
+      throw new CommandError(ErrorCodes.BAD_REQUEST, `channelData needs a user_id: a string or number of 1 to ${MAX_IDENTITY_LENGTH} characters`);
+    }
+    const member = { user: String(userId), uuid: this.#connection.id };
+    return fields['user_info'] === undefined ? member : { ...member, info: fields['user_info'] };
+  }
+
+  /** The app's secret, for the HMACs of Pusher-style auth (App keeps only a digest of it). */
+  #appSecret(): string {
+    const config = this.#ctx.config.apps.find((app) => app.id === this.#app.id);
+    if (!config) throw new Error(`app ${this.#app.id} is not in the configuration`);
+    return config.secret;
+  }
+
   async #subscribe(command: SubscribeCommand): Promise<Buffer | undefined> {
     const { channel, since } = command;
     if (this.#subscriptions.has(channel)) throw new CommandError(ErrorCodes.ALREADY_SUBSCRIBED);
     if (this.#subscriptions.size >= this.#app.limits.maxChannelsPerConnection) {
       throw new CommandError(ErrorCodes.LIMIT_EXCEEDED, `at most ${this.#app.limits.maxChannelsPerConnection} channels per connection`);
     }
-    await this.#authorize(channel, command.token);
+    let pusherMember: Member | undefined;
+    if (command.auth === undefined && command.channelData === undefined) await this.#authorize(channel, command.token);
+    else pusherMember = this.#pusherAuthorize(command);
     if (this.#subscriptions.has(channel)) throw new CommandError(ErrorCodes.ALREADY_SUBSCRIBED);
 
     const presence = command.presence === true || channel.startsWith(PRESENCE_CHANNEL_PREFIX);
-    const member: Member | undefined = presence ? this.#member() : undefined;
+    const member: Member | undefined = presence ? (pusherMember ?? this.#member()) : undefined;
     let roster: Member[] | undefined;
     if (member) {
       roster = await this.#ctx.engine.presence.join(this.#app.id, channel, this.#connection.id, member, this.#app.limits.maxPresenceMembers);
@@ -203,7 +264,16 @@ export class V1Session {
         return undefined;
       }
     }
-    const subscriber: Subscriber = { connection: this.#connection, held: [], encoder: v1Encoder, notifySelf: true, presenceEvents: presence, recoverable: true };
+    const whispers = channel.startsWith(PRIVATE_CHANNEL_PREFIX) || channel.startsWith(PRESENCE_CHANNEL_PREFIX);
+    const subscriber: Subscriber = {
+      connection: this.#connection,
+      held: [],
+      encoder: v1Encoder,
+      notifySelf: true,
+      ...(whispers ? { echoes: isNotWhisper } : {}),
+      presenceEvents: presence,
+      recoverable: true,
+    };
     const subscription: Subscription = { subscriber, member, presenceDone: Promise.resolve() };
     // Subscribe to live publications first and hold them, then read the position: nothing
     // published in between can fall through the gap.
