@@ -174,6 +174,12 @@ export class Channel extends Emitter {
     const body: Record<string, unknown> = { type: 'subscribe', channel: this.name };
     if (this.#options.presence) body['presence'] = true;
     if (this.#position) body['since'] = { offset: this.#position.offset, epoch: this.#position.epoch };
+    if (this.#options.getAuth) {
+      const { auth, channelData } = await this.#options.getAuth();
+      body['auth'] = auth;
+      if (channelData !== undefined) body['channelData'] = channelData;
+      return body;
+    }
     const token = this.#options.getToken ? await this.#options.getToken() : this.#options.token;
     if (token !== undefined) body['token'] = token;
     return body;
@@ -261,6 +267,7 @@ export class Channel extends Emitter {
 
 function validateChannelOptions(options: ChannelOptions): ChannelOptions {
   if (options.token !== undefined && options.getToken !== undefined) throw new TypeError('channel options: pass token or getToken, not both');
+  if (options.getAuth !== undefined && (options.token !== undefined || options.getToken !== undefined)) throw new TypeError('channel options: pass getAuth or a token, not both');
   return { ...options };
 }
 

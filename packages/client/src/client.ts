@@ -756,7 +756,8 @@ export class ChorusClient extends Emitter {
       },
       (error: unknown) => {
         if (!current()) return;
-        channel._subscribeFailed(ChorusError.of(ErrorCodes.PERMISSION_DENIED, `getToken() for channel ${channel.name} failed: ${describe(error)}`, { cause: error }));
+        const source = channel.options.getAuth ? 'getAuth()' : 'getToken()';
+        channel._subscribeFailed(ChorusError.of(ErrorCodes.PERMISSION_DENIED, `${source} for channel ${channel.name} failed: ${describe(error)}`, { cause: error }));
         this.#flush();
       },
     );

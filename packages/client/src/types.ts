@@ -61,6 +61,20 @@ export interface ChannelOptions {
   token?: string;
   /** Called on every (re)subscribe for a fresh channel JWT. Exclusive with `token`. */
   getToken?: () => Promise<string>;
+  /**
+   * Pusher-style authorization instead of a JWT, called on every (re)subscribe: what an auth
+   * endpoint such as Laravel's `/broadcasting/auth` returns for the connection's current
+   * `session.socketId`. Exclusive with `token` and `getToken`. The Echo connector uses it.
+   */
+  getAuth?: () => Promise<ChannelAuth>;
+}
+
+/** A Pusher-style channel authorization (`{auth, channel_data}` from an auth endpoint). */
+export interface ChannelAuth {
+  /** `key:signature`. */
+  readonly auth: string;
+  /** presence- channels: the exact `channel_data` string the endpoint signed. */
+  readonly channelData?: string;
 }
 
 export interface PublishOptions {
