@@ -209,7 +209,7 @@ export class V1Session {
     const isPresence = channel.startsWith(PRESENCE_CHANNEL_PREFIX);
     if (!isPresence && !channel.startsWith(PRIVATE_CHANNEL_PREFIX)) throw new CommandError(ErrorCodes.BAD_REQUEST, 'auth is for private- and presence- channels only');
     if (!isPresence && channelData !== undefined) throw new CommandError(ErrorCodes.BAD_REQUEST, 'channelData is for presence- channels only');
-    const credentials = { key: this.#app.key, secret: this.#appSecret() };
+    const { credentials } = this.#app;
     const verdict: AuthVerdict = isPresence
       ? verifyPresenceChannelAuth(credentials, this.#socketId, channel, channelData, auth)
       : verifyPrivateChannelAuth(credentials, this.#socketId, channel, auth);
@@ -232,13 +232,6 @@ export class V1Session {
     }
     const member = { user: String(userId), uuid: this.#connection.id };
     return fields['user_info'] === undefined ? member : { ...member, info: fields['user_info'] };
-  }
-
-  /** The app's secret, for the HMACs of Pusher-style auth (App keeps only a digest of it). */
-  #appSecret(): string {
-    const config = this.#ctx.config.apps.find((app) => app.id === this.#app.id);
-    if (!config) throw new Error(`app ${this.#app.id} is not in the configuration`);
-    return config.secret;
   }
 
   async #subscribe(command: SubscribeCommand): Promise<Buffer | undefined> {
