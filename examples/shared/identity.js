@@ -37,7 +37,7 @@ export function randomId() {
 }
 
 /**
- * Channel names are 1–128 characters of [A-Za-z0-9_-]. Rooms are user input, so they are turned
+ * Channel names are 1–200 characters of [A-Za-z0-9_-=@,.;]. Rooms are user input, so they are turned
  * into a short slug that fits ("Lunch plans!" → "lunch-plans").
  */
 export function slug(text, maxLength = 40) {

@@ -261,6 +261,10 @@ function describe(error: ErrorObject): string {
       if (/(^|\/)secret$/.test(error.instancePath) && typeof error.data === 'string') {
         return `is ${error.data.length} characters; secrets must be at least ${String(error.params['limit'])} characters so they cannot be guessed — ${MAKE_SECRET}`;
       }
+      if (/(^|\/)key$/.test(error.instancePath) && typeof error.data === 'string') {
+        // soketi's and many tutorials' "app-key" is 7: say so rather than ajv's bare rule.
+        return `is ${error.data.length} characters; app keys must be at least ${String(error.params['limit'])} characters (pick any longer public string, e.g. the output of \`npx chorus secret --bytes 12\`)`;
+      }
       return error.message ?? 'is invalid';
     default:
       return error.message ?? 'is invalid';

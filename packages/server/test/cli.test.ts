@@ -156,6 +156,11 @@ describe('chorus serve', () => {
     assert.equal(await tokenKey.exit, 2);
     assert.match(tokenKey.stderr(), /: apps\[0\]\.tokenKeys\[0\]\.secret is 4 characters; secrets must be at least 16 characters .*chorus secret/);
 
+    // soketi's default key "app-key" is 7 characters: the line says so and how to pick another.
+    const shortKey = run(['serve', '--config', configFile('short-key.json', { apps: [{ ...app, key: 'app-key' }] })]);
+    assert.equal(await shortKey.exit, 2);
+    assert.match(shortKey.stderr(), /: apps\[0\]\.key is 7 characters; app keys must be at least 8 characters \(.*chorus secret/);
+
     const [one, two] = [run(['secret']), run(['secret'])];
     assert.equal(await one.exit, 0);
     assert.equal(await two.exit, 0);

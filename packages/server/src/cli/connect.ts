@@ -6,7 +6,7 @@
  */
 import { createInterface, clearLine, cursorTo, type Interface } from 'node:readline';
 import WebSocket from 'ws';
-import { CloseCodes, isValidChannelName } from '@chorus/protocol';
+import { CHANNEL_NAME_RULE, CloseCodes, isValidChannelName } from '@chorus/protocol';
 import {
   APP_OPTIONS,
   DEFAULT_TIMEOUT_MS,
@@ -121,7 +121,7 @@ export async function connectCommand(argv: readonly string[]): Promise<number> {
     server.protocol = server.protocol === 'https:' ? 'wss:' : 'ws:';
     url = `${server.href.replace(/\/$/, '')}/v4/${target}?api_key=${encodeURIComponent(app.key)}`;
   } else {
-    throw new UsageError(`"${target}" is neither a ws:// or wss:// URL nor a channel name ([A-Za-z0-9_-], up to 128 characters)`);
+    throw new UsageError(`"${target}" is neither a ws:// or wss:// URL nor a channel name (${CHANNEL_NAME_RULE})`);
   }
 
   const headers: Record<string, string> = {};

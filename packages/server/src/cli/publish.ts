@@ -24,7 +24,7 @@ frame, protocol v1 subscribers as a "pub" (event "message", or the event of a JS
 {"event", "data"} message; see docs/protocol.md, Payloads).
 
 Arguments:
-  CHANNEL               Channel name: [A-Za-z0-9_-], 1 to 128 characters
+  CHANNEL               Channel name: [A-Za-z0-9_-=@,.;], 1 to 200 characters
   MESSAGE               The text to send; "-" reads it from stdin (one final newline dropped)
 
 Options:

@@ -1,7 +1,7 @@
 /** `chorus token`: mint a channel token or a v1 connection token, signed like a backend would. */
 import { createSecretKey } from 'node:crypto';
 import { SignJWT, decodeJwt, decodeProtectedHeader } from 'jose';
-import { CONNECTION_TOKEN_AUDIENCE, isValidChannelName } from '@chorus/protocol';
+import { CHANNEL_NAME_RULE, CONNECTION_TOKEN_AUDIENCE, isValidChannelName } from '@chorus/protocol';
 import { APP_OPTIONS, UsageError, expectPositionals, parseFlags, resolveApp } from './args.js';
 
 export const TOKEN_USAGE = `Usage: chorus token --channel NAME [--user ID] [options]
@@ -49,7 +49,7 @@ export async function tokenCommand(argv: readonly string[]): Promise<number> {
   expectPositionals('token', positionals, 0, 0, '');
   const { channel, user } = values;
   if (channel === undefined && user === undefined) throw new UsageError('token needs --channel NAME (channel token) or --user ID (connection token)\nRun "chorus help token" for usage.');
-  if (channel !== undefined && !isValidChannelName(channel)) throw new UsageError(`--channel: "${channel}" is not a channel name ([A-Za-z0-9_-], 1 to 128 characters)`);
+  if (channel !== undefined && !isValidChannelName(channel)) throw new UsageError(`--channel: "${channel}" is not a channel name (${CHANNEL_NAME_RULE})`);
   if (user === '') throw new UsageError('--user must not be empty');
   if (values.info !== undefined && channel !== undefined) throw new UsageError('--info is for connection tokens (--user without --channel)');
   let info: unknown;
