@@ -220,7 +220,7 @@ function isExcluded(subscriber: Subscriber, publication: Publication): boolean {
 }
 
 function receivesOwn(subscriber: Subscriber, publication: MessagePublication): boolean {
-  return subscriber.notifySelf && (subscriber.echoes === undefined || subscriber.echoes(publication));
+  return subscriber.notifySelf && publication.excludeOrigin !== true && (subscriber.echoes === undefined || subscriber.echoes(publication));
 }
 
 /** A publication's frame per dialect, each encoded once. Almost always one dialect per channel. */

@@ -300,6 +300,21 @@ describe('Laravel Echo with broadcaster: ChorusConnector', () => {
     assert.equal(echo.connectionStatus(), 'connected');
   });
 
+  it("Laravel's toOthers(): a trigger through the Pusher HTTP API with the Echo socketId skips that Echo, not the others", async () => {
+    const [sender, other] = [echoFor(), echoFor({ user: 'bob' })];
+    const got: Record<string, unknown[]> = { sender: [], other: [] };
+    const [a, b] = [sender.channel('chat.9') as ChorusEchoChannel, other.channel('chat.9') as ChorusEchoChannel];
+    a.listen('MessageSent', (e: unknown) => got['sender']?.push(e));
+    b.listen('MessageSent', (e: unknown) => got['other']?.push(e));
+    await Promise.all([subscribedOnce(a), subscribedOnce(b)]);
+    const api = new Pusher({ appId: TEST_APP.id, key: TEST_APP.key, secret: TEST_APP.secret, host: '127.0.0.1', port: String(server.port), useTLS: false });
+    // What Laravel does for broadcast(...)->toOthers(): the X-Socket-Id header becomes socket_id.
+    await api.trigger('chat.9', 'App\\Events\\MessageSent', { text: 'hi' }, { socket_id: sender.socketId() ?? '' });
+    await until(() => (got['other']?.length ?? 0) === 1, 'the other Echo got it');
+    await settle(150);
+    assert.deepEqual(got, { sender: [], other: [{ text: 'hi' }] });
+  });
+
   it('private() is authorized by POSTing socket_id and channel_name to the auth endpoint; a 403 reaches error()', async () => {
     const echo = echoFor({ user: 'bob', csrfToken: 'csrf-123' });
     const received: unknown[] = [];

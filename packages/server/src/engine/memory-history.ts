@@ -69,6 +69,7 @@ export class MemoryStreams {
       binary: message.binary,
       msgId: message.msgId,
       userId: message.userId,
+      excludeOrigin: message.excludeOrigin,
       offset: ++stream.offset,
       epoch: stream.epoch,
       ts: now,

@@ -26,6 +26,11 @@ export interface MessageInput extends PublicationBase {
   readonly binary: boolean;
   /** Client-chosen idempotency key: a repeat within the history TTL is not published again. */
   readonly msgId?: string | undefined;
+  /**
+   * The origin must not receive it even if it asked for its own messages (notify_self, v1):
+   * a Pusher HTTP API trigger's socket_id, which Laravel's toOthers() sets.
+   */
+  readonly excludeOrigin?: boolean | undefined;
   /** Who sent it, where the dialect shows that (a Pusher client event on a presence channel). */
   readonly userId?: string | undefined;
 }

@@ -70,8 +70,16 @@ async function answer(ctx: ServerContext, req: IncomingMessage, url: URL): Promi
   const maxBody = app.pusher.maxEventBytes * MAX_BATCH_SIZE * 2 + BODY_ALLOWANCE;
   const raw = method === 'POST' ? await readBody(req, maxBody) : Buffer.alloc(0);
   if (raw === undefined) throw new ApiError(413, `Request body over ${maxBody} bytes`);
-  // The SDKs sign the path as sent (the prefix included), so the signature is checked on it.
-  const verdict = verifyApiRequest(method, url.pathname, url.search, raw, app.credentials, Date.now());
+  // SDKs with a path option sign the path as sent (the prefix included). The Node `pusher` SDK
+  // has none: it reaches a prefix through `host: 'h:port/prefix'` and signs the path without it.
+  // Both are signatures with the app's secret over this one resource.
+  const now = Date.now();
+  let verdict = verifyApiRequest(method, url.pathname, url.search, raw, app.credentials, now);
+  const prefix = ctx.config.pusher.pathPrefix;
+  if (!verdict.ok && prefix !== '') {
+    const unprefixed = verifyApiRequest(method, url.pathname.slice(prefix.length), url.search, raw, app.credentials, now);
+    if (unprefixed.ok) verdict = unprefixed;
+  }
   if (!verdict.ok) throw new ApiError(verdict.status, verdict.message);
   if (!app.enabled) throw new ApiError(403, 'App is disabled ("enabled": false in the server\'s config)');
   const params = verdict.params;
@@ -133,7 +141,7 @@ async function publishEvent(ctx: ServerContext, app: App, event: EventInput): Pr
   }
   await Promise.all(
     event.channels.map((channel) =>
-      ctx.engine.broker.publish({ appId: app.id, channel, originId: event.socketId, event: event.name, payload, binary: false }),
+      ctx.engine.broker.publish({ appId: app.id, channel, originId: event.socketId, excludeOrigin: true, event: event.name, payload, binary: false }),
     ),
   );
 }

@@ -5,6 +5,7 @@
  */
 import { CloseCodes, V1_PATH } from '@chorus/protocol';
 import { refusal, type Dialect } from '../../admission.js';
+import { generateSocketId } from '../pusher/signatures.js';
 import { disconnectAdvice } from './encode.js';
 import { V1Session } from './session.js';
 
@@ -29,6 +30,9 @@ export const v1Dialect: Dialect<true, undefined> = {
     ws.send(disconnectAdvice(refused.close));
     ws.close(refused.close.code, refused.close.reason);
   },
+  // A Pusher-style socket id (\d+.\d+, random): what Laravel signs for Echo, and what the Pusher
+  // HTTP API's socket_id names, so toOthers() excludes v1 connections too.
+  newConnectionId: generateSocketId,
   open(ctx, app, connection) {
     new V1Session(ctx, app, connection);
   },

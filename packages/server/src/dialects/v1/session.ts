@@ -30,7 +30,7 @@ import { textFrame } from '../../frame.js';
 import type { Subscriber } from '../../hub.js';
 import { TokenExpiry } from '../../expiry.js';
 import { TokenBucket } from '../../rate-limit.js';
-import { generateSocketId, verifyPresenceChannelAuth, verifyPrivateChannelAuth, type AuthVerdict } from '../pusher/signatures.js';
+import { verifyPresenceChannelAuth, verifyPrivateChannelAuth, type AuthVerdict } from '../pusher/signatures.js';
 import { parseFrame, type ParsedFrame } from './commands.js';
 import { disconnectAdvice, errorReply, okReply, okReplyRaw, publicationFields, pubPush, v1Encoder } from './encode.js';
 
@@ -72,12 +72,14 @@ export class V1Session {
   #user = '';
   #info: unknown;
   /** What Pusher-style channel auth signs for this connection (Laravel's backend SDK takes only `\d+.\d+`). */
-  readonly #socketId = generateSocketId();
+  /** The connection id, a Pusher-style socket id (see v1Dialect): what channel auths sign. */
+  readonly #socketId: string;
 
   constructor(ctx: ServerContext, app: App, connection: Connection) {
     this.#ctx = ctx;
     this.#app = app;
     this.#connection = connection;
+    this.#socketId = connection.id;
     this.#bucket = new TokenBucket(app.limits.messagesPerSecond, app.limits.messageBurst);
     this.#expiry = new TokenExpiry(connection, ctx.config.tokenGraceMs, (graceMs) => connection.send(textFrame(JSON.stringify({ type: 'token_expired', graceMs }))));
     this.#connectTimer = setTimeout(() => this.#disconnect(CloseCodes.CONNECT_TIMEOUT), ctx.config.connectTimeoutMs);

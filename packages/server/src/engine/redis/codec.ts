@@ -19,6 +19,7 @@ interface MessageHeader {
   e?: string;
   b?: 1;
   u?: string;
+  x?: 1;
 }
 
 interface PresenceHeader {
@@ -38,6 +39,7 @@ export function messageHeaderFields(message: MessageInput): string {
   if (message.event !== undefined) fields += `,"e":${JSON.stringify(message.event)}`;
   if (message.binary) fields += ',"b":1';
   if (message.userId !== undefined) fields += `,"u":${JSON.stringify(message.userId)}`;
+  if (message.excludeOrigin === true) fields += ',"x":1';
   return fields;
 }
 
@@ -64,6 +66,7 @@ export function decodePublication(raw: Buffer): Publication | undefined {
     payload: raw.subarray(end + 1),
     binary: header.b === 1,
     ...(header.u === undefined ? {} : { userId: header.u }),
+    ...(header.x === 1 ? { excludeOrigin: true } : {}),
     offset: header.off,
     epoch: header.ep,
     ts: header.t,
