@@ -38,6 +38,7 @@ export const CloseCodes = Object.freeze({
   INVALID_PARAMETER: closeCode(4004, 'Invalid parameter', false, 'A query parameter (user, uuid) is longer than 1024 characters.'),
   LIMIT_EXCEEDED: closeCode(4005, 'Limit exceeded', false, 'A per-app limit refused this connection after the upgrade (raw dialect: the channel\'s presence roster is full).'),
   BAD_REQUEST: closeCode(4006, 'Bad request', false, 'A v1 frame was not a JSON object with a positive integer id (or was binary), or the first command was not connect.'),
+  TERMINATED: closeCode(4007, 'Terminated by the app', false, 'The app\'s backend ended this user\'s connections (Pusher HTTP API terminate_connections; Pusher clients see 4009).'),
   SLOW_CONSUMER: closeCode(4500, 'Slow consumer', true, 'The client read too slowly: its pending outbound bytes passed maxPendingBytes. Reconnect and read faster.'),
   CONNECT_TIMEOUT: closeCode(4501, 'Connect timeout', true, 'A v1 client did not send connect within connectTimeoutMs of the upgrade.'),
   RATE_LIMITED: closeCode(4502, 'Rate limit exceeded', true, 'Raw dialect: the client sent more than messagesPerSecond (with messageBurst) allows. Reconnect with backoff and send slower.'),

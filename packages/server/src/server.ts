@@ -56,7 +56,13 @@ export class ChorusServer {
       config,
       apps,
       engine: createEngine(config, {
-        handlers: { onPublication: hub.deliver, onGap: hub.gap },
+        handlers: {
+          onPublication: hub.deliver,
+          onGap: hub.gap,
+          onControl: (message) => {
+            if (message.kind === 'terminate-user') this.#ctx.users.terminate(message.appId, message.userId);
+          },
+        },
         policy: (appId, channel) => {
           const app = apps.byId(appId);
           if (!app) throw new Error(`no app ${appId}`);

@@ -1,8 +1,9 @@
 /**
  * Which connections belong to a signed-in user, per app: what lets the HTTP API end a user's
- * connections (Pusher's terminate_connections) without walking every socket. Connections on
- * other nodes are ended by those nodes (see dialects/pusher/http-api.ts).
+ * connections (Pusher's terminate_connections) without walking every socket. The API broadcasts
+ * the order through the engine, so every node ends its own (server.ts, onControl).
  */
+import { CloseCodes } from '@chorus/protocol';
 import type { Connection } from './connection.js';
 
 export class UserConnections {
@@ -24,6 +25,11 @@ export class UserConnections {
     connections.delete(connection);
     if (connections.size === 0) users.delete(userId);
     if (users.size === 0) this.#byApp.delete(appId);
+  }
+
+  /** Closes every connection of the user on this node. */
+  terminate(appId: string, userId: string): void {
+    for (const connection of this.of(appId, userId)) connection.close(CloseCodes.TERMINATED);
   }
 
   /** A copy: closing a connection removes it while the caller iterates. */

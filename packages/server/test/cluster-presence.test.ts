@@ -95,7 +95,7 @@ function engine(delivered: Publication[]): Engine {
     url: redis.url,
     nodeId: `n${Math.random().toString(36).slice(2, 8)}`,
     log: pino({ level: 'silent' }),
-    handlers: { onPublication: (p) => delivered.push(p), onGap: () => undefined },
+    handlers: { onPublication: (p) => delivered.push(p), onGap: () => undefined, onControl: () => undefined },
     policy: () => ({ size: 10, ttlMs: 60_000 }),
     localStats: () => ({ connections: 0, channels: 0 }),
     presenceTtlMs: 1000,

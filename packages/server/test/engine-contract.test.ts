@@ -9,7 +9,7 @@ import { pino } from 'pino';
 import type { Member } from '@chorus/protocol';
 import { createMemoryEngine } from '../src/engine/memory.ts';
 import { createRedisEngine } from '../src/engine/redis/index.ts';
-import type { Engine, EngineHandlers, HistoryPolicy, MessageInput, Publication } from '../src/engine/types.ts';
+import type { ControlMessage, Engine, EngineHandlers, HistoryPolicy, MessageInput, Publication } from '../src/engine/types.ts';
 import { settle } from './helpers.ts';
 import { TestRedis } from './redis.ts';
 
@@ -17,6 +17,7 @@ interface Harness {
   engine: Engine;
   delivered: Publication[];
   gaps: string[];
+  controls: ControlMessage[];
 }
 
 let redis: TestRedis;
@@ -45,8 +46,8 @@ for (const [name, create] of ENGINES) {
     let run = 0;
     /** A fresh engine and a channel name unique to this test (the Redis server is shared). */
     async function setup(prefix = 'ch'): Promise<Harness & { channel: string }> {
-      const harness: Harness = { engine: undefined as unknown as Engine, delivered: [], gaps: [] };
-      harness.engine = create({ onPublication: (p) => harness.delivered.push(p), onGap: (_a, c) => harness.gaps.push(c) });
+      const harness: Harness = { engine: undefined as unknown as Engine, delivered: [], gaps: [], controls: [] };
+      harness.engine = create({ onPublication: (p) => harness.delivered.push(p), onGap: (_a, c) => harness.gaps.push(c), onControl: (m) => harness.controls.push(m) });
       harnesses.push(harness);
       if (name === 'redis') await settle(100); // connected
       return { ...harness, channel: `${prefix}-${Date.now().toString(36)}-${run++}` };
@@ -62,6 +63,16 @@ for (const [name, create] of ENGINES) {
       assert.equal(new Set(outcomes.map((o) => o.epoch)).size, 1);
       await waitFor(() => delivered.length === 5);
       assert.deepEqual(delivered.map((p) => (p.kind === 'message' ? [p.offset, p.payload.toString(), p.event, p.originId] : [])), [1, 2, 3, 4, 5].map((i) => [i, `"m${i}"`, 'e', 'c1']));
+    });
+
+    it('broadcast reaches every node, the sender included, once', async () => {
+      const first = await setup();
+      const others = name === 'redis' ? [await setup()] : [];
+      const order: ControlMessage = { kind: 'terminate-user', appId: 'app', userId: `u-${first.channel}` };
+      await first.engine.broadcast(order);
+      await waitFor(() => [first, ...others].every((h) => h.controls.some((m) => m.userId === order.userId)));
+      await settle(100);
+      for (const h of [first, ...others]) assert.deepEqual(h.controls.filter((m) => m.userId === order.userId), [order]);
     });
 
     it('keeps binary payloads byte for byte', async () => {

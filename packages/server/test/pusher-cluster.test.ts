@@ -120,4 +120,20 @@ describe('Pusher on two nodes over Redis', () => {
     assert.deepEqual(await note, { text: 'hi' });
     assert.deepEqual(echoed, [], 'the sender did not get its own client event');
   });
+
+  it('terminateUserConnections through node B ends the user\'s connection on node A with 4009', async () => {
+    const a = await client(nodes[0] as Node, 'erin');
+    a.signin();
+    await withTimeout(a.user.signinDonePromise ?? Promise.reject(new Error('no signin promise')), 5000, 'signin');
+    const closed = withTimeout(
+      new Promise<number | undefined>((resolve) => a.connection.bind('error', (e: { data?: { code?: number } }) => resolve(e.data?.code))),
+      5000,
+      'pusher:error before the close',
+    );
+    await backend(nodes[1] as Node).terminateUserConnections('erin');
+    assert.equal(await closed, 4009);
+    // 4009 is final for pusher-js: it does not come back.
+    await settle(1500);
+    assert.notEqual(a.connection.state, 'connected');
+  });
 });

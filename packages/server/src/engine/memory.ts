@@ -91,6 +91,10 @@ export function createMemoryEngine(handlers: EngineHandlers, policy: HistoryPoli
     broker,
     presence: new MemoryPresence(),
     stats: () => Promise.resolve({ nodes: 1, ...localStats() }),
+    broadcast: (message) => {
+      handlers.onControl(message);
+      return Promise.resolve();
+    },
     close: () => {
       broker.close();
       return Promise.resolve();

@@ -66,6 +66,16 @@ export interface EngineHandlers {
    * must be made to (v1 connections are told to reconnect and resume from their offset).
    */
   readonly onGap: (appId: string, channel: string) => void;
+  /** A control message some node broadcast (this one included). */
+  readonly onControl: (message: ControlMessage) => void;
+}
+
+/** Orders for every node, about connections wherever they are (not channel traffic). */
+export interface ControlMessage {
+  /** End a signed-in user's connections (Pusher HTTP API terminate_connections). */
+  readonly kind: 'terminate-user';
+  readonly appId: string;
+  readonly userId: string;
 }
 
 /** Cluster-wide figures for /health (the memory engine reports this node only). */
@@ -141,5 +151,7 @@ export interface Engine {
   readonly presence: PresenceStore;
   /** This node's figures plus, for a clustered engine, the other nodes'. */
   stats(): Promise<ClusterStats>;
+  /** Delivers a control message to every node's onControl, this one's included. */
+  broadcast(message: ControlMessage): Promise<void>;
   close(): Promise<void>;
 }

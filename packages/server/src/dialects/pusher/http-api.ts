@@ -5,7 +5,6 @@
  * all receive them, with history, schemas and the Redis engine as for any publication.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { PusherCloseCodes } from '@chorus/protocol';
 import type { App } from '../../apps.js';
 import type { ServerContext } from '../../context.js';
 import { EngineUnavailableError } from '../../engine/errors.js';
@@ -227,7 +226,8 @@ async function channelUsers(ctx: ServerContext, app: App, channel: string): Prom
   return { users: [...new Set(members.map((m) => m.user))].map((id) => ({ id })) };
 }
 
-function terminateUser(ctx: ServerContext, app: App, userId: string): unknown {
-  for (const connection of ctx.users.of(app.id, userId)) connection.close(PusherCloseCodes.UNAUTHORIZED, 'You got disconnected by the app');
+/** Every node ends the user's connections it holds (engine.broadcast → onControl). */
+async function terminateUser(ctx: ServerContext, app: App, userId: string): Promise<unknown> {
+  await ctx.engine.broadcast({ kind: 'terminate-user', appId: app.id, userId });
   return {};
 }

@@ -23,6 +23,7 @@ const CORE_TO_PUSHER: ReadonlyMap<number, CloseCodeInfo> = new Map([
   [1001, PusherCloseCodes.RECONNECT], // shutdown: reconnect at once, to another node
   [4500, PusherCloseCodes.OVER_CAPACITY], // slow consumer: back off, then reconnect
   [4503, PusherCloseCodes.UNAUTHORIZED],
+  [4007, PusherCloseCodes.UNAUTHORIZED], // terminated by the app: pusher-js must not reconnect
 ]);
 
 const pathPatterns = new WeakMap<ChorusConfig, RegExp>();

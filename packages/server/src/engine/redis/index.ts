@@ -25,6 +25,7 @@ import { EngineUnavailableError } from '../errors.js';
 import type {
   Broker,
   ClusterStats,
+  ControlMessage,
   Engine,
   EngineHandlers,
   HistoryPage,
@@ -69,6 +70,8 @@ type CommandClient = Redis & ChorusCommands;
 
 const META_TTL_SECONDS = Math.ceil(STREAM_IDLE_TTL_MS / 1000);
 const NODES_KEY = 'chorus:nodes';
+/** Every node subscribes to it: control messages (engine.broadcast) reach all of them. */
+const CONTROL_CHANNEL = 'chorus:control';
 const NODE_REPORT_MS = 5_000;
 /** Every member's expiry across channels (`{app:channel}connectionId` → expiry), for the sweep. */
 const PRESENCE_INDEX_KEY = 'chorus:presence:expiries';
@@ -202,7 +205,7 @@ class RedisEngine implements Engine, Broker, PresenceStore {
       for (const attachment of this.#attached.values()) this.#gap(attachment);
     }
     this.#subReadyBefore = true;
-    const channels = [this.#probeChannel, ...this.#attached.keys()];
+    const channels = [this.#probeChannel, CONTROL_CHANNEL, ...this.#attached.keys()];
     const subscribed = this.#sub.subscribe(...channels).then(() => undefined);
     subscribed.catch((error: unknown) => this.#log.warn({ err: error }, 'redis resubscribe failed'));
     for (const attachment of this.#attached.values()) attachment.subscribed = subscribed;
@@ -334,6 +337,14 @@ class RedisEngine implements Engine, Broker, PresenceStore {
       this.#probeSeenAt = Date.now();
       return;
     }
+    if (channel === CONTROL_CHANNEL) {
+      try {
+        this.#options.handlers.onControl(JSON.parse(message.toString('utf8')) as ControlMessage);
+      } catch (error) {
+        this.#log.error({ err: error }, 'undecodable control message');
+      }
+      return;
+    }
     const attachment = this.#attached.get(channel);
     if (!attachment) return;
     let publication;
@@ -441,6 +452,10 @@ class RedisEngine implements Engine, Broker, PresenceStore {
   #reportNode(): void {
     if (this.#cmd.status !== 'ready') return;
     this.#cmd.hset(NODES_KEY, this.#options.nodeId, JSON.stringify({ ...this.#options.localStats(), ts: Date.now() })).catch(() => undefined);
+  }
+
+  async broadcast(message: ControlMessage): Promise<void> {
+    await (await this.#commands()).publish(CONTROL_CHANNEL, JSON.stringify(message));
   }
 
   async stats(): Promise<ClusterStats> {
