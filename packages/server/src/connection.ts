@@ -153,7 +153,9 @@ export class Connection {
     // No onClosing advice either: it would only queue behind the bytes the client isn't reading.
     this.#dropQueue();
     this.#closing = true;
-    this.ws.close(CloseCodes.SLOW_CONSUMER.code, CloseCodes.SLOW_CONSUMER.reason);
+    // The dialect's code too (Pusher: 4100, which pusher-js retries after a back-off).
+    const info = this.closeCodeFor?.(CloseCodes.SLOW_CONSUMER) ?? CloseCodes.SLOW_CONSUMER;
+    this.ws.close(info.code, info.reason);
     setTimeout(() => this.ws.terminate(), SLOW_CONSUMER_GRACE_MS).unref();
   }
 
