@@ -10,13 +10,11 @@
  * the calls.
  */
 import type { EventEmitter } from 'node:events';
+import { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { WebSocket } from 'ws';
 import { CloseCodes, type CloseCodeInfo } from '@chorus/protocol';
 import { SharedRun, type OutboundScheduler } from './outbound.js';
-
-/** After a slow consumer is sent its close frame, how long it gets before the socket is cut. */
-const SLOW_CONSUMER_GRACE_MS = 5_000;
 
 export class Connection {
   readonly id: string;
@@ -84,6 +82,7 @@ export class Connection {
     if (!this.#reserve(run.bytes)) return false;
     this.#queue.push(run);
     this.#tailRun = run;
+    run.flushAt = Math.min(run.flushAt, this.#flushAt);
     return true;
   }
 
@@ -126,9 +125,20 @@ export class Connection {
    */
   #reserve(bytes: number): boolean {
     if (this.#queue.length === 0) this.#scheduler.schedule(this);
-    if (this.#queuedBytes + this.#socket.writableLength + bytes <= this.#maxPendingBytes) return true;
+    if (this.#queuedBytes + this.#socket.writableLength + bytes <= this.#maxPendingBytes) {
+      if (this.#queuedBytes + bytes > this.#flushAt) this.#scheduler.flushSoon();
+      return true;
+    }
     this.#dropSlowConsumer();
     return false;
+  }
+
+  /**
+   * Queued past this within one turn, the turn's writes go out early (OutboundScheduler.flushSoon):
+   * then only the socket's own backlog, what its peer has not read, counts against the cap.
+   */
+  get #flushAt(): number {
+    return this.#maxPendingBytes / 2;
   }
 
   /** Flushes what is queued (so nothing accepted is lost), then starts the close handshake. */
@@ -142,11 +152,15 @@ export class Connection {
     this.ws.close(info.code, reason);
   }
 
+  /** Ends the connection at once, without a close handshake, resetting the TCP connection. */
   terminate(): void {
     this.#closing = true;
     this.#dropQueue();
+    resetSocket(this.#socket);
     this.ws.terminate();
   }
+
+  readonly #terminate = (): void => this.terminate();
 
   #dropSlowConsumer(): void {
     // What is queued cannot be delivered in time anyway; dropping it is what bounds memory.
@@ -155,8 +169,13 @@ export class Connection {
     this.#closing = true;
     // The dialect's code too (Pusher: 4100, which pusher-js retries after a back-off).
     const info = this.closeCodeFor?.(CloseCodes.SLOW_CONSUMER) ?? CloseCodes.SLOW_CONSUMER;
+    // A client still reading gets the close frame after its backlog and answers within
+    // closeTimeoutMs. One that stopped reading never does, and closing its socket normally (as
+    // ws's own close timer does) leaves the kernel holding the unsent backlog (~4 MB on
+    // loopback) in FIN-WAIT-1 for minutes, the client's end still open. So it is reset instead:
+    // this timer has the delay of ws's close timer and is set before it, so it fires first.
+    setTimeout(this.#terminate, this.#scheduler.closeTimeoutMs).unref();
     this.ws.close(info.code, info.reason);
-    setTimeout(() => this.ws.terminate(), SLOW_CONSUMER_GRACE_MS).unref();
   }
 
   #dropQueue(): void {
@@ -164,4 +183,14 @@ export class Connection {
     this.#queue = [];
     this.#queuedBytes = 0;
   }
+}
+
+/**
+ * Destroys the socket with a TCP reset, so the kernel drops what it still holds for the peer
+ * instead of trying to deliver it. Only a plain TCP socket can be reset; a TLS one is destroyed.
+ */
+function resetSocket(socket: Duplex): void {
+  if (socket.destroyed) return;
+  if (socket instanceof Socket && !('encrypted' in socket)) socket.resetAndDestroy();
+  else socket.destroy();
 }

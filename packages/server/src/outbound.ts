@@ -23,10 +23,17 @@ export interface Flushable {
 export class SharedRun {
   frames: Buffer[] = [];
   bytes = 0;
+  /**
+   * Past this many bytes the turn's writes go out early (see OutboundScheduler.flushSoon): the
+   * smallest threshold of the connections holding the run, which they set when they attach it.
+   */
+  flushAt = Infinity;
   #open = true;
   #joined: Buffer | undefined;
+  readonly #grew: ((run: SharedRun) => void) | undefined;
 
-  constructor(first: Buffer) {
+  constructor(first: Buffer, grew?: (run: SharedRun) => void) {
+    this.#grew = grew;
     this.append(first);
   }
 
@@ -38,6 +45,7 @@ export class SharedRun {
     this.frames.push(frame);
     this.bytes += frame.length;
     this.#joined = undefined;
+    if (this.bytes > this.flushAt) this.#grew?.(this);
   }
 
   seal(): void {
@@ -65,8 +73,14 @@ interface JoinedBatch {
 }
 
 export class OutboundScheduler {
+  /**
+   * How long a connection cut for being slow may take to read its close frame before its TCP
+   * connection is reset (the server's closeTimeoutMs; see Connection).
+   */
+  readonly closeTimeoutMs: number;
   #dirty: Flushable[] = [];
   #scheduled = false;
+  #flushSoonPending = false;
   /**
    * Batches joined during the current flush, keyed by their first frame (a shared, immutable
    * buffer). Only used while flushing, and cleared after, so it never holds buffers longer than
@@ -77,6 +91,10 @@ export class OutboundScheduler {
   /** Runs started this turn; sealed before the connections are flushed. */
   #openRuns: SharedRun[] = [];
 
+  constructor(closeTimeoutMs: number) {
+    this.closeTimeoutMs = closeTimeoutMs;
+  }
+
   /** Call once per connection per turn, when its queue goes from empty to non-empty. */
   schedule(target: Flushable): void {
     this.#dirty.push(target);
@@ -85,7 +103,7 @@ export class OutboundScheduler {
 
   /** A run for the frames of one channel in this turn, sealed at the latest when the turn's writes go out. */
   startRun(first: Buffer): SharedRun {
-    const run = new SharedRun(first);
+    const run = new SharedRun(first, this.#runGrew);
     this.#openRuns.push(run);
     this.#flushThisTurn();
     return run;
@@ -106,14 +124,39 @@ export class OutboundScheduler {
     return joined;
   }
 
+  /**
+   * Flushes as soon as the code now running returns (a microtask), instead of in the check phase.
+   * One turn can read megabytes from a fast publisher (libuv reads a socket up to 32 times in a
+   * row): queued until the turn ends, that would exceed maxPendingBytes for subscribers that keep
+   * up. Written early, it goes to their kernel buffers, and only the socket's own backlog, which
+   * grows when its peer does not read, counts against the cap. A microtask, not a call from
+   * here: the hub may be midway through a channel's subscribers.
+   */
+  flushSoon(): void {
+    if (this.#flushSoonPending) return;
+    this.#flushSoonPending = true;
+    queueMicrotask(this.#flushEarly);
+  }
+
+  readonly #flushEarly = (): void => {
+    this.#flushSoonPending = false;
+    if (!this.#flushing) this.#flushAll();
+  };
+
+  readonly #runGrew = (): void => this.flushSoon();
+
   #flushThisTurn(): void {
     if (this.#scheduled) return;
     this.#scheduled = true;
-    setImmediate(this.#flushAll);
+    setImmediate(this.#flushImmediate);
   }
 
-  readonly #flushAll = (): void => {
+  readonly #flushImmediate = (): void => {
     this.#scheduled = false;
+    this.#flushAll();
+  };
+
+  #flushAll(): void {
     const runs = this.#openRuns;
     this.#openRuns = [];
     for (const run of runs) run.seal();
@@ -128,7 +171,7 @@ export class OutboundScheduler {
       // Every connection holding one of these runs was due in this flush.
       for (const run of runs) run.release();
     }
-  };
+  }
 }
 
 /** Same buffers in the same order (identity, not content: frames are shared, never copied). */

@@ -47,7 +47,7 @@ export class ChorusServer {
   constructor(config: ChorusConfig, options: ServerOptions = {}) {
     this.config = config;
     this.log = options.logger ?? pino({ level: config.logLevel });
-    const scheduler = new OutboundScheduler();
+    const scheduler = new OutboundScheduler(config.closeTimeoutMs);
     const hub = new Hub(scheduler);
     const apps = new AppRegistry(config.apps);
     let connectionCount = 0;
