@@ -18,6 +18,7 @@ import type { ServerContext } from './context.js';
 import { DIALECTS } from './dialects/index.js';
 import { createEngine } from './engine/index.js';
 import { Heartbeat } from './heartbeat.js';
+import { ConnectionGuard } from './http/connection-guard.js';
 import { createRequestHandler } from './http/router.js';
 import { Hub } from './hub.js';
 import { OutboundScheduler } from './outbound.js';
@@ -41,6 +42,7 @@ export class ChorusServer {
   readonly #ctx: ServerContext;
   readonly #http: Server;
   readonly #upgrades: UpgradeHandler;
+  readonly #guard: ConnectionGuard;
   #heartbeat: Heartbeat | undefined;
   #closing: Promise<void> | undefined;
 
@@ -86,18 +88,21 @@ export class ChorusServer {
     const handler = createRequestHandler(this.#ctx, { examplesDir: options.examplesDir ?? DEFAULT_EXAMPLES_DIR, clientDir: CLIENT_BUNDLE_DIR });
     // Slowloris defence: the request head must arrive within headersTimeoutMs. Node checks that
     // deadline only every connectionsCheckingInterval (30 s by default), so check often enough.
-    // (Once upgraded, the handshake deadline in upgrade.ts and the heartbeat take over.)
+    // Node only reports the timeout, though: ConnectionGuard destroys the connection, with a
+    // deadline of its own from the accept (over TLS, from the end of the TLS handshake, which
+    // handshakeTimeout bounds). Once upgraded, the handshake deadline in upgrade.ts and the
+    // heartbeat take over.
     const timeouts = {
       headersTimeout: config.headersTimeoutMs,
       requestTimeout: Math.max(config.headersTimeoutMs, 30_000),
       connectionsCheckingInterval: Math.min(1000, Math.max(100, Math.floor(config.headersTimeoutMs / 4))),
     };
-    this.#http = config.tls ? createHttpsServer({ ...readTls(config.tls), ...timeouts }, handler) : createHttpServer(timeouts, handler);
+    this.#http = config.tls
+      ? createHttpsServer({ ...readTls(config.tls), ...timeouts, handshakeTimeout: config.headersTimeoutMs }, handler)
+      : createHttpServer(timeouts, handler);
+    this.#guard = new ConnectionGuard(this.#http, { headersTimeoutMs: config.headersTimeoutMs, closeTimeoutMs: config.closeTimeoutMs, tls: config.tls !== undefined, log: this.log });
     this.#http.on('upgrade', this.#upgrades.handle);
-    this.#http.on('clientError', (error: NodeJS.ErrnoException, socket) => {
-      this.log.debug({ err: error }, 'bad HTTP request');
-      if (socket.writable) socket.end(`HTTP/1.1 ${clientErrorStatus(error.code)}\r\nConnection: close\r\n\r\n`);
-    });
+    this.#http.on('clientError', this.#guard.clientError);
   }
 
   /** Starts listening on config.port (0 picks a free port) and resolves with the bound address. */
@@ -155,6 +160,7 @@ export class ChorusServer {
     for (const connection of ctx.connections) connection.terminate();
 
     this.#upgrades.close();
+    this.#guard.close();
     this.#http.closeAllConnections();
     await httpClosed;
     await ctx.engine.close();
@@ -178,11 +184,4 @@ function readTls(tls: TlsConfig): { cert: Buffer; key: Buffer } {
     }
   };
   return { cert: read('cert'), key: read('key') };
-}
-
-/** The status for a request Node's parser refused: too slow, too large, or malformed. */
-function clientErrorStatus(code: string | undefined): string {
-  if (code === 'ERR_HTTP_REQUEST_TIMEOUT') return '408 Request Timeout';
-  if (code === 'HPE_HEADER_OVERFLOW') return '431 Request Header Fields Too Large';
-  return '400 Bad Request';
 }

@@ -115,8 +115,12 @@ export class RawSocket {
     });
   }
 
-  static async connect(port: number, timeoutMs = 3000): Promise<RawSocket> {
-    const socket = connect({ port, host: '127.0.0.1' });
+  /**
+   * `allowHalfOpen: true` makes a peer that, like most non-Node clients, does not close its side
+   * when the server sends FIN: only the server destroying the connection ends it.
+   */
+  static async connect(port: number, timeoutMs = 3000, options: { allowHalfOpen?: boolean } = {}): Promise<RawSocket> {
+    const socket = connect({ port, host: '127.0.0.1', allowHalfOpen: options.allowHalfOpen ?? false });
     socket.setNoDelay(true);
     const raw = new RawSocket(socket);
     await withTimeout(
@@ -207,6 +211,22 @@ export class RawSocket {
 
   destroy(): void {
     this.socket.destroy();
+  }
+
+  /**
+   * Resolves once the server has destroyed the connection, not merely ended its side: after the
+   * server's FIN, writes a byte every `everyMs` (a socket the server has closed answers with a
+   * reset) until the socket fails or closes. For peers connected with `allowHalfOpen`.
+   */
+  async destroyedByServer(timeoutMs: number, everyMs = 50): Promise<void> {
+    const probe = setInterval(() => {
+      if (this.sawEnd && !this.socket.destroyed && this.socket.writable) this.socket.write('x');
+    }, everyMs);
+    try {
+      await this.until(() => this.isClosed || this.errorCode !== undefined, 'the server to destroy the connection', timeoutMs);
+    } finally {
+      clearInterval(probe);
+    }
   }
 
   #describe(): string {
