@@ -2,7 +2,7 @@
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { it } from 'node:test';
-import { CloseCodes, ErrorCodes, HttpErrors } from '@chorus/protocol';
+import { CloseCodes, ErrorCodes, HttpErrors, PusherCloseCodes } from '@chorus/protocol';
 
 const doc = readFileSync(new URL('../../../docs/codes.md', import.meta.url), 'utf8');
 
@@ -28,6 +28,19 @@ it('close codes in docs/codes.md equal CloseCodes', () => {
     meaning: c.description,
   }));
   assert.deepEqual(documented, defined);
+});
+
+it('Pusher close codes in docs/codes.md equal PusherCloseCodes', () => {
+  const documented = tableRows('pusher code', 'reason (close frame)').map(([code, reason, reconnect, meaning]) => ({ code: Number(code), reason, reconnect, meaning }));
+  const defined = Object.values(PusherCloseCodes).map((c) => ({ code: c.code, reason: c.reason, reconnect: c.reconnect ? 'yes' : 'no', meaning: c.description }));
+  assert.deepEqual(documented, defined);
+});
+
+it('Pusher close codes sit in the range pusher-js acts on (4000–4099 final, 4100–4299 reconnect)', () => {
+  for (const c of Object.values(PusherCloseCodes)) {
+    if (c.code < 4100 || c.code >= 4300) assert.equal(c.reconnect, false, `${c.code}: pusher-js does not reconnect`);
+    else assert.equal(c.reconnect, true, `${c.code}: pusher-js reconnects`);
+  }
 });
 
 it('HTTP errors in docs/codes.md equal HttpErrors', () => {
