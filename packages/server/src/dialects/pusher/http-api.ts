@@ -5,6 +5,7 @@
  * all receive them, with history, schemas and the Redis engine as for any publication.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import { CHANNEL_NAME_RULE } from '@chorus/protocol';
 import type { App } from '../../apps.js';
 import type { ServerContext } from '../../context.js';
 import { EngineUnavailableError } from '../../engine/errors.js';
@@ -120,7 +121,7 @@ function parseEvent(app: App, fields: Record<string, unknown>, where: string): E
   if (!Array.isArray(list) || list.length === 0) throw new ApiError(400, `${where}channels must be a non-empty array of channel names (or give channel)`);
   if (list.length > MAX_CHANNELS_PER_EVENT) throw new ApiError(400, `${where}at most ${MAX_CHANNELS_PER_EVENT} channels per event, got ${list.length}`);
   for (const c of list) {
-    if (typeof c !== 'string' || !isValidChannelName(c)) throw new ApiError(400, `${where}invalid channel name ${JSON.stringify(c)}: [A-Za-z0-9_-=@,.;], 1 to 200 characters`);
+    if (typeof c !== 'string' || !isValidChannelName(c)) throw new ApiError(400, `${where}invalid channel name ${JSON.stringify(c)}: ${CHANNEL_NAME_RULE}`);
   }
   if (socketId !== undefined && !isSocketId(socketId)) throw new ApiError(400, `${where}socket_id must look like 123.456`);
   if (info !== undefined && typeof info !== 'string') throw new ApiError(400, `${where}info must be a comma-separated string`);

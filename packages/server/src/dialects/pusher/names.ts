@@ -2,18 +2,11 @@
  * Pusher Channels names: which channel and event names are valid, and what a channel's prefix
  * makes it (private, presence, encrypted, cache, a signed-in user's own channel). Pure predicates;
  * the rules are the `pusher` server SDK's (v5.3), so every name that SDK sends is accepted here.
+ * The character and length rule itself is the core's (@chorus/protocol names.ts), shared by every
+ * dialect; this module adds what only Pusher has (kinds, `#server-to-user-`, client events).
  * Reference: /work/shared/reference/pusher-compat.md §1.13.
  */
-
-/**
- * Pusher's docs say 164, but the `pusher` SDK and soketi accept 200; taking the larger limit
- * means no name a backend can trigger to is refused on subscribe.
- */
-export const MAX_CHANNEL_NAME_LENGTH = 200;
-/** The `pusher` SDK refuses longer event names before sending (`trigger`). */
-export const MAX_EVENT_NAME_LENGTH = 200;
-
-const CHANNEL_NAME = /^[A-Za-z0-9_\-=@,.;]+$/;
+import { CHANNEL_NAME, MAX_CHANNEL_NAME_LENGTH, MAX_EVENT_NAME_LENGTH, isValidChannelName as isCoreChannelName } from '@chorus/protocol';
 
 /** pusher-js subscribes to this channel itself after `pusher:signin` succeeds (PJS src/core/user.ts). */
 export const SERVER_TO_USER_PREFIX = '#server-to-user-';
@@ -96,9 +89,8 @@ export function channelTraits(name: string): ChannelTraits {
  * id outside it can still sign in, but cannot have its own channel.
  */
 export function isValidChannelName(name: string): boolean {
-  if (name.length === 0 || name.length > MAX_CHANNEL_NAME_LENGTH) return false;
-  if (name.startsWith(SERVER_TO_USER_PREFIX)) return CHANNEL_NAME.test(name.slice(SERVER_TO_USER_PREFIX.length));
-  return CHANNEL_NAME.test(name);
+  if (!name.startsWith(SERVER_TO_USER_PREFIX)) return isCoreChannelName(name);
+  return name.length <= MAX_CHANNEL_NAME_LENGTH && CHANNEL_NAME.test(name.slice(SERVER_TO_USER_PREFIX.length));
 }
 
 /** The user id a `#server-to-user-` channel belongs to, or undefined for any other channel. */

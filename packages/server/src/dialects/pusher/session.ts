@@ -4,7 +4,7 @@
  * core's (Hub, Engine): a Pusher subscriber is one more subscriber of the same channel the raw
  * and v1 clients are on. Wire details: docs/pusher.md.
  */
-import { PusherCloseCodes, type CloseCodeInfo, type Member } from '@chorus/protocol';
+import { CHANNEL_NAME_RULE, PusherCloseCodes, type CloseCodeInfo, type Member } from '@chorus/protocol';
 import type { App } from '../../apps.js';
 import type { Connection } from '../../connection.js';
 import type { ServerContext } from '../../context.js';
@@ -109,7 +109,7 @@ export class PusherSession {
   async #subscribe(data: Record<string, unknown>): Promise<void> {
     const channel = data['channel'];
     if (typeof channel !== 'string' || !isValidChannelName(channel)) {
-      return this.#error(null, 'Invalid channel name: [A-Za-z0-9_-=@,.;], 1 to 200 characters');
+      return this.#error(null, `Invalid channel name: ${CHANNEL_NAME_RULE}`);
     }
     const existing = this.#subscriptions.get(channel);
     if (existing) return this.#sendSucceeded(channel, existing);
