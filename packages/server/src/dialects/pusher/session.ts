@@ -144,7 +144,11 @@ export class PusherSession {
       if (traits.cache) this.#connection.send(cached ? pusherEncoder.encode(cached) : objectFrame('pusher:cache_miss', channel, {}));
       this.#release(subscriber, cached?.offset);
       if (member && roster) {
-        subscription.presenceDone = engine.broker.publishPresence({ kind: 'presence', action: 'joined', appId: this.#app.id, channel, originId: this.#connection.id, member, members: roster });
+        // Caught here: nothing else may await it (a connection that never leaves), and an
+        // unhandled rejection would end the process.
+        subscription.presenceDone = engine.broker
+          .publishPresence({ kind: 'presence', action: 'joined', appId: this.#app.id, channel, originId: this.#connection.id, member, members: roster })
+          .catch((error: unknown) => this.#ctx.log.warn({ err: error, channel }, 'pusher presence join announcement failed'));
       }
       this.#broadcastSubscriptionCount(channel, traits);
     } catch (error) {
