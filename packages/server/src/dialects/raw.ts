@@ -189,6 +189,8 @@ function rawCloseText(info: CloseCodeInfo, app: App): string {
       return RawErrorText.PRESENCE_FULL;
     case CloseCodes.TOKEN_EXPIRED.code:
       return RawErrorText.TOKEN_EXPIRED;
+    case CloseCodes.SLOW_CONSUMER.code:
+      return `${info.reason}: this connection fell more than ${app.limits.maxPendingBytes} bytes behind its channel's traffic and what was queued for it is dropped; reconnect and read faster, or raise limits.maxPendingBytes in the server's config`;
     default:
       return info.reason;
   }
