@@ -23,6 +23,12 @@ export class Connection {
   awaitingPong = false;
   /** Called before the close frame, while frames can still be sent (v1 sends its disconnect advice). */
   onClosing: ((info: CloseCodeInfo, reason: string) => void) | undefined;
+  /**
+   * The close a dialect sends a peer that stopped answering pings (Pusher: 4201, so pusher-js
+   * reconnects at once). Unset, such a connection is terminated without a close frame: its peer
+   * is most likely gone, and raw and v1 clients learn it from their own side of the socket.
+   */
+  pongTimeoutClose: CloseCodeInfo | undefined;
   /** The dialect's own code for a core close (Pusher: 4200 instead of 1001 on shutdown). */
   closeCodeFor: ((info: CloseCodeInfo) => CloseCodeInfo) | undefined;
   readonly #socket: Duplex;
@@ -153,6 +159,15 @@ export class Connection {
     this.flush();
     this.#closing = true;
     this.ws.close(info.code, reason);
+  }
+
+  /** The heartbeat's verdict on a peer that did not answer the last ping within an interval. */
+  pongTimedOut(): void {
+    const info = this.pongTimeoutClose;
+    if (!info || !this.isOpen) return this.terminate();
+    this.close(info);
+    // A dead peer never completes the handshake: its socket goes after closeTimeoutMs.
+    setTimeout(this.#terminate, this.#scheduler.closeTimeoutMs).unref();
   }
 
   /** Ends the connection at once, without a close handshake, resetting the TCP connection. */

@@ -291,6 +291,17 @@ describe('closes of open connections', () => {
     assertErrorThenClose({ frames: peer.frames(), code, reason }, PusherCloseCodes.RECONNECT);
   });
 
+  it('a client that stops answering WebSocket pings: pusher:error 4201, then close 4201 "Pong reply not received"; one that answers stays', async () => {
+    const s = await serverWith({ apps: [APP], heartbeatIntervalMs: 200 });
+    const silent = new Peer(track(await TestClient.open(pusherUrl(s), { autoPong: false })));
+    const answering = await connect(s);
+    const { code, reason } = await silent.client.closed(3000);
+    assertErrorThenClose({ frames: silent.frames(), code, reason }, PusherCloseCodes.PONG_TIMEOUT);
+    await settle(500);
+    assert.equal(answering.client.closeCode, undefined, 'a client answering pings is not closed');
+    await answering.roundTrip();
+  });
+
   it('more frames than limits.messagesPerSecond allows: pusher:error 4301, then close 4301', async () => {
     const s = await serverWith({ apps: [{ ...APP, limits: { messagesPerSecond: 5, messageBurst: 5 } }] });
     const peer = await connect(s);

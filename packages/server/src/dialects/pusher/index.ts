@@ -71,6 +71,7 @@ export const pusherDialect: Dialect<{ key: string }, undefined> = {
   newConnectionId: generateSocketId,
   open(ctx, app, connection) {
     connection.closeCodeFor = (info) => CORE_TO_PUSHER.get(info.code) ?? info;
+    connection.pongTimeoutClose = PusherCloseCodes.PONG_TIMEOUT;
     new PusherSession(ctx, app, connection);
   },
 };
