@@ -52,6 +52,7 @@ export const configSchema = {
         url: { type: 'string', pattern: '^rediss?://' },
         probeIntervalMs: { type: 'integer', minimum: 100 },
         presenceTtlMs: { type: 'integer', minimum: 1000 },
+        nodeTtlMs: { type: 'integer', minimum: 1000 },
       },
     },
     tls: {

@@ -140,6 +140,8 @@ export type EngineConfig =
       probeIntervalMs?: number;
       /** How long a crashed node's presence members stay listed (ms, default 30000). */
       presenceTtlMs?: number;
+      /** How long a crashed node's share of the cluster-wide counts (subscriptions, signed-in users) stays counted (ms, default 15000). */
+      nodeTtlMs?: number;
     };
 
 export interface TlsConfig {

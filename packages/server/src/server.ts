@@ -63,6 +63,10 @@ export class ChorusServer {
           onGap: hub.gap,
           onControl: (message) => {
             if (message.kind === 'terminate-user') this.#ctx.users.terminate(message.appId, message.userId);
+            for (const dialect of DIALECTS) dialect.onControl?.(this.#ctx, message);
+          },
+          onCountChange: (change) => {
+            for (const dialect of DIALECTS) dialect.onCountChange?.(this.#ctx, change);
           },
         },
         policy: (appId, channel) => {
@@ -83,7 +87,8 @@ export class ChorusServer {
       startedAt: Date.now(),
       shuttingDown: false,
     };
-    hub.bind(this.#ctx.engine.broker);
+    hub.bind(this.#ctx.engine);
+    this.#ctx.users.bind(this.#ctx.engine.counts);
     this.#upgrades = new UpgradeHandler(this.#ctx, DIALECTS);
     const handler = createRequestHandler(this.#ctx, { examplesDir: options.examplesDir ?? DEFAULT_EXAMPLES_DIR, clientDir: CLIENT_BUNDLE_DIR });
     // Slowloris defence: the request head must arrive within headersTimeoutMs. Node checks that

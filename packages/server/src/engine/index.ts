@@ -15,6 +15,6 @@ export interface EngineContext {
 
 export function createEngine(config: ChorusConfig, context: EngineContext): Engine {
   const { engine } = config;
-  if (engine.type === 'redis') return createRedisEngine({ ...context, url: engine.url, probeIntervalMs: engine.probeIntervalMs, presenceTtlMs: engine.presenceTtlMs });
+  if (engine.type === 'redis') return createRedisEngine({ ...context, url: engine.url, probeIntervalMs: engine.probeIntervalMs, presenceTtlMs: engine.presenceTtlMs, nodeTtlMs: engine.nodeTtlMs });
   return createMemoryEngine(context.handlers, context.policy, context.localStats);
 }

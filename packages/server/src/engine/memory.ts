@@ -4,6 +4,9 @@ import { ChannelMap } from '../channel-map.js';
 import { MemoryStreams } from './memory-history.js';
 import type {
   Broker,
+  CountChange,
+  Counts,
+  CountSpace,
   Engine,
   EngineHandlers,
   HistoryPage,
@@ -85,11 +88,59 @@ class MemoryPresence implements PresenceStore {
   }
 }
 
+/**
+ * One node: the counts are this node's shares. Changes are reported once per turn, after the
+ * code that made them has run (a subscriber's own subscription_succeeded goes out first).
+ */
+class MemoryCounts implements Counts {
+  readonly #totals = new Map<string, number>();
+  /** Changes not reported yet: entry → the total before the first of them. */
+  readonly #pending = new Map<string, { appId: string; space: CountSpace; name: string; before: number }>();
+  readonly #onChange: (change: CountChange) => void;
+
+  constructor(onChange: (change: CountChange) => void) {
+    this.#onChange = onChange;
+  }
+
+  set(appId: string, space: CountSpace, name: string, local: number): void {
+    const entry = `${appId}\n${space}\n${name}`;
+    const before = this.#totals.get(entry) ?? 0;
+    if (before === local) return;
+    if (local > 0) this.#totals.set(entry, local);
+    else this.#totals.delete(entry);
+    if (this.#pending.size === 0) setImmediate(() => this.#report());
+    if (!this.#pending.has(entry)) this.#pending.set(entry, { appId, space, name, before });
+  }
+
+  total(appId: string, space: CountSpace, name: string): Promise<number> {
+    return Promise.resolve(this.#totals.get(`${appId}\n${space}\n${name}`) ?? 0);
+  }
+
+  list(appId: string, space: CountSpace, prefix: string): Promise<Map<string, number>> {
+    const out = new Map<string, number>();
+    const head = `${appId}\n${space}\n`;
+    for (const [entry, total] of this.#totals) {
+      if (entry.startsWith(head) && entry.startsWith(prefix, head.length)) out.set(entry.slice(head.length), total);
+    }
+    return Promise.resolve(out);
+  }
+
+  #report(): void {
+    const pending = [...this.#pending.entries()];
+    this.#pending.clear();
+    for (const [entry, { appId, space, name, before }] of pending) {
+      const after = this.#totals.get(entry) ?? 0;
+      if (after !== before) this.#onChange({ appId, space, name, before, after });
+    }
+  }
+}
+
 export function createMemoryEngine(handlers: EngineHandlers, policy: HistoryPolicyResolver, localStats: LocalStats): Engine {
   const broker = new MemoryBroker(handlers.onPublication, policy);
   return {
     broker,
     presence: new MemoryPresence(),
+    counts: new MemoryCounts(handlers.onCountChange),
     stats: () => Promise.resolve({ nodes: 1, ...localStats() }),
     broadcast: (message) => {
       handlers.onControl(message);
