@@ -91,11 +91,13 @@ class MemoryPresence implements PresenceStore {
 /**
  * One node: the counts are this node's shares. Changes are reported once per turn, after the
  * code that made them has run (a subscriber's own subscription_succeeded goes out first).
+ * Nested maps, not joined string keys: nothing is allocated per channel but the map entry.
  */
 class MemoryCounts implements Counts {
-  readonly #totals = new Map<string, number>();
-  /** Changes not reported yet: entry → the total before the first of them. */
-  readonly #pending = new Map<string, { appId: string; space: CountSpace; name: string; before: number }>();
+  readonly #totals: Record<CountSpace, ChannelMap<number>> = { subscriptions: new ChannelMap(), users: new ChannelMap() };
+  /** Totals before this turn's first change of each, not reported yet. */
+  readonly #before: Record<CountSpace, ChannelMap<number>> = { subscriptions: new ChannelMap(), users: new ChannelMap() };
+  #reportScheduled = false;
   readonly #onChange: (change: CountChange) => void;
 
   constructor(onChange: (change: CountChange) => void) {
@@ -103,34 +105,40 @@ class MemoryCounts implements Counts {
   }
 
   set(appId: string, space: CountSpace, name: string, local: number): void {
-    const entry = `${appId}\n${space}\n${name}`;
-    const before = this.#totals.get(entry) ?? 0;
+    const totals = this.#totals[space];
+    const before = totals.get(appId, name) ?? 0;
     if (before === local) return;
-    if (local > 0) this.#totals.set(entry, local);
-    else this.#totals.delete(entry);
-    if (this.#pending.size === 0) setImmediate(() => this.#report());
-    if (!this.#pending.has(entry)) this.#pending.set(entry, { appId, space, name, before });
+    if (local > 0) totals.set(appId, name, local);
+    else totals.delete(appId, name);
+    const pending = this.#before[space];
+    if (pending.get(appId, name) === undefined) pending.set(appId, name, before);
+    if (!this.#reportScheduled) {
+      this.#reportScheduled = true;
+      setImmediate(() => this.#report());
+    }
   }
 
   total(appId: string, space: CountSpace, name: string): Promise<number> {
-    return Promise.resolve(this.#totals.get(`${appId}\n${space}\n${name}`) ?? 0);
+    return Promise.resolve(this.#totals[space].get(appId, name) ?? 0);
   }
 
   list(appId: string, space: CountSpace, prefix: string): Promise<Map<string, number>> {
     const out = new Map<string, number>();
-    const head = `${appId}\n${space}\n`;
-    for (const [entry, total] of this.#totals) {
-      if (entry.startsWith(head) && entry.startsWith(prefix, head.length)) out.set(entry.slice(head.length), total);
-    }
+    this.#totals[space].forEachOf(appId, (name, total) => {
+      if (name.startsWith(prefix)) out.set(name, total);
+    });
     return Promise.resolve(out);
   }
 
   #report(): void {
-    const pending = [...this.#pending.entries()];
-    this.#pending.clear();
-    for (const [entry, { appId, space, name, before }] of pending) {
-      const after = this.#totals.get(entry) ?? 0;
-      if (after !== before) this.#onChange({ appId, space, name, before, after });
+    this.#reportScheduled = false;
+    for (const space of ['subscriptions', 'users'] as const) {
+      const pending = this.#before[space];
+      for (const [appId, name, before] of pending.entries()) {
+        pending.delete(appId, name);
+        const after = this.#totals[space].get(appId, name) ?? 0;
+        if (after !== before) this.#onChange({ appId, space, name, before, after });
+      }
     }
   }
 }
