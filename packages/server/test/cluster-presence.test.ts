@@ -196,6 +196,9 @@ describe('presence when a node dies', { timeout: 60_000 }, () => {
       assert.deepEqual(left.at(-1)?.members, [member('yve', 'y1')]);
     }
     assert.deepEqual(await z.presence.members('app', channel), [member('yve', 'y1')], 'the live member is kept (its node refreshes it)');
+    // A node that was only cut off, coming back and closing the connection, must not announce a
+    // second leave: the member is gone from Redis, and leave says so.
+    assert.equal(await z.presence.leave('app', channel, 'd1'), undefined, 'a swept member leaves no roster to announce');
   });
 
   it('engine: a full roster of 1000 dead members all leave — none lost to Redis\'s pub/sub output limit', async () => {

@@ -176,7 +176,8 @@ for (const [name, create] of ENGINES) {
       assert.deepEqual(await p.join('app', channel, 'c2', member('b'), 2), [member('a'), member('b')], 'rejoin when full is a replace');
       assert.deepEqual(await p.leave('app', channel, 'c1'), [member('b')]);
       assert.deepEqual(await p.members('app', channel), [member('b')]);
-      assert.deepEqual(await p.leave('app', channel, 'nobody'), [member('b')]);
+      assert.equal(await p.leave('app', channel, 'nobody'), undefined, 'no member: no roster, so nobody announces a leave');
+      assert.equal(await p.leave('app', channel, 'c1'), undefined, 'left already');
     });
 
     it('counts: totals over every node, each change reported once with before and after, listings by prefix', async () => {

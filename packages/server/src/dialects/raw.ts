@@ -169,6 +169,7 @@ function openRawChannel(ctx: ServerContext, app: App, channel: string, subscribe
       .then(async () => {
         if (!joined) return;
         const members = await presence.leave(appId, channel, connection.id);
+        if (!members) return; // announced as left already, by a sweep (its node was cut off from Redis)
         await broker.publishPresence({ kind: 'presence', action: 'left', appId, channel, originId: connection.id, member: leaver, members });
       })
       .catch(logPublishError);

@@ -75,10 +75,9 @@ class MemoryPresence implements PresenceStore {
     return Promise.resolve([...roster.values()]);
   }
 
-  leave(appId: string, channel: string, connectionId: string): Promise<Member[]> {
+  leave(appId: string, channel: string, connectionId: string): Promise<Member[] | undefined> {
     const roster = this.#rosters.get(appId, channel);
-    if (!roster) return Promise.resolve([]);
-    roster.delete(connectionId);
+    if (!roster?.delete(connectionId)) return Promise.resolve(undefined);
     if (roster.size === 0) this.#rosters.delete(appId, channel);
     return Promise.resolve([...roster.values()]);
   }

@@ -180,8 +180,12 @@ export interface PresenceStore {
    * or undefined without joining when the roster already has `maxMembers` (checked atomically).
    */
   join(appId: string, channel: string, connectionId: string, member: Member, maxMembers: number): Promise<Member[] | undefined>;
-  /** Removes the connection's member, if any, and returns the roster after the change. */
-  leave(appId: string, channel: string, connectionId: string): Promise<Member[]>;
+  /**
+   * Removes the connection's member and returns the roster after the change; undefined when the
+   * connection has no member there (never joined, left already, or expired and announced as
+   * left by a sweep), so nobody announces a leave twice.
+   */
+  leave(appId: string, channel: string, connectionId: string): Promise<Member[] | undefined>;
   members(appId: string, channel: string): Promise<Member[]>;
 }
 

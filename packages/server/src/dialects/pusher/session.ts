@@ -269,6 +269,7 @@ export class PusherSession {
     subscription.presenceDone
       .then(async () => {
         const members = await presence.leave(this.#app.id, channel, this.#connection.id);
+        if (!members) return; // announced as left already, by a sweep (its node was cut off from Redis)
         await broker.publishPresence({ kind: 'presence', action: 'left', appId: this.#app.id, channel, originId: this.#connection.id, member, members });
       })
       .catch((error: unknown) => this.#ctx.log.warn({ err: error, channel }, 'pusher presence leave failed'));

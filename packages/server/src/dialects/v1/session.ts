@@ -319,7 +319,8 @@ export class V1Session {
     const connectionId = this.#connection.id;
     subscription.presenceDone
       .then(() => presence.leave(appId, channel, connectionId))
-      .then((members) => broker.publishPresence({ kind: 'presence', action: 'left', appId, channel, originId: connectionId, member, members }))
+      // No roster: it had left already (a sweep announced it while this node was cut off).
+      .then((members) => members && broker.publishPresence({ kind: 'presence', action: 'left', appId, channel, originId: connectionId, member, members }))
       .catch((error: unknown) => this.#ctx.log.error({ err: error, channel }, 'presence leave failed'));
   }
 

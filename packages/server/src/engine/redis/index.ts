@@ -65,7 +65,7 @@ interface ChorusCommands {
   chorusPublish(...args: Array<string | Buffer | number>): Promise<[number, string, number]>;
   chorusHistoryBuffer(...args: Array<string | number>): Promise<[Buffer, Buffer, Array<[Buffer, Buffer[]]>]>;
   chorusPresenceJoin(...args: Array<string | number>): Promise<string[] | null>;
-  chorusPresenceLeave(...args: Array<string | number>): Promise<string[]>;
+  chorusPresenceLeave(...args: Array<string | number>): Promise<string[] | null>;
   chorusPresenceMembers(...args: Array<string | number>): Promise<string[]>;
   chorusPresenceRefresh(...args: Array<string | number>): Promise<number>;
   chorusPresenceSweep(...args: Array<string | number>): Promise<[number, number, number]>;
@@ -394,11 +394,12 @@ class RedisEngine implements Engine, Broker, PresenceStore {
     return parseRoster(roster);
   }
 
-  async leave(appId: string, channel: string, connectionId: string): Promise<Member[]> {
+  async leave(appId: string, channel: string, connectionId: string): Promise<Member[] | undefined> {
     const keys = keysOf(appId, channel);
     const entry = keys.tag + connectionId;
     this.#members.delete(entry);
-    return parseRoster(await (await this.#commands()).chorusPresenceLeave(keys.presence, keys.members, PRESENCE_INDEX_KEY, connectionId, entry));
+    const roster = await (await this.#commands()).chorusPresenceLeave(keys.presence, keys.members, PRESENCE_INDEX_KEY, connectionId, entry);
+    return roster ? parseRoster(roster) : undefined;
   }
 
   async members(appId: string, channel: string): Promise<Member[]> {
