@@ -72,6 +72,37 @@ export interface AppConfig {
   /** Pusher `pusher_internal:subscription_count` events to a channel's subscribers; off by default, as at Pusher. */
   subscriptionCount: boolean;
   pusher: PusherAppLimits;
+  /** Where this app's webhooks go (Pusher's format and signature): docs/webhooks.md. */
+  webhooks: WebhookTarget[];
+}
+
+/** The webhook events, Pusher's names; every dialect's channels produce them. */
+export const WEBHOOK_EVENTS = ['channel_occupied', 'channel_vacated', 'member_added', 'member_removed', 'client_event', 'cache_miss', 'subscription_count'] as const;
+export type WebhookEventName = (typeof WEBHOOK_EVENTS)[number];
+
+/** One receiver of an app's webhooks. */
+export interface WebhookTarget {
+  url: string;
+  /** Only these events (default: all). */
+  events: WebhookEventName[];
+  /** Only events of channels whose name starts with this (default: all channels). */
+  channelPrefix: string;
+  /** Extra request headers (an auth token of the receiver's, say). */
+  headers: Record<string, string>;
+}
+
+/** Server-wide delivery settings of webhooks. */
+export interface WebhookOptions {
+  /** Events of one app and receiver within this long go out in one request. */
+  batchMs: number;
+  /** channel_vacated and member_removed wait this long, and are not sent if the channel or member is back by then. */
+  holdMs: number;
+  /** A receiver that fails is retried with exponential backoff and jitter for this long, then the batch is dropped. */
+  retryForMs: number;
+  /** One request's timeout. */
+  timeoutMs: number;
+  /** Events waiting for delivery, all receivers together; past it new events are dropped (and counted). */
+  maxQueuedEvents: number;
 }
 
 /** Limits of the Pusher dialect, Pusher's own numbers by default. */
@@ -127,6 +158,7 @@ export interface ChorusConfig {
   /** Serve the example pages under /examples/ (pre-filled with the first app's key). */
   examples: boolean;
   pusher: PusherServerConfig;
+  webhooks: WebhookOptions;
   apps: AppConfig[];
 }
 
@@ -171,6 +203,8 @@ export const DEFAULT_PUSHER_LIMITS: Readonly<PusherAppLimits> = Object.freeze({
 
 export const DEFAULT_PUSHER: Readonly<PusherServerConfig> = Object.freeze({ pathPrefix: '', activityTimeoutSeconds: 120 });
 
+export const DEFAULT_WEBHOOKS: Readonly<WebhookOptions> = Object.freeze({ batchMs: 50, holdMs: 3_000, retryForMs: 5 * 60_000, timeoutMs: 5_000, maxQueuedEvents: 10_000 });
+
 export const DEFAULT_HISTORY: Readonly<HistoryConfig> = Object.freeze({ size: 100, ttlSeconds: 300 });
 
 export const DEFAULTS: Readonly<Omit<ChorusConfig, 'apps'>> = Object.freeze({
@@ -189,6 +223,7 @@ export const DEFAULTS: Readonly<Omit<ChorusConfig, 'apps'>> = Object.freeze({
   engine: { type: 'memory' as const },
   examples: true,
   pusher: DEFAULT_PUSHER,
+  webhooks: DEFAULT_WEBHOOKS,
 });
 
 /** The shape a user may write: everything optional but the app identities. */
@@ -208,6 +243,7 @@ export interface ChorusConfigInput {
   engine?: EngineConfig;
   examples?: boolean;
   pusher?: Partial<PusherServerConfig>;
+  webhooks?: Partial<WebhookOptions>;
   limits?: Partial<Limits>;
   history?: Partial<HistoryConfig>;
   apps?: AppConfigInput[];
@@ -227,6 +263,7 @@ export interface AppConfigInput {
   clientEvents?: boolean;
   subscriptionCount?: boolean;
   pusher?: Partial<PusherAppLimits>;
+  webhooks?: Array<{ url: string; events?: WebhookEventName[]; channelPrefix?: string; headers?: Record<string, string> }>;
 }
 
 export class ConfigError extends Error {
@@ -304,6 +341,7 @@ export function resolveConfig(input: unknown, source = 'config'): ChorusConfig {
       clientEvents: app.clientEvents ?? false,
       subscriptionCount: app.subscriptionCount ?? false,
       pusher: { ...DEFAULT_PUSHER_LIMITS, ...app.pusher },
+      webhooks: (app.webhooks ?? []).map((hook) => ({ url: hook.url, events: hook.events ?? [...WEBHOOK_EVENTS], channelPrefix: hook.channelPrefix ?? '', headers: hook.headers ?? {} })),
     }),
   );
   rejectDuplicates(apps, 'id', source);
@@ -343,6 +381,7 @@ export function resolveConfig(input: unknown, source = 'config'): ChorusConfig {
     engine: resolveEngine(input.engine, source),
     examples: input.examples ?? DEFAULTS.examples,
     pusher: { ...DEFAULTS.pusher, ...input.pusher },
+    webhooks: { ...DEFAULTS.webhooks, ...input.webhooks },
     apps,
   };
 }

@@ -87,15 +87,23 @@ class MemoryPresence implements PresenceStore {
   }
 }
 
+const COUNT_SPACES: readonly CountSpace[] = ['subscriptions', 'users', 'members'];
+
+function spaces<V>(): Record<CountSpace, ChannelMap<V>> {
+  return { subscriptions: new ChannelMap(), users: new ChannelMap(), members: new ChannelMap() };
+}
+
 /**
  * One node: the counts are this node's shares. Changes are reported once per turn, after the
  * code that made them has run (a subscriber's own subscription_succeeded goes out first).
  * Nested maps, not joined string keys: nothing is allocated per channel but the map entry.
  */
 class MemoryCounts implements Counts {
-  readonly #totals: Record<CountSpace, ChannelMap<number>> = { subscriptions: new ChannelMap(), users: new ChannelMap() };
+  readonly #totals = spaces<number>();
   /** Totals before this turn's first change of each, not reported yet. */
-  readonly #before: Record<CountSpace, ChannelMap<number>> = { subscriptions: new ChannelMap(), users: new ChannelMap() };
+  readonly #before = spaces<number>();
+  /** Names marked present (see mark). */
+  readonly #marked = spaces<true>();
   #reportScheduled = false;
   readonly #onChange: (change: CountChange) => void;
 
@@ -129,9 +137,17 @@ class MemoryCounts implements Counts {
     return Promise.resolve(out);
   }
 
+  mark(appId: string, space: CountSpace, name: string, present: boolean): Promise<boolean> {
+    const marked = this.#marked[space];
+    const was = marked.get(appId, name) === true;
+    if (present) marked.set(appId, name, true);
+    else marked.delete(appId, name);
+    return Promise.resolve(was !== present);
+  }
+
   #report(): void {
     this.#reportScheduled = false;
-    for (const space of ['subscriptions', 'users'] as const) {
+    for (const space of COUNT_SPACES) {
       const pending = this.#before[space];
       for (const [appId, name, before] of pending.entries()) {
         pending.delete(appId, name);

@@ -86,9 +86,10 @@ export type ControlMessage =
 
 /**
  * What cluster-wide counts are kept of: each channel's subscriptions (every dialect's), each
- * signed-in user's connections.
+ * signed-in user's connections, each presence member's connections per channel (name
+ * `channel\nuser id`: one user in two tabs is one member).
  */
-export type CountSpace = 'subscriptions' | 'users';
+export type CountSpace = 'subscriptions' | 'users' | 'members';
 
 /** One change of a cluster-wide count, with the totals before and after it. */
 export interface CountChange {
@@ -115,6 +116,12 @@ export interface Counts {
   total(appId: string, space: CountSpace, name: string): Promise<number>;
   /** Every name of the space with a positive total whose name starts with `prefix`, and its total. */
   list(appId: string, space: CountSpace, prefix: string): Promise<Map<string, number>>;
+  /**
+   * Records whether the name was last announced as present (occupied, member added) and says
+   * whether that changed, atomically for the whole cluster: of nodes racing to announce one
+   * state, one gets true. What announces transitions exactly once, in alternation (webhooks).
+   */
+  mark(appId: string, space: CountSpace, name: string, present: boolean): Promise<boolean>;
 }
 
 /** Cluster-wide figures for /health (the memory engine reports this node only). */

@@ -145,6 +145,7 @@ export class PusherSession {
       const cached = traits.cache ? await this.#lastCachedEvent(channel) : undefined;
       this.#sendSucceeded(channel, subscription, roster);
       if (traits.cache) this.#connection.send(cached ? pusherEncoder.encode(cached) : objectFrame('pusher:cache_miss', channel, {}));
+      if (traits.cache && !cached) this.#ctx.webhooks.cacheMiss(this.#app, channel);
       this.#release(subscriber, cached?.offset);
       if (member && roster) {
         // Caught here: nothing else may await it (a connection that never leaves), and an
@@ -301,6 +302,8 @@ export class PusherSession {
       binary: false,
       userId: subscription.member?.user,
     });
+    const data = typeof frame.data === 'string' ? frame.data : JSON.stringify(frame.data ?? null);
+    this.#ctx.webhooks.clientEvent(this.#app, { channel, event, data, socketId: this.#connection.id, userId: subscription.member?.user });
   }
 
   // ---- user authentication ------------------------------------------------------------------------

@@ -57,6 +57,16 @@ local after = sum(KEYS[1])
 setIndex(KEYS[2], ARGV[4], after)
 return {before, after, known and 0 or 1}`;
 
+/**
+ * KEYS: the space's marks hash. ARGV: name, '1' present / '0' absent. Returns 1 when that changed.
+ * Absent names have no field, so marks of vacated channels take no room.
+ */
+const MARK = `local was = redis.call('HEXISTS', KEYS[1], ARGV[1]) == 1
+local present = ARGV[2] == '1'
+if present then redis.call('HSET', KEYS[1], ARGV[1], 1) else redis.call('HDEL', KEYS[1], ARGV[1]) end
+if was ~= present then return 1 end
+return 0`;
+
 /** KEYS: node table. ARGV: node id, node TTL (ms). Returns 1 when the node was in the table (see COUNT_SET). */
 const NODE_REFRESH = `${NOW_MS}
 local known = redis.call('ZSCORE', KEYS[1], ARGV[1])
@@ -112,6 +122,7 @@ export interface CountCommands {
   chorusCountSet(...args: Array<string | number>): Promise<[number, number, number]>;
   chorusNodeRefresh(...args: Array<string | number>): Promise<number>;
   chorusCountSweep(...args: Array<string | number>): Promise<Array<string | number>>;
+  chorusCountMark(...args: Array<string | number>): Promise<number>;
   hget(key: string, field: string): Promise<string | null>;
   hscan(key: string, cursor: string, ...args: Array<string | number>): Promise<[string, string[]]>;
   hgetall(key: string): Promise<Record<string, string>>;
@@ -121,6 +132,7 @@ export const COUNT_SCRIPTS = {
   chorusCountSet: { numberOfKeys: 4, lua: COUNT_SET },
   chorusNodeRefresh: { numberOfKeys: 1, lua: NODE_REFRESH },
   chorusCountSweep: { numberOfKeys: 1, lua: SWEEP },
+  chorusCountMark: { numberOfKeys: 1, lua: MARK },
 } as const;
 
 interface Share {
@@ -208,6 +220,12 @@ export class RedisCounts implements Counts {
       else out.delete(share.name);
     }
     return out;
+  }
+
+  async mark(appId: string, space: CountSpace, name: string, present: boolean): Promise<boolean> {
+    // Not under the space's prefix, where a channel named "marks" would have its count.
+    const marks = `chorus:cnt:{${appId}}:marks:${space}`;
+    return Number(await (await this.#commands()).chorusCountMark(marks, name, present ? '1' : '0')) === 1;
   }
 
   /** Writes what is pending, then stops the timers; the node's entry expires and is swept. */
