@@ -27,13 +27,14 @@ export default tseslint.config(
     ...tseslint.configs.disableTypeChecked,
   },
   {
-    files: ['examples/**/*.js', 'examples/**/*.mjs'],
+    files: ['examples/**/*.js', 'examples/**/*.mjs', 'packages/server/admin-ui/**/*.js'],
     languageOptions: {
       globals: {
         window: 'readonly', document: 'readonly', console: 'readonly', WebSocket: 'readonly', fetch: 'readonly', location: 'readonly', Blob: 'readonly',
         navigator: 'readonly', localStorage: 'readonly', sessionStorage: 'readonly', performance: 'readonly', URLSearchParams: 'readonly',
         setTimeout: 'readonly', clearTimeout: 'readonly', setInterval: 'readonly', clearInterval: 'readonly',
         requestAnimationFrame: 'readonly', cancelAnimationFrame: 'readonly', CustomEvent: 'readonly',
+        EventSource: 'readonly', FormData: 'readonly', Option: 'readonly',
       },
     },
   },

@@ -96,6 +96,7 @@ export const HttpErrors = Object.freeze({
   INTERNAL: httpError(500, 'internal', 'The server failed to handle the request (a bug: it is logged); retrying may work.'),
   SHUTTING_DOWN: httpError(503, 'shutting_down', 'The server is shutting down; try another instance or later.'),
   ENGINE_UNAVAILABLE: httpError(503, 'engine_unavailable', 'The server cannot reach its engine (Redis): nothing was published. Retry after the Retry-After header\'s seconds.'),
+  ADMIN_UNAUTHORIZED: httpError(401, 'admin_unauthorized', 'The admin API and dashboard need the config\'s admin.user and admin.password: HTTP Basic, or Authorization: Bearer <password>.'),
 } satisfies Record<string, HttpErrorInfo>);
 
 export type HttpErrorName = keyof typeof HttpErrors;

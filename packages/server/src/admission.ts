@@ -89,18 +89,20 @@ export function routeUpgrade(dialects: readonly Dialect[], url: URL, config: Cho
 }
 
 export async function admit<Route, Grant>(ctx: ServerContext, acceptor: Acceptor, dialect: Dialect<Route, Grant>, route: Route, upgrade: PendingUpgrade): Promise<void> {
+  const app = ctx.apps.byKey(dialect.appKey(route, upgrade));
   const refuseAfterAccept = async (refused: Refusal): Promise<void> => {
+    if (app && ctx.activity.watched(app.id)) ctx.activity.emit(app.id, { type: 'refused', dialect: dialect.name, code: refused.close.code, reason: refused.message, ip: upgrade.ip });
     const ws = await acceptor.accept(upgrade, undefined);
     if (!ws) return;
     ws.on('error', () => undefined);
     dialect.refuse(ws, refused);
   };
 
-  const app = ctx.apps.byKey(dialect.appKey(route, upgrade));
   if (!app) return refuseAfterAccept(dialect.unknownApp);
   if (!app.enabled) return refuseAfterAccept(dialect.appDisabled ?? dialect.unknownApp);
   if (!app.allowsOrigin(upgrade.req.headers.origin)) {
     ctx.log.info({ app: app.id, origin: upgrade.req.headers.origin }, 'origin not allowed');
+    if (ctx.activity.watched(app.id)) ctx.activity.emit(app.id, { type: 'refused', dialect: dialect.name, code: HttpErrors.ORIGIN_NOT_ALLOWED.status, reason: `origin ${String(upgrade.req.headers.origin)} not allowed`, ip: upgrade.ip });
     return refuseHttp(upgrade.socket, HttpErrors.ORIGIN_NOT_ALLOWED);
   }
   const verdict = await dialect.authorize(ctx, app, route, upgrade);
@@ -112,6 +114,7 @@ export async function admit<Route, Grant>(ctx: ServerContext, acceptor: Acceptor
     ctx.log.info({ app: app.id, ip: upgrade.ip, refusal: limited }, 'connection refused');
     const refused = dialect.overLimit?.(limited);
     if (refused) return refuseAfterAccept(refused);
+    if (ctx.activity.watched(app.id)) ctx.activity.emit(app.id, { type: 'refused', dialect: dialect.name, code: HttpErrors.TOO_MANY_CONNECTIONS.status, reason: limited, ip: upgrade.ip });
     return refuseHttp(upgrade.socket, HttpErrors.TOO_MANY_CONNECTIONS, `Too many connections: ${limited}.`);
   }
 
@@ -120,5 +123,6 @@ export async function admit<Route, Grant>(ctx: ServerContext, acceptor: Acceptor
   const id = dialect.newConnectionId?.() ?? ctx.newConnectionId();
   const connection = new Connection(id, ws, upgrade.socket, ctx.scheduler, app.limits.maxPendingBytes);
   ctx.connections.add(connection, app, upgrade.ip);
+  if (ctx.activity.watched(app.id)) ctx.activity.emit(app.id, { type: 'connected', connection: id, dialect: dialect.name, ip: upgrade.ip });
   dialect.open(ctx, app, connection, verdict.grant, upgrade);
 }

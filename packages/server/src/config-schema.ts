@@ -70,6 +70,15 @@ export const configSchema = {
         activityTimeoutSeconds: { type: 'integer', minimum: 1, maximum: 3600 },
       },
     },
+    admin: {
+      type: 'object',
+      additionalProperties: false,
+      required: ['password'],
+      properties: {
+        user: { type: 'string', minLength: 1, maxLength: 128, pattern: '^[^:]+$' },
+        password: { type: 'string', minLength: 16, maxLength: 1024 },
+      },
+    },
     webhooks: {
       type: 'object',
       additionalProperties: false,

@@ -159,7 +159,15 @@ export interface ChorusConfig {
   examples: boolean;
   pusher: PusherServerConfig;
   webhooks: WebhookOptions;
+  /** The admin API and dashboard under /admin/; undefined turns them off (404). */
+  admin: AdminConfig | undefined;
   apps: AppConfig[];
+}
+
+/** Who may use the admin API and dashboard (HTTP Basic, or `Authorization: Bearer <password>`). */
+export interface AdminConfig {
+  user: string;
+  password: string;
 }
 
 /** Where publications, history and presence live: this process, or Redis for many nodes. */
@@ -224,6 +232,7 @@ export const DEFAULTS: Readonly<Omit<ChorusConfig, 'apps'>> = Object.freeze({
   examples: true,
   pusher: DEFAULT_PUSHER,
   webhooks: DEFAULT_WEBHOOKS,
+  admin: undefined,
 });
 
 /** The shape a user may write: everything optional but the app identities. */
@@ -244,6 +253,7 @@ export interface ChorusConfigInput {
   examples?: boolean;
   pusher?: Partial<PusherServerConfig>;
   webhooks?: Partial<WebhookOptions>;
+  admin?: { user?: string; password: string };
   limits?: Partial<Limits>;
   history?: Partial<HistoryConfig>;
   apps?: AppConfigInput[];
@@ -297,7 +307,7 @@ function describe(error: ErrorObject): string {
       return `must be one of ${(error.params['allowedValues'] as unknown[]).join(', ')}`;
     case 'minLength':
       // ajv's "must NOT have fewer than 16 characters" says neither why nor what to do instead.
-      if (/(^|\/)secret$/.test(error.instancePath) && typeof error.data === 'string') {
+      if (/(^|\/)(secret|password)$/.test(error.instancePath) && typeof error.data === 'string') {
         return `is ${error.data.length} characters; secrets must be at least ${String(error.params['limit'])} characters so they cannot be guessed — ${MAKE_SECRET}`;
       }
       if (/(^|\/)key$/.test(error.instancePath) && typeof error.data === 'string') {
@@ -382,6 +392,7 @@ export function resolveConfig(input: unknown, source = 'config'): ChorusConfig {
     examples: input.examples ?? DEFAULTS.examples,
     pusher: { ...DEFAULTS.pusher, ...input.pusher },
     webhooks: { ...DEFAULTS.webhooks, ...input.webhooks },
+    admin: input.admin ? { user: input.admin.user ?? 'admin', password: input.admin.password } : undefined,
     apps,
   };
 }

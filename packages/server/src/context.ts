@@ -1,5 +1,6 @@
 /** What the dialects and HTTP handlers share: one object per running server. */
 import type { Logger } from 'pino';
+import type { ActivityFeed } from './admin/activity.js';
 import type { AppRegistry } from './apps.js';
 import type { ChorusConfig } from './config.js';
 import type { Engine } from './engine/types.js';
@@ -22,6 +23,8 @@ export interface ServerContext {
   readonly users: UserConnections;
   /** The app's webhook receivers, told what happens on channels (docs/webhooks.md). */
   readonly webhooks: Webhooks;
+  /** This node's happenings per app, for the admin dashboard's debug console. */
+  readonly activity: ActivityFeed;
   /** Unique per server instance, so connection ids stay unique across nodes. */
   newConnectionId(): string;
   readonly startedAt: number;

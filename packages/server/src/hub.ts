@@ -10,6 +10,7 @@ import { ChannelMap } from './channel-map.js';
 import type { Connection } from './connection.js';
 import type { Broker, Counts, MessagePublication, Publication } from './engine/types.js';
 import type { OutboundScheduler, SharedRun } from './outbound.js';
+import type { ActivityFeed } from './admin/activity.js';
 
 /** Turns a publication into the wire frame a dialect's clients expect. */
 export interface PublicationEncoder {
@@ -98,9 +99,11 @@ export class Hub {
   readonly #scheduler: OutboundScheduler;
   #broker: Pick<Broker, 'attach' | 'detach'> | undefined;
   #counts: Pick<Counts, 'set'> | undefined;
+  readonly #activity: ActivityFeed | undefined;
 
-  constructor(scheduler: OutboundScheduler) {
+  constructor(scheduler: OutboundScheduler, activity?: ActivityFeed) {
     this.#scheduler = scheduler;
+    this.#activity = activity;
   }
 
   /**
@@ -121,6 +124,7 @@ export class Hub {
     if (!entry) this.#channels.set(appId, channel, (entry = new ChannelEntry()));
     entry.subscribers.set(subscriber.connection.id, subscriber);
     this.#counts?.set(appId, 'subscriptions', channel, entry.subscribers.size);
+    if (this.#activity?.watched(appId)) this.#activity.emit(appId, { type: 'subscribed', connection: subscriber.connection.id, channel });
     // A run's members are fixed when it starts: the channel's next frame starts a new one.
     entry.endRun();
     // Idempotent in the engine: it returns the current attachment (renewed after reconnects).
@@ -132,6 +136,7 @@ export class Hub {
     if (entry?.subscribers.get(subscriber.connection.id) !== subscriber) return;
     entry.subscribers.delete(subscriber.connection.id);
     this.#counts?.set(appId, 'subscriptions', channel, entry.subscribers.size);
+    if (this.#activity?.watched(appId)) this.#activity.emit(appId, { type: 'unsubscribed', connection: subscriber.connection.id, channel });
     // Its queue may hold the run, which must not grow for it any more.
     entry.endRun();
     if (entry.subscribers.size === 0) {
@@ -165,6 +170,7 @@ export class Hub {
    * to that run once, plus sent one by one to the few subscribers outside it.
    */
   readonly deliver = (publication: Publication): void => {
+    this.#activity?.publication(publication);
     const entry = this.#channels.get(publication.appId, publication.channel);
     if (!entry) return;
     if (publication.kind === 'presence') {

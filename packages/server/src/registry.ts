@@ -2,6 +2,7 @@
  * Every open connection, counted per app and per client IP so connection limits can be checked
  * before an upgrade is accepted. A connection leaves the registry by itself when its socket closes.
  */
+import type { ActivityFeed } from './admin/activity.js';
 import type { App } from './apps.js';
 import type { Connection } from './connection.js';
 
@@ -14,6 +15,11 @@ export class ConnectionRegistry implements Iterable<Connection> {
   readonly #entries = new Map<Connection, Entry>();
   readonly #perApp = new Map<string, number>();
   readonly #perIp = new Map<string, number>();
+  readonly #activity: ActivityFeed | undefined;
+
+  constructor(activity?: ActivityFeed) {
+    this.#activity = activity;
+  }
 
   get size(): number {
     return this.#entries.size;
@@ -40,13 +46,25 @@ export class ConnectionRegistry implements Iterable<Connection> {
     increment(this.#perApp, app.id, 1);
     increment(this.#perIp, ip, 1);
     // 'close' is emitted once; `on` spares the wrapper objects `once` keeps per connection.
-    connection.ws.on('close', () => this.#remove(connection));
+    connection.ws.on('close', (code: number) => this.#remove(connection, code));
   }
 
-  #remove(connection: Connection): void {
+  /** This node's connection with that id (the admin API's disconnect). */
+  byId(id: string): { connection: Connection; appId: string } | undefined {
+    for (const [connection, entry] of this.#entries) if (connection.id === id) return { connection, appId: entry.appId };
+    return undefined;
+  }
+
+  /** How many connections each app has on this node. */
+  perApp(): ReadonlyMap<string, number> {
+    return this.#perApp;
+  }
+
+  #remove(connection: Connection, code: number): void {
     const entry = this.#entries.get(connection);
     if (!entry) return;
     this.#entries.delete(connection);
+    if (this.#activity?.watched(entry.appId)) this.#activity.emit(entry.appId, { type: 'disconnected', connection: connection.id, code });
     increment(this.#perApp, entry.appId, -1);
     increment(this.#perIp, entry.ip, -1);
   }

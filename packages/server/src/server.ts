@@ -26,9 +26,12 @@ import { ConnectionRegistry } from './registry.js';
 import { UpgradeHandler } from './upgrade.js';
 import { UserConnections } from './users.js';
 import { Webhooks } from './webhooks/index.js';
+import { ActivityFeed } from './admin/activity.js';
+import { adminClose } from './admin/api.js';
 
 const DEFAULT_EXAMPLES_DIR = fileURLToPath(new URL('../../../examples/', import.meta.url));
 const CLIENT_BUNDLE_DIR = fileURLToPath(new URL('../../client/dist/', import.meta.url));
+const ADMIN_UI_DIR = fileURLToPath(new URL('../admin-ui/', import.meta.url));
 
 export interface ServerOptions {
   /** A pino logger; by default one is created at the config's logLevel, writing to stdout. */
@@ -51,7 +54,8 @@ export class ChorusServer {
     this.config = config;
     this.log = options.logger ?? pino({ level: config.logLevel });
     const scheduler = new OutboundScheduler(config.closeTimeoutMs);
-    const hub = new Hub(scheduler);
+    const activity = new ActivityFeed();
+    const hub = new Hub(scheduler, activity);
     const apps = new AppRegistry(config.apps);
     let connectionCount = 0;
     const nodeId = randomBytes(4).toString('hex');
@@ -60,7 +64,11 @@ export class ChorusServer {
         onPublication: hub.deliver,
         onGap: hub.gap,
         onControl: (message) => {
-          if (message.kind === 'terminate-user') this.#ctx.users.terminate(message.appId, message.userId);
+          if (message.kind === 'terminate-user') this.#ctx.users.terminate(message.appId, message.userId, adminClose(message.code, message.reason, CloseCodes.TERMINATED));
+          if (message.kind === 'disconnect-connection') {
+            const found = this.#ctx.connections.byId(message.connectionId);
+            if (found?.appId === message.appId) found.connection.close(adminClose(message.code, message.reason, CloseCodes.TERMINATED));
+          }
           for (const dialect of DIALECTS) dialect.onControl?.(this.#ctx, message);
         },
         onCountChange: (change) => {
@@ -81,11 +89,12 @@ export class ChorusServer {
       config,
       apps,
       engine,
-      webhooks: new Webhooks(apps, engine.counts, config.webhooks, this.log),
+      webhooks: new Webhooks(apps, engine.counts, config.webhooks, this.log, activity),
+      activity,
       hub,
       scheduler,
       log: this.log,
-      connections: new ConnectionRegistry(),
+      connections: new ConnectionRegistry(activity),
       users: new UserConnections(),
       newConnectionId: () => `${nodeId}.${(++connectionCount).toString(36)}`,
       startedAt: Date.now(),
@@ -94,7 +103,7 @@ export class ChorusServer {
     hub.bind(this.#ctx.engine);
     this.#ctx.users.bind(this.#ctx.engine.counts);
     this.#upgrades = new UpgradeHandler(this.#ctx, DIALECTS);
-    const handler = createRequestHandler(this.#ctx, { examplesDir: options.examplesDir ?? DEFAULT_EXAMPLES_DIR, clientDir: CLIENT_BUNDLE_DIR });
+    const handler = createRequestHandler(this.#ctx, { examplesDir: options.examplesDir ?? DEFAULT_EXAMPLES_DIR, clientDir: CLIENT_BUNDLE_DIR, adminDir: ADMIN_UI_DIR });
     // Slowloris defence: the request head must arrive within headersTimeoutMs. Node checks that
     // deadline only every connectionsCheckingInterval (30 s by default), so check often enough.
     // Node only reports the timeout, though: ConnectionGuard destroys the connection, with a

@@ -5,7 +5,7 @@
  * number of connections here is this node's share of a cluster-wide count (engine.counts), which
  * says whether the user is online anywhere (Pusher watchlists).
  */
-import { CloseCodes } from '@chorus/protocol';
+import { CloseCodes, type CloseCodeInfo } from '@chorus/protocol';
 import type { Connection } from './connection.js';
 import type { Counts } from './engine/types.js';
 
@@ -38,9 +38,9 @@ export class UserConnections {
     if (users.size === 0) this.#byApp.delete(appId);
   }
 
-  /** Closes every connection of the user on this node. */
-  terminate(appId: string, userId: string): void {
-    for (const connection of this.of(appId, userId)) connection.close(CloseCodes.TERMINATED);
+  /** Closes every connection of the user on this node (by default with TERMINATED). */
+  terminate(appId: string, userId: string, close: CloseCodeInfo = CloseCodes.TERMINATED): void {
+    for (const connection of this.of(appId, userId)) connection.close(close);
   }
 
   /** A copy: closing a connection removes it while the caller iterates. */

@@ -3,6 +3,7 @@
  * development app of dev-app.ts when the config names no apps, and logs for whoever reads them:
  * short coloured lines on a terminal, JSON lines otherwise.
  */
+import { createHmac } from 'node:crypto';
 import type { Logger } from 'pino';
 import type { ChorusConfigInput, LogLevel } from '../config.js';
 import { configSchema } from '../config-schema.js';
@@ -66,6 +67,9 @@ export async function serveCommand(argv: readonly string[]): Promise<number> {
     const { loadDevApp } = await import('./dev-app.js');
     devApp = await loadDevApp();
     input.apps = [devApp.app];
+    // The development dashboard's password comes from the kept app's secret: the same at every
+    // start, a new one with a new app, and nothing more to store.
+    input.admin ??= { password: developmentAdminPassword(devApp.app.secret) };
   }
   return serve(input, configPath ?? 'config', devApp, logFormat);
 }
@@ -188,11 +192,17 @@ function printBanner(server: ChorusServer, devApp: DevApp | undefined, exampleCh
     `    ${ws}://${base}/v4/${exampleChannel}?api_key=${app.key}&notify_self`,
   ];
   if (server.config.examples) lines.push(`  Example pages: ${server.scheme}://${base}/examples/`);
+  const { admin } = server.config;
+  if (admin) lines.push(devApp ? `  Admin dashboard: ${server.scheme}://${base}/admin/ (user ${admin.user}, password ${admin.password})` : `  Admin dashboard: ${server.scheme}://${base}/admin/ (user ${admin.user}, the password in your config)`);
   if (devApp) {
     const body = JSON.stringify({ key: app.key, secret: app.secret, channelId: exampleChannel, message: 'Hello from REST' });
     lines.push('  Publish from a backend:', `    curl -X POST ${server.scheme}://${base}/api/publish -H 'content-type: application/json' -d '${body}'`);
   }
   process.stdout.write(`${lines.join('\n')}\n\n`);
+}
+
+function developmentAdminPassword(secret: string): string {
+  return createHmac('sha256', secret).update('chorus development admin').digest('base64url').slice(0, 24);
 }
 
 function devAppOrigin(devApp: DevApp): string {

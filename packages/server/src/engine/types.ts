@@ -77,8 +77,10 @@ export interface EngineHandlers {
 
 /** Orders and news for every node, about connections wherever they are (not channel traffic). */
 export type ControlMessage =
-  /** End a signed-in user's connections (Pusher HTTP API terminate_connections). */
-  | { readonly kind: 'terminate-user'; readonly appId: string; readonly userId: string }
+  /** End a signed-in user's connections (Pusher HTTP API terminate_connections; the admin API, with its own close). */
+  | { readonly kind: 'terminate-user'; readonly appId: string; readonly userId: string; readonly code?: number; readonly reason?: string }
+  /** End one connection, wherever it is (the admin API). */
+  | { readonly kind: 'disconnect-connection'; readonly appId: string; readonly connectionId: string; readonly code?: number; readonly reason?: string }
   /** A channel's cluster-wide subscription count changed (for Pusher's subscription_count event). */
   | { readonly kind: 'subscription-count'; readonly appId: string; readonly channel: string; readonly count: number }
   /** A signed-in user's first connection opened or last one closed, cluster-wide (Pusher watchlists). */

@@ -1,6 +1,7 @@
 /** Plain HTTP requests: health, REST publish, the example pages. */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { HttpErrors, RAW_PATH, V1_PATH } from '@chorus/protocol';
+import { ADMIN_API_PREFIX, handleAdminApi, isAdmin, refuseAdmin } from '../admin/api.js';
 import type { ServerContext } from '../context.js';
 import { handlePusherApi, isPusherApiPath } from '../dialects/pusher/http-api.js';
 import { pusherDialect } from '../dialects/pusher/index.js';
@@ -16,6 +17,8 @@ export interface StaticRoots {
   readonly examplesDir: string;
   /** Folder holding chorus-client.js (+ .map), served as /client.js. */
   readonly clientDir: string;
+  /** The admin dashboard's files, served under /admin/. */
+  readonly adminDir: string;
 }
 
 export function createRequestHandler(ctx: ServerContext, roots: StaticRoots) {
@@ -47,6 +50,15 @@ async function route(ctx: ServerContext, roots: StaticRoots, req: IncomingMessag
   if (pathname === '/api/publish') {
     if (method !== 'POST') return sendError(res, HttpErrors.METHOD_NOT_ALLOWED, 'Use POST with a JSON body.');
     return handlePublish(ctx, req, res);
+  }
+  if (pathname === '/admin' || pathname.startsWith('/admin/')) {
+    const { admin } = ctx.config;
+    if (!admin) return sendError(res, HttpErrors.NOT_FOUND, 'The admin API and dashboard are off: set admin.password in the config (docs/admin.md).');
+    if (!isAdmin(admin, req)) return refuseAdmin(res);
+    if (pathname.startsWith(ADMIN_API_PREFIX)) return handleAdminApi(ctx, req, res, new URL(req.url ?? '/', 'http://localhost'));
+    if (method !== 'GET') return sendError(res, HttpErrors.METHOD_NOT_ALLOWED);
+    if (pathname === '/admin') return redirect(res, '/admin/');
+    return serveStatic(roots.adminDir, pathname === '/admin/' ? 'index.html' : pathname.slice('/admin/'.length), res);
   }
   if (isPusherApiPath(ctx, pathname)) return handlePusherApi(ctx, req, res, new URL(req.url ?? '/', 'http://localhost'));
   if (RAW_PATH.test(pathname) || pathname === V1_PATH || pusherDialect.match(new URL(pathname, 'http://localhost'), ctx.config)) {

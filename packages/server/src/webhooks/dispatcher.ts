@@ -13,6 +13,7 @@
  *   logged at most once a minute), so a receiver that is down cannot grow memory without bound.
  */
 import type { Logger } from 'pino';
+import type { ActivityFeed } from '../admin/activity.js';
 import type { App } from '../apps.js';
 import type { WebhookOptions, WebhookTarget } from '../config.js';
 import { webhookHeaders } from '../dialects/pusher/signatures.js';
@@ -66,10 +67,12 @@ export class WebhookDispatcher {
   readonly #queues = new Map<string, ReceiverQueue>();
   #lastDropLog = 0;
   #closed = false;
+  readonly #activity: ActivityFeed | undefined;
 
-  constructor(options: WebhookOptions, log: Logger) {
+  constructor(options: WebhookOptions, log: Logger, activity?: ActivityFeed) {
     this.#options = options;
     this.#log = log.child({ component: 'webhooks' });
+    this.#activity = activity;
   }
 
   /** Queues the event for every receiver of the app that wants it. Never blocks, never throws. */
@@ -151,12 +154,21 @@ export class WebhookDispatcher {
         signal: AbortSignal.timeout(this.#options.timeoutMs),
       });
       await response.arrayBuffer().catch(() => undefined); // let the connection be reused
+      this.#tell(queue, batch, response.ok);
       if (response.ok) return true;
       this.#attemptFailed(app, target, `status ${response.status}`);
     } catch (error) {
+      this.#tell(queue, batch, false);
       this.#attemptFailed(app, target, (error as Error).name === 'TimeoutError' ? `no answer within webhooks.timeoutMs (${this.#options.timeoutMs} ms)` : String((error as Error).cause ?? error));
     }
     return false;
+  }
+
+  /** The debug console's line for a request. */
+  #tell(queue: ReceiverQueue, batch: Batch, ok: boolean): void {
+    if (!this.#activity?.watched(queue.app.id)) return;
+    const events = (JSON.parse(batch.body) as { events: WebhookEvent[] }).events.map((e) => `${e.name} ${e.channel}`);
+    this.#activity.emit(queue.app.id, { type: 'webhook', url: loggableUrl(queue.target.url), events, ok });
   }
 
   #attemptFailed(app: App, target: WebhookTarget, why: string): void {

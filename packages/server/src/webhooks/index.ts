@@ -13,6 +13,7 @@ import type { Logger } from 'pino';
 import type { App, AppRegistry } from '../apps.js';
 import type { WebhookOptions } from '../config.js';
 import { parseMemberCountName } from '../engine/member-counts.js';
+import type { ActivityFeed } from '../admin/activity.js';
 import type { CountChange, Counts, CountSpace } from '../engine/types.js';
 import { WebhookDispatcher, type WebhookEvent, type WebhookStats } from './dispatcher.js';
 
@@ -37,12 +38,12 @@ export class Webhooks {
   readonly #dispatcher: WebhookDispatcher;
   readonly #held = new Set<NodeJS.Timeout>();
 
-  constructor(apps: AppRegistry, counts: Pick<Counts, 'total' | 'mark'>, options: WebhookOptions, log: Logger) {
+  constructor(apps: AppRegistry, counts: Pick<Counts, 'total' | 'mark'>, options: WebhookOptions, log: Logger, activity?: ActivityFeed) {
     this.#apps = apps;
     this.#counts = counts;
     this.#options = options;
     this.#log = log;
-    this.#dispatcher = new WebhookDispatcher(options, log);
+    this.#dispatcher = new WebhookDispatcher(options, log, activity);
   }
 
   get stats(): Readonly<WebhookStats> {

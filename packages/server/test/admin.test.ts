@@ -1,0 +1,225 @@
+/**
+ * The admin API and dashboard: off without credentials in the config, refused without them in a
+ * request, and, with them, live counts, a channel's insides, a user's connections, publishing,
+ * disconnecting with a chosen code, and the activity stream the debug console shows. Then the
+ * dashboard itself in Chromium, with two browser contexts making traffic (its screenshots go to
+ * test-results/screenshots/, git-ignored; docs/screenshots/ has copies from a run).
+ */
+import assert from 'node:assert/strict';
+import { mkdirSync } from 'node:fs';
+import { after, describe, it } from 'node:test';
+import { fileURLToPath } from 'node:url';
+import PusherServer from 'pusher';
+import type { ChorusServer } from '../src/index.ts';
+import { launchChromium } from './browser.ts';
+import { TEST_APP, TestClient, closeAfterwards, rawUrl, settle, wsBase } from './helpers.ts';
+
+const { serverWith, track } = closeAfterwards();
+const ADMIN = { user: 'ops', password: 'admin-password-0123456789' };
+const BASIC = `Basic ${Buffer.from(`${ADMIN.user}:${ADMIN.password}`).toString('base64')}`;
+const SCREENSHOTS = fileURLToPath(new URL('../../../test-results/screenshots/', import.meta.url));
+
+function adminServer(): Promise<ChorusServer> {
+  return serverWith({ admin: ADMIN, apps: [{ ...TEST_APP }] });
+}
+
+async function call(server: ChorusServer, path: string, init: RequestInit = {}, auth: string | undefined = BASIC): Promise<{ status: number; body: Record<string, unknown>; headers: Headers }> {
+  const headers = new Headers(init.headers);
+  if (auth) headers.set('authorization', auth);
+  if (init.body) headers.set('content-type', 'application/json');
+  const res = await fetch(`http://127.0.0.1:${server.port}${path}`, { ...init, headers });
+  const text = await res.text();
+  let body: Record<string, unknown>;
+  try {
+    body = JSON.parse(text) as Record<string, unknown>;
+  } catch {
+    body = { text };
+  }
+  return { status: res.status, body, headers: res.headers };
+}
+
+describe('admin API', () => {
+  it('is off (404, naming admin.password) without admin credentials in the config', async () => {
+    const server = await serverWith();
+    for (const path of ['/admin/', '/admin/api/apps']) {
+      const { status, body } = await call(server, path);
+      assert.equal(status, 404);
+      assert.match(String(body['error']), /admin\.password/);
+    }
+  });
+
+  it('refuses requests without the credentials (401 admin_unauthorized, a Basic challenge); takes Basic and Bearer', async () => {
+    const server = await adminServer();
+    for (const auth of ['', `Basic ${Buffer.from('ops:wrong-password-000000').toString('base64')}`, `Basic ${Buffer.from(`admin:${ADMIN.password}`).toString('base64')}`, 'Bearer nope']) {
+      const { status, body, headers } = await call(server, '/admin/api/apps', {}, auth);
+      assert.equal(status, 401, String(auth));
+      assert.equal(body['code'], 'admin_unauthorized');
+      assert.match(headers.get('www-authenticate') ?? '', /^Basic realm=/);
+    }
+    assert.equal((await call(server, '/admin/api/apps')).status, 200);
+    assert.equal((await call(server, '/admin/api/apps', {}, `Bearer ${ADMIN.password}`)).status, 200);
+    assert.equal((await call(server, '/admin/')).status, 200, 'the dashboard page');
+  });
+
+  it('shows apps, channels, a channel\'s subscribers, presence and history, and a user\'s connections', async () => {
+    const server = await adminServer();
+    track(await TestClient.open(rawUrl(server, 'room', `api_key=${TEST_APP.key}&presence=1&user=ann`)));
+    const bob = track(await TestClient.open(rawUrl(server, 'room', `api_key=${TEST_APP.key}&presence=1&user=bob`)));
+    track(await TestClient.open(rawUrl(server, 'lobby')));
+    bob.ws.send('hello admin');
+    await settle(200);
+
+    const { body: apps } = await call(server, '/admin/api/apps');
+    assert.deepEqual(apps['apps'], [{ id: TEST_APP.id, key: TEST_APP.key, enabled: true, connectionsOnThisNode: 3, channels: 2, subscriptions: 3, webhooks: 0 }]);
+    const { body: listed } = await call(server, '/admin/api/apps/test/channels?prefix=ro');
+    assert.deepEqual(listed['channels'], [{ name: 'room', subscriptions: 2 }]);
+    const { body: room } = await call(server, '/admin/api/apps/test/channels/room');
+    assert.equal(room['subscriptions'], 2);
+    assert.deepEqual((room['presence'] as Array<{ user: string }>).map((m) => m.user).sort(), ['ann', 'bob']);
+    const history = room['history'] as { publications: Array<{ preview: string; offset: number }> };
+    assert.deepEqual(history.publications.map((p) => p.preview), ['hello admin']);
+
+    const { status: missing } = await call(server, '/admin/api/apps/nope/channels');
+    assert.equal(missing, 404);
+  });
+
+  it('publishes a test event to every dialect, and disconnects a connection and a signed-in user with the chosen code', async () => {
+    const server = await adminServer();
+    const listener = track(await TestClient.open(rawUrl(server, 'news')));
+    const sent = await call(server, '/admin/api/apps/test/publish', { method: 'POST', body: JSON.stringify({ channel: 'news', event: 'headline', data: { title: 'hi' } }) });
+    assert.equal(sent.status, 200);
+    await listener.until(() => listener.received.length === 1, 'the published event');
+    assert.deepEqual(JSON.parse(listener.received[0]?.text ?? ''), { event: 'headline', data: { title: 'hi' } });
+    const bad = await call(server, '/admin/api/apps/test/publish', { method: 'POST', body: JSON.stringify({ channel: 'a b' }) });
+    assert.equal(bad.status, 400);
+
+    // A raw connection by id: the id shows in the activity stream and the channel's subscribers.
+    const { body: news } = await call(server, '/admin/api/apps/test/channels/news');
+    const id = (news['subscribersOnThisNode'] as Array<{ connection: string }>)[0]?.connection ?? '';
+    const badCode = await call(server, `/admin/api/apps/test/connections/${id}/disconnect`, { method: 'POST', body: JSON.stringify({ code: 3000 }) });
+    assert.equal(badCode.status, 400);
+    assert.equal((await call(server, `/admin/api/apps/test/connections/${id}/disconnect`, { method: 'POST', body: JSON.stringify({ code: 4321, reason: 'maintenance' }) })).status, 200);
+    const closed = await listener.closed();
+    assert.deepEqual(closed, { code: 4321, reason: 'maintenance' });
+
+    // A signed-in Pusher user, by user id.
+    const pusher = track(await TestClient.open(`${wsBase(server)}/app/${TEST_APP.key}?protocol=7`));
+    await pusher.until(() => pusher.events('pusher:connection_established').length === 1, 'established');
+    const socketId = (JSON.parse(pusher.events('pusher:connection_established')[0]?.data as string) as { socket_id: string }).socket_id;
+    const signer = new PusherServer({ appId: TEST_APP.id, key: TEST_APP.key, secret: TEST_APP.secret, host: '127.0.0.1' });
+    const { auth, user_data: userData } = signer.authenticateUser(socketId, { id: 'carol' });
+    pusher.ws.send(JSON.stringify({ event: 'pusher:signin', data: { auth, user_data: userData } }));
+    await pusher.until(() => pusher.events('pusher:signin_success').length === 1, 'signin');
+    const { body: carol } = await call(server, '/admin/api/apps/test/users/carol');
+    assert.deepEqual(carol, { user: 'carol', online: true, connections: 1, connectionsOnThisNode: [socketId] });
+    await call(server, '/admin/api/apps/test/users/carol/disconnect', { method: 'POST', body: JSON.stringify({ code: 4009 }) });
+    assert.equal((await pusher.closed()).code, 4009);
+  });
+
+  it('streams the app\'s activity (connections, subscriptions, publications, refusals) as Server-Sent Events', async () => {
+    const server = await adminServer();
+    const controller = new AbortController();
+    const res = await fetch(`http://127.0.0.1:${server.port}/admin/api/apps/test/activity`, { headers: { authorization: BASIC }, signal: controller.signal });
+    assert.equal(res.headers.get('content-type'), 'text/event-stream; charset=utf-8');
+    const items: Array<Record<string, unknown>> = [];
+    const reading = (async () => {
+      const decoder = new TextDecoder();
+      let buffer = '';
+      for await (const chunk of res.body as unknown as AsyncIterable<Uint8Array>) {
+        buffer += decoder.decode(chunk, { stream: true });
+        let end: number;
+        while ((end = buffer.indexOf('\n\n')) >= 0) {
+          const block = buffer.slice(0, end);
+          buffer = buffer.slice(end + 2);
+          if (block.startsWith('data: ')) items.push(JSON.parse(block.slice('data: '.length)) as Record<string, unknown>);
+        }
+      }
+    })().catch(() => undefined);
+    await settle(100);
+    const client = track(await TestClient.open(rawUrl(server, 'watched')));
+    client.ws.send(`${'x'.repeat(300)}`);
+    track(new TestClient(rawUrl(server, 'private-nope')));
+    const deadline = Date.now() + 5000;
+    const types = (): string[] => items.map((i) => String(i['type']));
+    while (!(types().includes('publication') && types().includes('refused')) && Date.now() < deadline) await settle(50);
+    controller.abort();
+    await reading;
+    assert.deepEqual(types().slice(0, 3), ['connected', 'subscribed', 'publication']);
+    const publication = items.find((i) => i['type'] === 'publication') ?? {};
+    assert.equal(publication['channel'], 'watched');
+    assert.equal(publication['bytes'], 300);
+    assert.equal(String(publication['preview']).length, 201, 'the payload truncated to 200 characters and an ellipsis');
+    const refused = items.find((i) => i['type'] === 'refused') ?? {};
+    assert.equal(refused['code'], 4003);
+  });
+});
+
+describe('admin dashboard in Chromium', () => {
+  let browser: Awaited<ReturnType<typeof launchChromium>> | undefined;
+  after(() => browser?.close());
+
+  it('shows live counts, the apps and channels, streams two browsers\' traffic in the debug console, filters it, and sends an event', async () => {
+    const server = await adminServer();
+    browser = await launchChromium();
+    const origin = `http://127.0.0.1:${server.port}`;
+    const dashboard = await (await browser.newContext({ httpCredentials: { username: ADMIN.user, password: ADMIN.password }, viewport: { width: 1100, height: 1500 } })).newPage();
+    await dashboard.goto(`${origin}/admin/`);
+    await dashboard.getByText(/streaming test/).waitFor({ timeout: 10_000 });
+
+    // Two other browsers make traffic with the seed's raw WebSocket code.
+    const users = await Promise.all([browser.newContext(), browser.newContext()].map(async (context) => (await context).newPage()));
+    for (const [i, page] of users.entries()) {
+      await page.goto(`${origin}/examples/`);
+      await page.evaluate(
+        ({ url, name }) =>
+          new Promise<void>((resolve) => {
+            const socket = new WebSocket(url);
+            const messages: string[] = [];
+            Object.assign(globalThis, { messages });
+            socket.addEventListener('message', (event) => messages.push(String(event.data)));
+            socket.addEventListener('open', () => {
+              socket.send(JSON.stringify({ event: 'chat', data: { from: name } }));
+              resolve();
+            });
+          }),
+        { url: `${wsBase(server)}/v4/chat-room?api_key=${TEST_APP.key}&notify_self`, name: `user-${i}` },
+      );
+    }
+    const log = dashboard.getByTestId('console-log');
+    await log.getByText(/publication on chat-room .*"from":"user-1"/).waitFor({ timeout: 10_000 });
+    await dashboard.getByTestId('connections-now').getByText('2').waitFor({ timeout: 5000 });
+    await dashboard.getByTestId('channels-table').getByText('chat-room').waitFor({ timeout: 5000 });
+    assert.equal(await log.getByText(/connected .* \(raw, /).count(), 2);
+
+    // Keyboard: the filter narrows the console to one kind of line.
+    await dashboard.getByTestId('console-filter').focus();
+    await dashboard.keyboard.type('subscribed to');
+    await settle(100);
+    const visible = await log.locator('li:not([hidden])').allTextContents();
+    assert.ok(visible.length === 2 && visible.every((line) => line.includes('subscribed to chat-room')), visible.join('\n'));
+
+    // The send form reaches both browsers.
+    const form = dashboard.getByTestId('send-form');
+    await form.getByLabel('Channel').fill('chat-room');
+    await form.getByLabel('Event').fill('notice');
+    await form.getByLabel(/Data/).fill('{"text":"from the dashboard"}');
+    await form.getByRole('button', { name: 'Send' }).click();
+    for (const page of users) {
+      const got = await page.waitForFunction(
+        () => (globalThis as unknown as { messages: string[] }).messages.find((m) => m.includes('from the dashboard')),
+        undefined,
+        { timeout: 5000 },
+      );
+      assert.deepEqual(JSON.parse(String(await got.jsonValue())), { event: 'notice', data: { text: 'from the dashboard' } });
+    }
+
+    mkdirSync(SCREENSHOTS, { recursive: true });
+    await dashboard.getByTestId('console-filter').fill('');
+    await settle(1200); // a chart point or two
+    await dashboard.screenshot({ path: `${SCREENSHOTS}admin-dashboard.png`, fullPage: true });
+    await dashboard.setViewportSize({ width: 420, height: 900 });
+    await dashboard.screenshot({ path: `${SCREENSHOTS}admin-dashboard-narrow.png` });
+    const narrowWidth = await dashboard.evaluate<number>('document.documentElement.scrollWidth');
+    assert.ok(narrowWidth <= 420, `no horizontal scrolling of the page at 420 px (scrollWidth ${narrowWidth}); wide tables scroll in their own box`);
+  });
+});
