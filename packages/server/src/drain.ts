@@ -19,26 +19,24 @@ import type { Connection } from './connection.js';
 export const DRAIN_TICK_MS = 50;
 
 /**
- * Closes `connections` (a snapshot is taken now) in batches every DRAIN_TICK_MS, so that the
- * last batch goes within `windowMs`. A connection that closed by itself meanwhile is skipped and
- * does not count against its batch. Resolves after the last batch; the close handshakes may
- * still be running.
+ * Closes `connections` (a snapshot is taken now) in batches every DRAIN_TICK_MS, the last one
+ * within `windowMs`: tick t closes the snapshot up to ⌈(t+1)·n/ticks⌉. A connection that closed
+ * by itself meanwhile is skipped, and a tick left with nothing to close is not waited for.
+ * Resolves after the last batch; the close handshakes may still be running.
  */
 export async function drainConnections(connections: Iterable<Connection>, windowMs: number): Promise<void> {
   const pending = [...connections];
-  const ticks = Math.max(1, Math.floor(windowMs / DRAIN_TICK_MS));
-  const perTick = Math.ceil(pending.length / ticks);
+  const ticks = Math.max(1, Math.min(pending.length, Math.floor(windowMs / DRAIN_TICK_MS)));
   const start = performance.now();
   let next = 0;
-  for (let tick = 0; next < pending.length; tick++) {
+  for (let tick = 0; tick < ticks; tick++) {
+    const end = Math.ceil(((tick + 1) * pending.length) / ticks);
+    const batch = pending.slice(next, end);
+    next = end;
+    if (!batch.some((c) => c.isOpen)) continue;
     // Against the start, not the previous tick: a busy event loop does not stretch the window.
     const wait = start + tick * DRAIN_TICK_MS - performance.now();
     if (wait > 0) await sleep(wait);
-    for (let closed = 0; closed < perTick && next < pending.length; ) {
-      const connection = pending[next++] as Connection;
-      if (!connection.isOpen) continue;
-      connection.close(CloseCodes.GOING_AWAY);
-      closed++;
-    }
+    for (const connection of batch) if (connection.isOpen) connection.close(CloseCodes.GOING_AWAY);
   }
 }
