@@ -120,7 +120,7 @@ describe('shutdown drain', { timeout: 30_000 }, () => {
     const v1s = await Promise.all(Array.from({ length: 10 }, () => V1Client.connected(server)));
     for (const v1 of v1s) track(v1.raw);
     await server.close();
-    const retries = v1s.map((v1) => (v1.pushes('disconnect')[0] as { retryAfterMs: number }).retryAfterMs);
+    const retries = v1s.map((v1) => v1.pushes('disconnect')[0]?.['retryAfterMs'] as number);
     for (const ms of retries) assert.ok(ms >= 0 && ms < 5000);
     assert.ok(Math.max(...retries) >= 50, `spread wider than one drain tick: ${retries.join(', ')}`);
     for (const v1 of v1s) assert.equal(v1.raw.closeCode, 1001);
