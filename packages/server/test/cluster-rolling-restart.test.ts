@@ -2,7 +2,8 @@
  * A rolling restart of a two-node cluster under load, with real parts: two `chorus serve`
  * processes on a real redis-server, behind a TCP balancer that health-checks /health, the real
  * SDK (@chorus/client) as subscribers and as a publisher that publishes continuously and counts
- * only acknowledged publications, and raw and Pusher clients straight on the nodes. SIGTERM node
+ * only acknowledged publications, pusher-js through the balancer, and raw and Pusher-protocol
+ * sockets straight on the nodes. SIGTERM node
  * A, start it again, then the same for node B: every subscriber must end with every acknowledged
  * publication exactly once, in order, and the drains must have spread their closes over
  * drainWindowMs with each dialect's "reconnect elsewhere" code.
@@ -13,6 +14,7 @@ import WebSocket from 'ws';
 import { createClient, type ChorusClient } from '../../client/src/index.ts';
 import { TEST_APP, TestClient, settle } from './helpers.ts';
 import { Balancer, Node } from './cluster.ts';
+import { Pusher, type PusherClient } from './pusher-js.ts';
 import { TestRedis } from './redis.ts';
 
 const DRAIN_WINDOW_MS = 1500;
@@ -44,6 +46,24 @@ async function subscriber(port: number): Promise<Subscriber> {
   channel.on('recovery-failed', () => sub.recoveryFailures++);
   await channel.subscribe();
   return sub;
+}
+
+/** pusher-js through the balancer: at-most-once, it must follow its 4200 to the other node. */
+interface PusherListener {
+  readonly client: PusherClient;
+  readonly numbers: number[];
+  connects: number;
+}
+
+async function pusherListener(port: number): Promise<PusherListener> {
+  const client = new Pusher(TEST_APP.key, { cluster: 'local', wsHost: '127.0.0.1', wsPort: port, forceTLS: false, enabledTransports: ['ws'] });
+  cleanups.push(() => client.disconnect());
+  const listener: PusherListener = { client, numbers: [], connects: 0 };
+  client.connection.bind('connected', () => listener.connects++);
+  const channel = client.subscribe(CHANNEL);
+  channel.bind('n', (data: unknown) => listener.numbers.push(Number(data)));
+  await new Promise((resolve) => channel.bind('pusher:subscription_succeeded', resolve));
+  return listener;
 }
 
 /** Raw and Pusher-protocol sockets straight on a node, recording their close code and time. */
@@ -93,6 +113,7 @@ describe('rolling restart of a two-node cluster', { timeout: 120_000 }, () => {
 
     const subscribers: Subscriber[] = [];
     for (let i = 0; i < SUBSCRIBERS; i++) subscribers.push(await subscriber(balancer.port));
+    const pusherListeners = [await pusherListener(balancer.port), await pusherListener(balancer.port)];
 
     // The publisher: one publication at a time, counted once acknowledged. A refused publish is
     // retried with the same msgId, so a publish that did happen is not published twice.
@@ -150,6 +171,14 @@ describe('rolling restart of a two-node cluster', { timeout: 120_000 }, () => {
       assert.deepEqual(s.numbers, expected, `subscriber ${i}: every acknowledged publication once, in order`);
     }
 
+    // pusher-js reconnected through the balancer after each 4200 and kept receiving: what it got
+    // is in order, without duplicates, and includes the last publication.
+    for (const [i, p] of pusherListeners.entries()) {
+      assert.ok(p.connects >= 2, `pusher-js ${i} reconnected (${p.connects} connects)`);
+      assert.ok(p.numbers.every((n, k) => k === 0 || n > (p.numbers[k - 1] as number)), `pusher-js ${i}: in order, no duplicates`);
+      assert.equal(p.numbers.at(-1), total, `pusher-js ${i} received the last publication`);
+    }
+
     for (const drain of drains) {
       for (const w of drain.watched) assert.equal(w.client.closeCode, w.dialect === 'raw' ? 1001 : 4200, `${w.dialect} on node ${drain.node}`);
       // Every connection of the node (about half the SDK clients and the 6 watched sockets) was
@@ -162,6 +191,6 @@ describe('rolling restart of a two-node cluster', { timeout: 120_000 }, () => {
           `${drain.sdkReconnects.length} SDK reconnects over ${Math.round(spread(drain.sdkReconnects))} ms; SIGTERM to exit ${Math.round(drain.ms)} ms`,
       );
     }
-    console.log(`rolling restart: ${total} acknowledged publications, each received once and in order by ${SUBSCRIBERS} subscribers`);
+    console.log(`rolling restart: ${total} acknowledged publications, each received once and in order by ${SUBSCRIBERS} SDK subscribers; pusher-js received ${pusherListeners.map((p) => p.numbers.length).join(' and ')} of them`);
   });
 });
