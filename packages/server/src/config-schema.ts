@@ -36,6 +36,7 @@ export const configSchema = {
     host: { type: 'string', minLength: 1 },
     logLevel: { enum: ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] },
     heartbeatIntervalMs: { type: 'integer', minimum: 100 },
+    drainWindowMs: { type: 'integer', minimum: 0, maximum: 600_000 },
     shutdownTimeoutMs: { type: 'integer', minimum: 0 },
     connectTimeoutMs: { type: 'integer', minimum: 100 },
     headersTimeoutMs: { type: 'integer', minimum: 100 },

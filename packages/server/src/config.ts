@@ -135,7 +135,9 @@ export interface ChorusConfig {
   logLevel: LogLevel;
   /** Ping every connection this often; a connection that missed the previous pong is terminated. */
   heartbeatIntervalMs: number;
-  /** On SIGTERM/SIGINT, how long connections get to finish their close handshake before they are cut. */
+  /** On SIGTERM/SIGINT, connections are told to reconnect elsewhere in batches spread over this long (drain.ts). */
+  drainWindowMs: number;
+  /** After the drain, how long connections get to finish their close handshake before they are cut. */
   shutdownTimeoutMs: number;
   /** A v1 connection must send `connect` within this long of the upgrade. */
   connectTimeoutMs: number;
@@ -220,6 +222,7 @@ export const DEFAULTS: Readonly<Omit<ChorusConfig, 'apps'>> = Object.freeze({
   host: undefined,
   logLevel: 'info',
   heartbeatIntervalMs: 25_000,
+  drainWindowMs: 5_000,
   shutdownTimeoutMs: 5_000,
   connectTimeoutMs: 10_000,
   headersTimeoutMs: 10_000,
@@ -241,6 +244,7 @@ export interface ChorusConfigInput {
   host?: string;
   logLevel?: LogLevel;
   heartbeatIntervalMs?: number;
+  drainWindowMs?: number;
   shutdownTimeoutMs?: number;
   connectTimeoutMs?: number;
   headersTimeoutMs?: number;
@@ -380,6 +384,7 @@ export function resolveConfig(input: unknown, source = 'config'): ChorusConfig {
     host: input.host ?? DEFAULTS.host,
     logLevel: input.logLevel ?? DEFAULTS.logLevel,
     heartbeatIntervalMs: input.heartbeatIntervalMs ?? DEFAULTS.heartbeatIntervalMs,
+    drainWindowMs: input.drainWindowMs ?? DEFAULTS.drainWindowMs,
     shutdownTimeoutMs: input.shutdownTimeoutMs ?? DEFAULTS.shutdownTimeoutMs,
     connectTimeoutMs: input.connectTimeoutMs ?? DEFAULTS.connectTimeoutMs,
     headersTimeoutMs: input.headersTimeoutMs ?? DEFAULTS.headersTimeoutMs,

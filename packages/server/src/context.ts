@@ -29,4 +29,9 @@ export interface ServerContext {
   newConnectionId(): string;
   readonly startedAt: number;
   shuttingDown: boolean;
+  /**
+   * Set while the shutdown closes connections in batches over drainWindowMs (drain.ts): /health
+   * says `draining`, and v1 clients told to reconnect come back within reconnectSpreadMs.
+   */
+  drain: { readonly reconnectSpreadMs: number } | undefined;
 }

@@ -1,8 +1,9 @@
 /**
  * The Chorus server: one HTTP server carrying WebSocket upgrades, REST and the example pages,
  * on top of the Hub and an Engine. `start()` listens; `close()` is the graceful shutdown:
- * stop accepting → tell clients (1001) → let them close, up to shutdownTimeoutMs → cut the rest
- * → close the engine.
+ * refuse new upgrades → tell clients to reconnect elsewhere, in batches over drainWindowMs
+ * (drain.ts) → stop listening → let them close, up to shutdownTimeoutMs → cut the rest → close
+ * the engine.
  */
 import { readFileSync } from 'node:fs';
 import { createServer as createHttpServer, type Server } from 'node:http';
@@ -16,6 +17,7 @@ import { AppRegistry } from './apps.js';
 import { ConfigError, resolveConfig, type ChorusConfig, type ChorusConfigInput, type TlsConfig } from './config.js';
 import type { ServerContext } from './context.js';
 import { DIALECTS } from './dialects/index.js';
+import { DRAIN_TICK_MS, drainConnections } from './drain.js';
 import { createEngine } from './engine/index.js';
 import { Heartbeat } from './heartbeat.js';
 import { ConnectionGuard } from './http/connection-guard.js';
@@ -99,6 +101,7 @@ export class ChorusServer {
       newConnectionId: () => `${nodeId}.${(++connectionCount).toString(36)}`,
       startedAt: Date.now(),
       shuttingDown: false,
+      drain: undefined,
     };
     hub.bind(this.#ctx.engine);
     this.#ctx.users.bind(this.#ctx.engine.counts);
@@ -163,9 +166,25 @@ export class ChorusServer {
     const ctx = this.#ctx;
     ctx.shuttingDown = true;
     this.#heartbeat?.stop();
+    const windowMs = this.config.drainWindowMs;
+    const count = ctx.connections.size;
+    if (windowMs > 0 && count > 0) {
+      this.log.info({ connections: count, drainWindowMs: windowMs }, 'draining');
+      const started = performance.now();
+      // Still listening meanwhile: /health says `draining` (so a load balancer stops sending
+      // clients here) and new upgrades are refused with 503 and Retry-After (upgrade.ts). v1
+      // clients are told to come back at a random moment within one batch's tick, which turns
+      // the batches into a steady stream of reconnects on the other nodes.
+      ctx.drain = { reconnectSpreadMs: DRAIN_TICK_MS };
+      await drainConnections(ctx.connections, windowMs);
+      ctx.drain = undefined;
+      this.log.info({ connections: count, ms: Math.round(performance.now() - started) }, 'drained');
+    }
     const httpClosed = new Promise<void>((resolve) => this.#http.close(() => resolve()));
     this.#http.closeIdleConnections();
 
+    // Whatever is still open: handshakes in progress, connections admitted during the drain
+    // (close() is a no-op on those the drain closed already), or all of them with no window.
     const open = [...ctx.connections];
     const allClosed = Promise.all(open.map((c) => new Promise<void>((resolve) => {
       if (c.ws.readyState === c.ws.CLOSED) return resolve();

@@ -43,7 +43,8 @@ export class UpgradeHandler implements Acceptor {
 
   readonly handle = (req: IncomingMessage, socket: Duplex, head: Buffer): void => {
     socket.on('error', this.#logSocketError);
-    if (this.#ctx.shuttingDown) return refuseHttp(socket, HttpErrors.SHUTTING_DOWN);
+    // Retry-After: a client that comes back through the load balancer lands on another node.
+    if (this.#ctx.shuttingDown) return refuseHttp(socket, HttpErrors.SHUTTING_DOWN, undefined, { 'Retry-After': '1' });
     const url = new URL(req.url ?? '/', 'http://localhost');
     const routed = routeUpgrade(this.#dialects, url, this.#ctx.config);
     if (!routed) return refuseHttp(socket, HttpErrors.NOT_FOUND);

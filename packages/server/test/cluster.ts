@@ -67,22 +67,50 @@ export class Node {
   }
 }
 
-/** Round-robin TCP balancer over node ports; a node that refuses is skipped. */
+/**
+ * Round-robin TCP balancer over node ports; a node that refuses is skipped. With
+ * `healthCheckMs`, it also polls each node's /health like HAProxy's `option httpchk` and sends
+ * new connections only to nodes that answer 200 (a draining node answers 503), while any are up.
+ */
 export class Balancer {
   readonly #server: Server;
   readonly #sockets = new Set<Socket>();
   backends: number[];
   #next = 0;
+  /** Ports whose last health check failed. */
+  readonly #unhealthy = new Set<number>();
+  #healthTimer: NodeJS.Timeout | undefined;
 
   private constructor(backends: number[]) {
     this.backends = backends;
     this.#server = createServer((client) => this.#route(client, 0));
   }
 
-  static async start(backends: number[]): Promise<Balancer> {
+  static async start(backends: number[], options: { healthCheckMs?: number } = {}): Promise<Balancer> {
     const balancer = new Balancer(backends);
     await new Promise<void>((resolve) => balancer.#server.listen(0, '127.0.0.1', resolve));
+    if (options.healthCheckMs !== undefined) balancer.#healthTimer = setInterval(() => void balancer.#checkHealth(), options.healthCheckMs);
     return balancer;
+  }
+
+  async #checkHealth(): Promise<void> {
+    await Promise.all(this.backends.map(async (port) => {
+      const healthy = await fetch(`http://127.0.0.1:${port}/health`, { signal: AbortSignal.timeout(1000) }).then(
+        (res) => (void res.body?.cancel(), res.ok),
+        () => false,
+      );
+      if (healthy) this.#unhealthy.delete(port);
+      else this.#unhealthy.add(port);
+    }));
+  }
+
+  /** The next backend in turn, passing over unhealthy ones unless every one is. */
+  #pick(): number {
+    for (let i = 0; i < this.backends.length; i++) {
+      const port = this.backends[this.#next++ % this.backends.length] as number;
+      if (!this.#unhealthy.has(port)) return port;
+    }
+    return this.backends[this.#next++ % this.backends.length] as number;
   }
 
   get port(): number {
@@ -92,7 +120,7 @@ export class Balancer {
 
   #route(client: Socket, tries: number): void {
     if (tries >= this.backends.length) return void client.destroy();
-    const port = this.backends[this.#next++ % this.backends.length] as number;
+    const port = this.#pick();
     const upstream = createConnection({ port, host: '127.0.0.1' });
     let connected = false;
     upstream.once('error', () => {
@@ -114,6 +142,7 @@ export class Balancer {
   }
 
   async close(): Promise<void> {
+    clearInterval(this.#healthTimer);
     for (const socket of this.#sockets) socket.destroy();
     await new Promise<void>((resolve) => this.#server.close(() => resolve()));
   }

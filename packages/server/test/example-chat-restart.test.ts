@@ -99,7 +99,8 @@ describe('examples/chat across a restart of chorus serve', { timeout: 30_000 }, 
     second.server.child.kill('SIGTERM');
     assert.equal(await second.server.exited(), 0);
     assert.deepEqual(unexpected(a.problems, NETWORK_ERRORS), []);
-    assert.deepEqual(b.problems, []);
+    // The drain tells B to come back within 50 ms (drainWindowMs), to a server that is gone by then.
+    assert.deepEqual(unexpected(b.problems, NETWORK_ERRORS), []);
   });
 });
 

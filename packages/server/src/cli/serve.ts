@@ -14,7 +14,9 @@ import type { DevApp } from './dev-app.js';
 export const SERVE_USAGE = `Usage: chorus serve [options]
 
 Starts a Chorus server: raw channels on /v4/CHANNEL, protocol v1 on /v1/connect, REST publish on
-/api/publish, example pages on /examples/. Stops cleanly on SIGTERM or Ctrl-C (clients get 1001).
+/api/publish, example pages on /examples/. On SIGTERM or Ctrl-C it drains, then stops: clients
+are told to reconnect elsewhere (raw 1001, v1 disconnect advice, Pusher 4200) a few at a time
+over drainWindowMs (default 5 s; see docs/cluster.md). A second signal exits at once.
 
 Options:
   -p, --port N          Port to listen on (env CHORUS_PORT; default 8080; 0 picks a free port)
@@ -158,7 +160,7 @@ async function serve(input: ChorusConfigInput, source: string, devApp: DevApp | 
         process.exit(EXIT_FAILURE);
       }
       stopping = true;
-      server.log.info({ signal }, 'shutting down');
+      server.log.info({ signal, hint: `${signal === 'SIGINT' ? 'Ctrl-C' : signal} again to exit at once` }, 'shutting down');
       server.close().then(
         () => resolve(0),
         () => resolve(EXIT_FAILURE),

@@ -40,7 +40,7 @@ async function route(ctx: ServerContext, roots: StaticRoots, req: IncomingMessag
     const local = { connections: ctx.connections.size, channels: ctx.hub.channelCount };
     const cluster = await ctx.engine.stats().catch(() => undefined);
     return sendJson(res, ctx.shuttingDown ? 503 : 200, {
-      status: ctx.shuttingDown ? 'shutting_down' : 'ok',
+      status: ctx.drain ? 'draining' : ctx.shuttingDown ? 'shutting_down' : 'ok',
       engine: ctx.config.engine.type,
       uptimeSeconds: Math.round((Date.now() - ctx.startedAt) / 1000),
       ...local,

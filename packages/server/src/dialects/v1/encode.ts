@@ -69,14 +69,15 @@ export function errorReply(id: number, error: ReplyErrorInfo, message: string = 
 
 /**
  * Clients told to reconnect come back at a random moment within a window, not all at once: a
- * wide one when the whole node goes away (its clients all land on the other nodes), a short one
- * otherwise.
+ * wide one when the whole node goes away at once (its clients all land on the other nodes), a
+ * short one otherwise. A draining server (drain.ts) already spreads its closes over time and
+ * passes the spread of one batch instead.
  */
 const RECONNECT_SPREAD_MS = { shutdown: 5_000, other: 1_000 };
 
 /** The advice sent right before a close: why, whether to come back, and when (JSON text). */
-export function disconnectAdvice(info: CloseCodeInfo, reason: string = info.reason): string {
-  const spread = info.code === CloseCodes.GOING_AWAY.code ? RECONNECT_SPREAD_MS.shutdown : RECONNECT_SPREAD_MS.other;
+export function disconnectAdvice(info: CloseCodeInfo, reason: string = info.reason, shutdownSpreadMs: number = RECONNECT_SPREAD_MS.shutdown): string {
+  const spread = info.code === CloseCodes.GOING_AWAY.code ? shutdownSpreadMs : RECONNECT_SPREAD_MS.other;
   const retryAfterMs = info.reconnect ? Math.floor(Math.random() * spread) : undefined;
   return JSON.stringify({ type: 'disconnect', code: info.code, reason, reconnect: info.reconnect, retryAfterMs });
 }

@@ -395,7 +395,7 @@ export class V1Session {
   }
 
   #sendDisconnectAdvice(info: CloseCodeInfo, reason: string): void {
-    this.#connection.send(textFrame(disconnectAdvice(info, reason)));
+    this.#connection.send(textFrame(disconnectAdvice(info, reason, this.#ctx.drain?.reconnectSpreadMs)));
   }
 
   #onClose(): void {
