@@ -12,6 +12,7 @@ import { fileURLToPath } from 'node:url';
 import PusherServer from 'pusher';
 import type { ChorusServer } from '../src/index.ts';
 import { launchChromium } from './browser.ts';
+import { run } from './cli-helpers.ts';
 import { TEST_APP, TestClient, closeAfterwards, rawUrl, settle, wsBase } from './helpers.ts';
 
 const { serverWith, track } = closeAfterwards();
@@ -151,6 +152,31 @@ describe('admin API', () => {
     assert.equal(String(publication['preview']).length, 201, 'the payload truncated to 200 characters and an ellipsis');
     const refused = items.find((i) => i['type'] === 'refused') ?? {};
     assert.equal(refused['code'], 4003);
+  });
+});
+
+describe('chorus stats', () => {
+  it('prints this node\'s counts and each app\'s, from the admin API; a wrong password or a server without admin exits 1 saying why', async () => {
+    const server = await adminServer();
+    track(await TestClient.open(rawUrl(server, 'room')));
+    track(await TestClient.open(rawUrl(server, 'room')));
+    const url = `http://127.0.0.1:${server.port}`;
+    const ok = run(['stats', '--once', '--url', url, '--user', ADMIN.user], { env: { CHORUS_ADMIN_PASSWORD: ADMIN.password } });
+    assert.equal(await ok.exited(), 0, ok.stderr());
+    assert.match(ok.stdout(), /connections 2 {3}channels 1 /);
+    assert.match(ok.stdout(), /\n {2}test +yes +2 +1 +2\n/);
+    assert.doesNotMatch(ok.stdout() + ok.stderr(), new RegExp(ADMIN.password), 'the password is never printed');
+
+    const wrong = run(['stats', '--once', '--url', url, '--user', ADMIN.user, '--password', 'wrong-password-0000000']);
+    assert.equal(await wrong.exited(), 1);
+    assert.match(wrong.stderr(), /refused the admin credentials \(HTTP 401\)/);
+    const plain = await serverWith();
+    const off = run(['stats', '--once', '--url', `http://127.0.0.1:${plain.port}`, '--password', ADMIN.password]);
+    assert.equal(await off.exited(), 1);
+    assert.match(off.stderr(), /no admin API \(HTTP 404\): set "admin"/);
+    const none = run(['stats', '--once', '--url', url]);
+    assert.equal(await none.exited(), 2);
+    assert.match(none.stderr(), /stats needs the admin password/);
   });
 });
 

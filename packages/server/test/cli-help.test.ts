@@ -21,7 +21,7 @@ describe('chorus help', () => {
     const r = run(['--help']);
     assert.equal(await r.exited(), 0);
     const out = r.stdout();
-    for (const command of ['serve', 'connect URL|CHANNEL', 'publish CHANNEL MESSAGE', 'token', 'secret', 'bench [NAME]', 'help [COMMAND]']) assert.match(out, new RegExp(`\\n  ${command.replace(/[|[\]]/g, '\\$&')}\\s`), command);
+    for (const command of ['serve', 'connect URL|CHANNEL', 'publish CHANNEL MESSAGE', 'stats', 'token', 'secret', 'bench [NAME]', 'help [COMMAND]']) assert.match(out, new RegExp(`\\n  ${command.replace(/[|[\]]/g, '\\$&')}\\s`), command);
     for (const text of ['--url URL', '--host H', '--port N', '--key KEY', '--secret SECRET', '--config FILE', '--app ID', '--help', '--version', 'CHORUS_URL', 'CHORUS_KEY', 'CHORUS_SECRET', 'CHORUS_CONFIG', 'Exit codes: 0']) {
       assert.ok(out.includes(text), `global help mentions ${text}`);
     }
@@ -66,7 +66,7 @@ describe('chorus help', () => {
     assert.match(r.stderr(), /^chorus: unknown command "frobnicate"\nRun "chorus --help" for usage\.\n$/);
     r = run(['help', 'frobnicate']);
     assert.equal(await r.exited(), 2);
-    assert.match(r.stderr(), /no help for "frobnicate"; commands: serve, connect, publish, token, secret, bench/);
+    assert.match(r.stderr(), /no help for "frobnicate"; commands: serve, connect, publish, stats, token, secret, bench/);
     const runs = ['connect', 'publish', 'token', 'secret', 'serve'].map((command) => ({ command, r: run([command, '--bogus']) }));
     for (const { command, r: bogus } of runs) {
       assert.equal(await bogus.exited(), 2, command);

@@ -1,5 +1,5 @@
 /**
- * The `chorus` command line: `serve`, `connect`, `publish`, `token`, `secret`, `bench`, `help`. One file
+ * The `chorus` command line: `serve`, `connect`, `publish`, `stats`, `token`, `secret`, `bench`, `help`. One file
  * per command; args.ts holds what they share (exit codes, server and app flags). docs/cli.md is
  * the user-facing reference, and every command's `--help` is enough to use it.
  *
@@ -11,6 +11,7 @@ import { CONNECT_USAGE, connectCommand } from './connect.js';
 import { PUBLISH_USAGE, publishCommand } from './publish.js';
 import { SECRET_USAGE, secretCommand } from './secret.js';
 import { SERVE_USAGE, serveCommand } from './serve.js';
+import { STATS_USAGE, statsCommand } from './stats.js';
 import { TOKEN_USAGE, tokenCommand } from './token.js';
 
 export const USAGE = `Usage: chorus <command> [options]
@@ -19,12 +20,13 @@ Commands:
   serve                     Start a server (the default when no command is given)
   connect URL|CHANNEL       Interactive WebSocket client: prints frames, sends the lines you type
   publish CHANNEL MESSAGE   Publish a message through the REST API
+  stats                     Live counts of a server, from its admin API
   token                     Mint a channel or connection JWT (prints only the token)
   secret                    Print a new random app secret for the config file
   bench [NAME]              Run the benchmarks of a source checkout, with a progress bar
   help [COMMAND]            Show a command's help
 
-Where the server is (connect, publish):
+Where the server is (connect, publish, stats):
       --url URL             Base URL (env CHORUS_URL; default http://localhost:8080)
       --host H              Replace the URL's host
   -p, --port N              Replace the URL's port
@@ -54,6 +56,7 @@ const COMMANDS: Record<string, Command> = {
   serve: { usage: SERVE_USAGE, run: serveCommand },
   connect: { usage: CONNECT_USAGE, run: connectCommand },
   publish: { usage: PUBLISH_USAGE, run: publishCommand },
+  stats: { usage: STATS_USAGE, run: statsCommand },
   token: { usage: TOKEN_USAGE, run: tokenCommand },
   secret: { usage: SECRET_USAGE, run: secretCommand },
   bench: { usage: BENCH_USAGE, run: benchCommand },
