@@ -83,8 +83,18 @@ export function routeUpgrade(dialects: readonly Dialect[], url: URL, config: Cho
   return undefined;
 }
 
+/**
+ * One log line (info) and one count (/metrics) per refused upgrade: the code (a close code or an
+ * HTTP status) and why. Never the URL or headers: a query string may carry a token.
+ */
+export function noteRefusal(ctx: ServerContext, dialect: string, code: number, reason: string, details: Record<string, unknown> = {}): void {
+  ctx.stats.refused(dialect, code);
+  ctx.log.info({ dialect, code, reason, ...details }, 'connection refused');
+}
+
 export async function admit<Route, Grant>(ctx: ServerContext, acceptor: Acceptor, dialect: Dialect<Route, Grant>, route: Route, upgrade: PendingUpgrade): Promise<void> {
-  const refuseAfterAccept = async (refused: Refusal): Promise<void> => {
+  const refuseAfterAccept = async (refused: Refusal, appId?: string): Promise<void> => {
+    noteRefusal(ctx, dialect.name, refused.close.code, refused.message, { app: appId, ip: upgrade.ip });
     const ws = await acceptor.accept(upgrade, undefined);
     if (!ws) return;
     ws.on('error', () => undefined);
@@ -93,27 +103,27 @@ export async function admit<Route, Grant>(ctx: ServerContext, acceptor: Acceptor
 
   const app = ctx.apps.byKey(dialect.appKey(route, upgrade));
   if (!app) return refuseAfterAccept(dialect.unknownApp);
-  if (!app.enabled) return refuseAfterAccept(dialect.appDisabled ?? dialect.unknownApp);
+  if (!app.enabled) return refuseAfterAccept(dialect.appDisabled ?? dialect.unknownApp, app.id);
   if (!app.allowsOrigin(upgrade.req.headers.origin)) {
-    ctx.log.info({ app: app.id, origin: upgrade.req.headers.origin }, 'origin not allowed');
+    noteRefusal(ctx, dialect.name, HttpErrors.ORIGIN_NOT_ALLOWED.status, 'origin not allowed (allowedOrigins)', { app: app.id, ip: upgrade.ip, origin: upgrade.req.headers.origin });
     return refuseHttp(upgrade.socket, HttpErrors.ORIGIN_NOT_ALLOWED);
   }
   const verdict = await dialect.authorize(ctx, app, route, upgrade);
-  if ('refusal' in verdict) return refuseAfterAccept(verdict.refusal);
+  if ('refusal' in verdict) return refuseAfterAccept(verdict.refusal, app.id);
   if (upgrade.socket.destroyed) return;
 
   const limited = ctx.connections.refusal(app, upgrade.ip);
   if (limited !== undefined) {
-    ctx.log.info({ app: app.id, ip: upgrade.ip, refusal: limited }, 'connection refused');
     const refused = dialect.overLimit?.(limited);
-    if (refused) return refuseAfterAccept(refused);
+    if (refused) return refuseAfterAccept(refused, app.id);
+    noteRefusal(ctx, dialect.name, HttpErrors.TOO_MANY_CONNECTIONS.status, `too many connections: ${limited}`, { app: app.id, ip: upgrade.ip });
     return refuseHttp(upgrade.socket, HttpErrors.TOO_MANY_CONNECTIONS, `Too many connections: ${limited}.`);
   }
 
   const ws = await acceptor.accept(upgrade, app, dialect.frameLimit(app));
   if (!ws) return;
   const id = dialect.newConnectionId?.() ?? ctx.newConnectionId();
-  const connection = new Connection(id, ws, upgrade.socket, ctx.scheduler, app.limits.maxPendingBytes);
+  const connection = new Connection(id, ws, upgrade.socket, ctx.scheduler, app.limits.maxPendingBytes, ctx.stats.traffic(app.id, dialect.name));
   ctx.connections.add(connection, app, upgrade.ip);
   dialect.open(ctx, app, connection, verdict.grant, upgrade);
 }

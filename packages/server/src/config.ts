@@ -127,7 +127,18 @@ export interface ChorusConfig {
   /** Serve the example pages under /examples/ (pre-filled with the first app's key). */
   examples: boolean;
   pusher: PusherServerConfig;
+  metrics: MetricsConfig;
   apps: AppConfig[];
+}
+
+/** GET /metrics (Prometheus) and what it needs. */
+export interface MetricsConfig {
+  /** Serve GET /metrics; counting happens either way (plain integer fields). */
+  enabled: boolean;
+  /** Put before every metric name; soketi's dashboards work with `soketi_`. */
+  prefix: string;
+  /** When set, /metrics needs `Authorization: Bearer <token>` (401 otherwise). */
+  token: string | undefined;
 }
 
 /** Where publications, history and presence live: this process, or Redis for many nodes. */
@@ -169,6 +180,8 @@ export const DEFAULT_PUSHER_LIMITS: Readonly<PusherAppLimits> = Object.freeze({
 
 export const DEFAULT_PUSHER: Readonly<PusherServerConfig> = Object.freeze({ pathPrefix: '', activityTimeoutSeconds: 120 });
 
+export const DEFAULT_METRICS: Readonly<MetricsConfig> = Object.freeze({ enabled: true, prefix: 'chorus_', token: undefined });
+
 export const DEFAULT_HISTORY: Readonly<HistoryConfig> = Object.freeze({ size: 100, ttlSeconds: 300 });
 
 export const DEFAULTS: Readonly<Omit<ChorusConfig, 'apps'>> = Object.freeze({
@@ -187,6 +200,7 @@ export const DEFAULTS: Readonly<Omit<ChorusConfig, 'apps'>> = Object.freeze({
   engine: { type: 'memory' as const },
   examples: true,
   pusher: DEFAULT_PUSHER,
+  metrics: DEFAULT_METRICS,
 });
 
 /** The shape a user may write: everything optional but the app identities. */
@@ -206,6 +220,7 @@ export interface ChorusConfigInput {
   engine?: EngineConfig;
   examples?: boolean;
   pusher?: Partial<PusherServerConfig>;
+  metrics?: Partial<MetricsConfig>;
   limits?: Partial<Limits>;
   history?: Partial<HistoryConfig>;
   apps?: AppConfigInput[];
@@ -258,7 +273,7 @@ function describe(error: ErrorObject): string {
       return `must be one of ${(error.params['allowedValues'] as unknown[]).join(', ')}`;
     case 'minLength':
       // ajv's "must NOT have fewer than 16 characters" says neither why nor what to do instead.
-      if (/(^|\/)secret$/.test(error.instancePath) && typeof error.data === 'string') {
+      if (/(^|\/)(secret|token)$/.test(error.instancePath) && typeof error.data === 'string') {
         return `is ${error.data.length} characters; secrets must be at least ${String(error.params['limit'])} characters so they cannot be guessed — ${MAKE_SECRET}`;
       }
       if (/(^|\/)key$/.test(error.instancePath) && typeof error.data === 'string') {
@@ -341,6 +356,7 @@ export function resolveConfig(input: unknown, source = 'config'): ChorusConfig {
     engine: resolveEngine(input.engine, source),
     examples: input.examples ?? DEFAULTS.examples,
     pusher: { ...DEFAULTS.pusher, ...input.pusher },
+    metrics: { ...DEFAULTS.metrics, ...input.metrics },
     apps,
   };
 }

@@ -17,10 +17,13 @@ import { ConfigError, resolveConfig, type ChorusConfig, type ChorusConfigInput, 
 import type { ServerContext } from './context.js';
 import { DIALECTS } from './dialects/index.js';
 import { createEngine } from './engine/index.js';
+import { EngineState } from './engine/state.js';
 import { Heartbeat } from './heartbeat.js';
 import { ConnectionGuard } from './http/connection-guard.js';
 import { createRequestHandler } from './http/router.js';
 import { Hub } from './hub.js';
+import { ServerMetrics } from './metrics/prometheus.js';
+import { ServerStats } from './metrics/stats.js';
 import { OutboundScheduler } from './outbound.js';
 import { ConnectionRegistry } from './registry.js';
 import { UpgradeHandler } from './upgrade.js';
@@ -54,6 +57,13 @@ export class ChorusServer {
     const apps = new AppRegistry(config.apps);
     let connectionCount = 0;
     const nodeId = randomBytes(4).toString('hex');
+    const engineState = new EngineState();
+    const connections = new ConnectionRegistry();
+    const stats = new ServerStats();
+    const metrics = config.metrics.enabled
+      ? new ServerMetrics(config.metrics.prefix, { stats, hub, apps, connections, engine: engineState, engineType: config.engine.type })
+      : undefined;
+    if (metrics) hub.onLatencySample = (acceptedAt) => metrics.deliveryLatency.observe(Math.max(0, Date.now() - acceptedAt) / 1000);
     this.#ctx = {
       config,
       apps,
@@ -73,12 +83,16 @@ export class ChorusServer {
         localStats: () => ({ connections: this.#ctx.connections.size, channels: hub.channelCount }),
         nodeId,
         log: this.log,
+        state: engineState,
       }),
       hub,
       scheduler,
       log: this.log,
-      connections: new ConnectionRegistry(),
+      connections,
       users: new UserConnections(),
+      stats,
+      engineState,
+      metrics,
       newConnectionId: () => `${nodeId}.${(++connectionCount).toString(36)}`,
       startedAt: Date.now(),
       shuttingDown: false,
@@ -116,6 +130,7 @@ export class ChorusServer {
     });
     this.#heartbeat = new Heartbeat(this.#ctx.connections, this.config.heartbeatIntervalMs);
     const address = this.address;
+    this.#ctx.metrics?.listening(address.port);
     this.log.info({ port: address.port, host: address.address }, 'listening');
     return address;
   }
