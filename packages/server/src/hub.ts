@@ -93,7 +93,10 @@ interface DialectRun {
  */
 const MIN_SUBSCRIBERS_FOR_RUN = 8;
 
-/** One message publication in this many (a power of two) has its publish→write latency sampled. */
+/**
+ * One message publication in this many (a power of two) has its publish→write latency sampled,
+ * with at most one sample in flight (one per event-loop turn under load).
+ */
 const LATENCY_SAMPLE_MASK = 15;
 
 export class Hub {
@@ -108,6 +111,14 @@ export class Hub {
    */
   onLatencySample: ((acceptedAt: number) => void) | undefined;
   #publications = 0;
+  /** The accept time of the sample in flight, or 0. */
+  #sampledAt = 0;
+
+  readonly #latencySampled = (): void => {
+    const acceptedAt = this.#sampledAt;
+    this.#sampledAt = 0;
+    this.onLatencySample?.(acceptedAt);
+  };
 
   constructor(scheduler: OutboundScheduler) {
     this.#scheduler = scheduler;
@@ -196,7 +207,10 @@ export class Hub {
     }
     // Sampled after the turn's writes: by the next tick this delivery has queued the scheduler's
     // flush (an immediate), and an immediate queued then runs right after it.
-    if (this.onLatencySample !== undefined && (this.#publications++ & LATENCY_SAMPLE_MASK) === 0) process.nextTick(setImmediate, this.onLatencySample, publication.ts);
+    if (this.onLatencySample !== undefined && (this.#publications++ & LATENCY_SAMPLE_MASK) === 0 && this.#sampledAt === 0) {
+      this.#sampledAt = publication.ts;
+      process.nextTick(setImmediate, this.#latencySampled);
+    }
     if (entry.runsOpen) {
       const origin = publication.originId === undefined ? undefined : entry.subscribers.get(publication.originId);
       // The origin skips its own message, so it cannot be holding the run this frame goes to.
