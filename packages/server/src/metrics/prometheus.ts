@@ -44,8 +44,12 @@ export class ServerMetrics {
   readonly deliveryLatency: Histogram;
   readonly #commandDuration: Histogram<'command'>;
   readonly #sources: MetricSources;
-  /** Node's process metrics, made once the server listens (they start a timer and a GC observer). */
+  /**
+   * Node's process metrics, made at the first scrape: they start a timer and a GC observer that
+   * prom-client never stops, which a server nobody scrapes (a test's) should not pay for.
+   */
   #processMetrics: Registry | undefined;
+  #labels: Record<string, string> = {};
   #openBytes: OpenBytes = new Map();
 
   constructor(prefix: string, sources: MetricSources) {
@@ -75,15 +79,10 @@ export class ServerMetrics {
     return `${this.prefix}${suffix}`;
   }
 
-  /**
-   * The server listens on `port`: every metric gets soketi's `port` label, and Node's process
-   * metrics (event-loop lag, heap, RSS, CPU, GC…: prom-client's defaults, same prefix) start.
-   */
+  /** The server listens on `port`: every metric gets soketi's `port` label. */
   listening(port: number): void {
-    const labels = { port: String(port) };
-    this.registry.setDefaultLabels(labels);
-    this.#processMetrics ??= new Registry();
-    collectDefaultMetrics({ register: this.#processMetrics, prefix: this.prefix, labels });
+    this.#labels = { port: String(port) };
+    this.registry.setDefaultLabels(this.#labels);
   }
 
   get contentType(): string {
@@ -93,7 +92,12 @@ export class ServerMetrics {
   /** The text Prometheus reads. */
   async scrape(): Promise<string> {
     this.#openBytes = openBytes(this.#sources.connections);
-    const [own, process] = await Promise.all([this.registry.metrics(), this.#processMetrics?.metrics() ?? '']);
+    if (!this.#processMetrics) {
+      // Event-loop lag, heap, RSS, CPU, GC…: prom-client's defaults, with the same prefix and labels.
+      this.#processMetrics = new Registry();
+      collectDefaultMetrics({ register: this.#processMetrics, prefix: this.prefix, labels: this.#labels });
+    }
+    const [own, process] = await Promise.all([this.registry.metrics(), this.#processMetrics.metrics()]);
     this.#openBytes = new Map();
     return `${own}\n${process}`;
   }
