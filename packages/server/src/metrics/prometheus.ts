@@ -8,7 +8,7 @@
  * sockudo kept), under a configurable prefix, so a soketi dashboard works after a prefix change.
  * Every name is listed in docs/operations.md.
  */
-import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics, type CounterConfiguration, type GaugeConfiguration } from 'prom-client';
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { AppRegistry } from '../apps.js';
 import type { Connection } from '../connection.js';
 import type { EngineState } from '../engine/state.js';
@@ -153,32 +153,30 @@ export class ServerMetrics {
     this.#counter('engine_reconnects_total', 'Times the engine lost its backing service (Redis) and got it back.', ['engine'], () => [[{ engine: engineType }, engine.reconnects]]);
   }
 
+  /** A gauge whose values are read at scrape time. */
   #gauge(suffix: string, help: string, labelNames: string[], read: () => Reading): void {
-    const config: GaugeConfiguration<string> = {
-      name: this.name(suffix),
-      help,
-      labelNames,
-      registers: [this.registry],
+    new Gauge({
+      ...this.#options(suffix, help, labelNames),
       collect() {
         this.reset();
         for (const [labels, value] of read()) this.set(labels, value);
       },
-    };
-    new Gauge(config);
+    });
   }
 
+  /** A counter whose totals are read at scrape time (the plain fields only ever grow). */
   #counter(suffix: string, help: string, labelNames: string[], read: () => Reading): void {
-    const config: CounterConfiguration<string> = {
-      name: this.name(suffix),
-      help,
-      labelNames,
-      registers: [this.registry],
+    new Counter({
+      ...this.#options(suffix, help, labelNames),
       collect() {
         this.reset();
         for (const [labels, value] of read()) this.inc(labels, value);
       },
-    };
-    new Counter(config);
+    });
+  }
+
+  #options(suffix: string, help: string, labelNames: string[]): { name: string; help: string; labelNames: string[]; registers: Registry[] } {
+    return { name: this.name(suffix), help, labelNames, registers: [this.registry] };
   }
 }
 
