@@ -28,7 +28,7 @@ import { fileURLToPath } from 'node:url';
 import { GENERATOR_CPU, SERVER_CPU } from './lib/config.ts';
 import { writeDocs } from './lib/docs.ts';
 import { isPinned, pinGenerator } from './lib/measure.ts';
-import { BUN_BINARY, PEERS, profiling, selectedPeers, type Peer } from './lib/peers.ts';
+import { BUN_BINARY, DEFAULT_PEERS, PEERS, profiling, selectedPeers, type Peer } from './lib/peers.ts';
 import { hasTaskset } from './lib/process.ts';
 import { booleanSetting, listSetting, numberSetting, readSettings } from './lib/options.ts';
 import { formatFixed, formatInteger, formatKiB, formatMiB, median, writeResult } from './lib/report.ts';
@@ -48,7 +48,11 @@ export type Scenario = (typeof SCENARIOS)[number];
 const settings = readSettings(process.argv.slice(2), 'Usage: npm run bench -- [options]', [
   { name: 'quick', description: 'short phases (warm-up 1 s, measure 2–3 s): a first look, not for the docs', default: false },
   { name: 'only', description: `scenarios to run, comma-separated: ${SCENARIOS.join(', ')} (default all)`, default: '' },
-  { name: 'servers', description: `servers, comma-separated: ${PEERS.map((peer) => peer.id).join(', ')}`, default: PEERS.map((peer) => peer.id).join(',') },
+  {
+    name: 'servers',
+    description: `servers, comma-separated: ${PEERS.map((peer) => peer.id).join(', ')} (default all but ${PEERS.filter((peer) => peer.optIn).map((peer) => peer.id).join(', ')})`,
+    default: DEFAULT_PEERS.map((peer) => peer.id).join(','),
+  },
   { name: 'rounds', description: 'runs of each scenario per server, interleaved (tables show the median)', default: 1 },
   { name: 'fanout-subscribers', description: 'subscriber counts of the fan-out scenario', default: '100,1000,10000' },
   { name: 'size', description: 'message payload bytes (envelope included)', default: 100 },
@@ -67,7 +71,7 @@ const settings = readSettings(process.argv.slice(2), 'Usage: npm run bench -- [o
 const renderFrom = settings.render ?? '';
 if (renderFrom !== '') {
   const saved = JSON.parse(readFileSync(renderFrom, 'utf8')) as SavedSuite;
-  const complete = saved.settings.scenarios.length === SCENARIOS.length && saved.settings.servers.length === PEERS.length && !saved.settings.quick;
+  const complete = saved.settings.scenarios.length === SCENARIOS.length && DEFAULT_PEERS.every((peer) => saved.settings.servers.includes(peer.id)) && !saved.settings.quick;
   const written = writeDocs({
     summary: saved.summary,
     targets: evaluateTargets(saved.summary),
@@ -468,7 +472,7 @@ const file = writeResult('suite', {
 });
 console.log(`\nSaved ${file}`);
 
-const complete = scenarios.length === SCENARIOS.length && peers.length === PEERS.length && !quick;
+const complete = scenarios.length === SCENARIOS.length && DEFAULT_PEERS.every((peer) => peers.includes(peer)) && !quick;
 if (booleanSetting(settings, 'no-docs')) {
   console.log('Docs left as they are (--no-docs).');
 } else if (complete || booleanSetting(settings, 'docs')) {

@@ -25,6 +25,10 @@ export interface Peer {
   command?: readonly string[];
   /** Why the peer cannot run here, if it cannot (a missing binary). */
   unavailable?: () => string | undefined;
+  /** Environment of the server process (a variant of another peer's script). */
+  env?: Record<string, string>;
+  /** Runs only when --servers names it (an A/B variant, not a peer of the published tables). */
+  optIn?: boolean;
 }
 
 const script = (file: string): string => fileURLToPath(new URL(`../servers/${file}`, import.meta.url));
@@ -45,7 +49,13 @@ export const PEERS: readonly Peer[] = [
   { id: 'socketio', label: 'Socket.IO', script: script('socketio.ts'), dialect: 'socketio' },
   { id: 'naive-ws', label: 'naive ws', script: script('naive-ws.ts'), dialect: 'raw' },
   { id: 'raw', label: 'raw net ceiling', script: script('raw.ts'), dialect: 'raw' },
+  // Chorus with `metrics.enabled: false`, to measure what metrics cost: `chorus` serves /metrics
+  // and is scraped every second while it runs (servers/chorus.ts).
+  { id: 'chorus-metrics-off', label: 'Chorus, metrics off', script: script('chorus.ts'), dialect: 'raw', env: { BENCH_CHORUS_METRICS: 'off' }, optIn: true },
 ];
+
+/** The peers a run has unless --servers says otherwise, and a full run must have. */
+export const DEFAULT_PEERS: readonly Peer[] = PEERS.filter((peer) => !peer.optIn);
 
 /** The peer every ratio is relative to. */
 export const BASELINE_PEER = 'naive-ws';
@@ -98,5 +108,5 @@ export function startPeer(peer: Peer, env?: Record<string, string>): Promise<Ser
     peer.command === undefined && profiling.peers.has(peer.id)
       ? [process.execPath, '--expose-gc', '--cpu-prof', `--cpu-prof-dir=${profiling.dir}`, '--import', 'tsx']
       : peer.command;
-  return ServerProcess.start({ name: peer.id, script: peer.script, cpu: SERVER_CPU, command, env });
+  return ServerProcess.start({ name: peer.id, script: peer.script, cpu: SERVER_CPU, command, env: { ...peer.env, ...env } });
 }

@@ -72,6 +72,9 @@ const LATENCY_P99_LIMIT_MS = 5;
 const FANOUT_VS_SOCKETIO = 8;
 /** Issue 12: the Pusher dialect's fan-out at most 10 % below the raw one's. */
 const PUSHER_VS_RAW = 0.9;
+/** Issue 13: fan-out with metrics on (scraped) at most 5 % below metrics off. */
+const METRICS_ON_VS_OFF = 0.95;
+const CHORUS_METRICS_OFF = 'chorus-metrics-off';
 const IDLE_VS_BUN = 1.5;
 /**
  * Proposed restatements of the two targets this 2-core machine cannot show (see
@@ -135,6 +138,23 @@ export function evaluateTargets(summary: SuiteSummary): TargetResult[] {
           `${lowerBound(pusherFanout, 'Pusher')}${lowerBound(chorusFanout, 'raw')}`,
       ),
     );
+  }
+
+  const metricsOff = summary.fanout.filter((row) => row.server === CHORUS_METRICS_OFF);
+  if (metricsOff.length > 0) {
+    const sizes = metricsOff.map((off) => ({ off, on: summary.fanout.find((row) => row.server === CHORUS && row.subscribers === off.subscribers) }));
+    const ratios = sizes.flatMap(({ off, on }) => (on ? [on.deliveredPerSecond / off.deliveredPerSecond] : []));
+    results.push({
+      name: `fan-out with metrics ≥ ${METRICS_ON_VS_OFF}× without (same run)`,
+      status: ratios.length === 0 ? 'n/a' : ratios.every((ratio) => ratio >= METRICS_ON_VS_OFF) ? 'PASS' : 'MISS',
+      detail: sizes
+        .map(({ off, on }) =>
+          on
+            ? `to ${formatInteger(off.subscribers)}: on ${formatInteger(on.deliveredPerSecond)} vs off ${formatInteger(off.deliveredPerSecond)} msg/s (${formatFixed(on.deliveredPerSecond / off.deliveredPerSecond, 3)}×)${lowerBound(on, 'on')}${lowerBound(off, 'off')}`
+            : `to ${formatInteger(off.subscribers)}: Chorus with metrics not measured`,
+        )
+        .join('; '),
+    });
   }
 
   const latencyRow = summary.latency.find((row) => row.server === CHORUS);

@@ -21,6 +21,10 @@ const distUrl = process.env.BENCH_CHORUS_DIST ? pathToFileURL(process.env.BENCH_
 const { startServer } = (await import(distUrl)) as typeof ServerModule;
 
 const maxPendingBytes = Number(process.env.BENCH_CHORUS_MAX_PENDING_BYTES) || 16 * 1024 * 1024;
+/** BENCH_CHORUS_METRICS=off: `metrics.enabled: false` (the `chorus-metrics-off` peer). */
+const metrics = process.env.BENCH_CHORUS_METRICS !== 'off';
+/** With metrics on, /metrics is scraped this often (Prometheus's default is 15 s; 1 s is harsher); 0: never. */
+const scrapeEveryMs = Number(process.env.BENCH_CHORUS_SCRAPE_MS ?? 1000);
 
 const server = await startServer({
   port: 0,
@@ -33,5 +37,18 @@ const server = await startServer({
     },
   ],
   heartbeatIntervalMs: 60_000,
+  // Only when off: a build from before metrics existed (BENCH_CHORUS_DIST) does not know the option.
+  ...(metrics ? {} : { metrics: { enabled: false } }),
 });
 announceReady(server.port);
+if (metrics && scrapeEveryMs > 0) {
+  // Scraped from this process, so the scraper's own CPU counts against Chorus too; once at once,
+  // as Prometheus does when a target appears.
+  const scrape = (): void => {
+    fetch(`http://${BENCH_HOST}:${server.port}/metrics`)
+      .then((response) => response.text())
+      .catch((error: unknown) => process.stderr.write(`metrics scrape failed: ${String(error)}\n`));
+  };
+  scrape();
+  setInterval(scrape, scrapeEveryMs).unref();
+}

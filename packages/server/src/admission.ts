@@ -88,10 +88,21 @@ export function routeUpgrade(dialects: readonly Dialect[], url: URL, config: Cho
   return undefined;
 }
 
+/**
+ * One log line (info) and one count (/metrics) per refused upgrade: the code (a close code or an
+ * HTTP status) and why. Never the URL or headers: a query string may carry a token.
+ */
+export function noteRefusal(ctx: ServerContext, dialect: string, code: number, reason: string, details: { app?: string | undefined; ip?: string; [detail: string]: unknown } = {}): void {
+  ctx.stats.refused(dialect, code);
+  ctx.log.info({ dialect, code, reason, ...details }, 'connection refused');
+  const { app, ip } = details;
+  if (app !== undefined && ctx.activity.watched(app)) ctx.activity.emit(app, { type: 'refused', dialect, code, reason, ip: ip ?? '' });
+}
+
 export async function admit<Route, Grant>(ctx: ServerContext, acceptor: Acceptor, dialect: Dialect<Route, Grant>, route: Route, upgrade: PendingUpgrade): Promise<void> {
   const app = ctx.apps.byKey(dialect.appKey(route, upgrade));
-  const refuseAfterAccept = async (refused: Refusal): Promise<void> => {
-    if (app && ctx.activity.watched(app.id)) ctx.activity.emit(app.id, { type: 'refused', dialect: dialect.name, code: refused.close.code, reason: refused.message, ip: upgrade.ip });
+  const refuseAfterAccept = async (refused: Refusal, appId?: string): Promise<void> => {
+    noteRefusal(ctx, dialect.name, refused.close.code, refused.message, { app: appId, ip: upgrade.ip });
     const ws = await acceptor.accept(upgrade, undefined);
     if (!ws) return;
     ws.on('error', () => undefined);
@@ -99,29 +110,27 @@ export async function admit<Route, Grant>(ctx: ServerContext, acceptor: Acceptor
   };
 
   if (!app) return refuseAfterAccept(dialect.unknownApp);
-  if (!app.enabled) return refuseAfterAccept(dialect.appDisabled ?? dialect.unknownApp);
+  if (!app.enabled) return refuseAfterAccept(dialect.appDisabled ?? dialect.unknownApp, app.id);
   if (!app.allowsOrigin(upgrade.req.headers.origin)) {
-    ctx.log.info({ app: app.id, origin: upgrade.req.headers.origin }, 'origin not allowed');
-    if (ctx.activity.watched(app.id)) ctx.activity.emit(app.id, { type: 'refused', dialect: dialect.name, code: HttpErrors.ORIGIN_NOT_ALLOWED.status, reason: `origin ${String(upgrade.req.headers.origin)} not allowed`, ip: upgrade.ip });
+    noteRefusal(ctx, dialect.name, HttpErrors.ORIGIN_NOT_ALLOWED.status, 'origin not allowed (allowedOrigins)', { app: app.id, ip: upgrade.ip, origin: upgrade.req.headers.origin });
     return refuseHttp(upgrade.socket, HttpErrors.ORIGIN_NOT_ALLOWED);
   }
   const verdict = await dialect.authorize(ctx, app, route, upgrade);
-  if ('refusal' in verdict) return refuseAfterAccept(verdict.refusal);
+  if ('refusal' in verdict) return refuseAfterAccept(verdict.refusal, app.id);
   if (upgrade.socket.destroyed) return;
 
   const limited = ctx.connections.refusal(app, upgrade.ip);
   if (limited !== undefined) {
-    ctx.log.info({ app: app.id, ip: upgrade.ip, refusal: limited }, 'connection refused');
     const refused = dialect.overLimit?.(limited);
-    if (refused) return refuseAfterAccept(refused);
-    if (ctx.activity.watched(app.id)) ctx.activity.emit(app.id, { type: 'refused', dialect: dialect.name, code: HttpErrors.TOO_MANY_CONNECTIONS.status, reason: limited, ip: upgrade.ip });
+    if (refused) return refuseAfterAccept(refused, app.id);
+    noteRefusal(ctx, dialect.name, HttpErrors.TOO_MANY_CONNECTIONS.status, `too many connections: ${limited}`, { app: app.id, ip: upgrade.ip });
     return refuseHttp(upgrade.socket, HttpErrors.TOO_MANY_CONNECTIONS, `Too many connections: ${limited}.`);
   }
 
   const ws = await acceptor.accept(upgrade, app, dialect.frameLimit(app));
   if (!ws) return;
   const id = dialect.newConnectionId?.() ?? ctx.newConnectionId();
-  const connection = new Connection(id, ws, upgrade.socket, ctx.scheduler, app.limits.maxPendingBytes);
+  const connection = new Connection(id, ws, upgrade.socket, ctx.scheduler, app.limits.maxPendingBytes, ctx.stats.traffic(app.id, dialect.name));
   ctx.connections.add(connection, app, upgrade.ip);
   if (ctx.activity.watched(app.id)) ctx.activity.emit(app.id, { type: 'connected', connection: id, dialect: dialect.name, ip: upgrade.ip });
   dialect.open(ctx, app, connection, verdict.grant, upgrade);

@@ -63,6 +63,16 @@ export const configSchema = {
       properties: { cert: { type: 'string', minLength: 1 }, key: { type: 'string', minLength: 1 } },
     },
     examples: { type: 'boolean' },
+    metrics: {
+      type: 'object',
+      additionalProperties: false,
+      properties: {
+        enabled: { type: 'boolean' },
+        // A Prometheus metric name starts with a letter, `_` or `:`; empty is allowed (no prefix).
+        prefix: { type: 'string', pattern: '^([A-Za-z_:][A-Za-z0-9_:]*)?$', maxLength: 64 },
+        token: { type: 'string', minLength: 16, maxLength: 1024 },
+      },
+    },
     pusher: {
       type: 'object',
       additionalProperties: false,

@@ -163,6 +163,7 @@ export interface ChorusConfig {
   webhooks: WebhookOptions;
   /** The admin API and dashboard under /admin/; undefined turns them off (404). */
   admin: AdminConfig | undefined;
+  metrics: MetricsConfig;
   apps: AppConfig[];
 }
 
@@ -170,6 +171,16 @@ export interface ChorusConfig {
 export interface AdminConfig {
   user: string;
   password: string;
+}
+
+/** GET /metrics (Prometheus) and what it needs. */
+export interface MetricsConfig {
+  /** Serve GET /metrics; counting happens either way (plain integer fields). */
+  enabled: boolean;
+  /** Put before every metric name; soketi's dashboards work with `soketi_`. */
+  prefix: string;
+  /** When set, /metrics needs `Authorization: Bearer <token>` (401 otherwise). */
+  token: string | undefined;
 }
 
 /** Where publications, history and presence live: this process, or Redis for many nodes. */
@@ -214,6 +225,7 @@ export const DEFAULT_PUSHER_LIMITS: Readonly<PusherAppLimits> = Object.freeze({
 export const DEFAULT_PUSHER: Readonly<PusherServerConfig> = Object.freeze({ pathPrefix: '', activityTimeoutSeconds: 120 });
 
 export const DEFAULT_WEBHOOKS: Readonly<WebhookOptions> = Object.freeze({ batchMs: 50, holdMs: 3_000, retryForMs: 5 * 60_000, timeoutMs: 5_000, maxQueuedEvents: 10_000 });
+export const DEFAULT_METRICS: Readonly<MetricsConfig> = Object.freeze({ enabled: true, prefix: 'chorus_', token: undefined });
 
 export const DEFAULT_HISTORY: Readonly<HistoryConfig> = Object.freeze({ size: 100, ttlSeconds: 300 });
 
@@ -236,6 +248,7 @@ export const DEFAULTS: Readonly<Omit<ChorusConfig, 'apps'>> = Object.freeze({
   pusher: DEFAULT_PUSHER,
   webhooks: DEFAULT_WEBHOOKS,
   admin: undefined,
+  metrics: DEFAULT_METRICS,
 });
 
 /** The shape a user may write: everything optional but the app identities. */
@@ -258,6 +271,7 @@ export interface ChorusConfigInput {
   pusher?: Partial<PusherServerConfig>;
   webhooks?: Partial<WebhookOptions>;
   admin?: { user?: string; password: string };
+  metrics?: Partial<MetricsConfig>;
   limits?: Partial<Limits>;
   history?: Partial<HistoryConfig>;
   apps?: AppConfigInput[];
@@ -311,7 +325,7 @@ function describe(error: ErrorObject): string {
       return `must be one of ${(error.params['allowedValues'] as unknown[]).join(', ')}`;
     case 'minLength':
       // ajv's "must NOT have fewer than 16 characters" says neither why nor what to do instead.
-      if (/(^|\/)(secret|password)$/.test(error.instancePath) && typeof error.data === 'string') {
+      if (/(^|\/)(secret|password|token)$/.test(error.instancePath) && typeof error.data === 'string') {
         return `is ${error.data.length} characters; secrets must be at least ${String(error.params['limit'])} characters so they cannot be guessed — ${MAKE_SECRET}`;
       }
       if (/(^|\/)key$/.test(error.instancePath) && typeof error.data === 'string') {
@@ -398,6 +412,7 @@ export function resolveConfig(input: unknown, source = 'config'): ChorusConfig {
     pusher: { ...DEFAULTS.pusher, ...input.pusher },
     webhooks: { ...DEFAULTS.webhooks, ...input.webhooks },
     admin: input.admin ? { user: input.admin.user ?? 'admin', password: input.admin.password } : undefined,
+    metrics: { ...DEFAULTS.metrics, ...input.metrics },
     apps,
   };
 }

@@ -14,6 +14,7 @@ import { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { WebSocket } from 'ws';
 import { CloseCodes, type CloseCodeInfo } from '@chorus/protocol';
+import type { Traffic } from './metrics/stats.js';
 import { SharedRun, type OutboundScheduler } from './outbound.js';
 
 export class Connection {
@@ -31,6 +32,8 @@ export class Connection {
   pongTimeoutClose: CloseCodeInfo | undefined;
   /** The dialect's own code for a core close (Pusher: 4200 instead of 1001 on shutdown). */
   closeCodeFor: ((info: CloseCodeInfo) => CloseCodeInfo) | undefined;
+  /** The counters of this connection's app and dialect (plain increments; read by /metrics). */
+  readonly traffic: Traffic;
   readonly #socket: Duplex;
   readonly #scheduler: OutboundScheduler;
   readonly #maxPendingBytes: number;
@@ -47,8 +50,9 @@ export class Connection {
   /** Set while a slow consumer's farewell is queued: the cap it is being cut for must not refuse it. */
   #writingFarewell = false;
 
-  constructor(id: string, ws: WebSocket, socket: Duplex, scheduler: OutboundScheduler, maxPendingBytes: number) {
+  constructor(id: string, ws: WebSocket, socket: Duplex, scheduler: OutboundScheduler, maxPendingBytes: number, traffic: Traffic) {
     this.id = id;
+    this.traffic = traffic;
     this.ws = ws;
     this.#socket = socket;
     this.#scheduler = scheduler;
@@ -62,6 +66,15 @@ export class Connection {
     // received", so this listens on its receiver, guarded in case the internals change.
     const receiver = (ws as unknown as { _receiver?: EventEmitter })._receiver;
     receiver?.prependListener('conclude', () => this.flush());
+  }
+
+  /** Bytes the socket has read and written so far, WebSocket framing and handshake included. */
+  get bytesIn(): number {
+    return (this.#socket as Partial<Socket>).bytesRead ?? 0;
+  }
+
+  get bytesOut(): number {
+    return (this.#socket as Partial<Socket>).bytesWritten ?? 0;
   }
 
   get isOpen(): boolean {
@@ -90,6 +103,7 @@ export class Connection {
     if (!this.#reserve(run.bytes)) return false;
     this.#queue.push(run);
     this.#tailRun = run;
+    run.holders++;
     run.flushAt = Math.min(run.flushAt, this.#flushAt);
     return true;
   }
@@ -109,6 +123,7 @@ export class Connection {
       const first = queue[0] as Buffer | SharedRun;
       if (queue.length === 1) this.#socket.write(first instanceof SharedRun ? first.joined() : first);
       else this.#socket.write(this.#scheduler.join(queue.map((item) => (item instanceof SharedRun ? item.joined() : item)), this.#queuedBytes));
+      this.traffic.messagesOut += frameCount(queue);
     }
     this.#queue = [];
     this.#queuedBytes = 0;
@@ -181,6 +196,7 @@ export class Connection {
   readonly #terminate = (): void => this.terminate();
 
   #dropSlowConsumer(): void {
+    this.traffic.slowConsumers++;
     // What is queued cannot be delivered in time anyway; dropping it is what bounds memory.
     this.#dropQueue();
     // The dialect's code too (Pusher: 4100, which pusher-js retries after a back-off).
@@ -219,6 +235,13 @@ export class Connection {
     this.#queue = [];
     this.#queuedBytes = 0;
   }
+}
+
+/** Frames in a queue: one per buffer, and a run's frames. */
+function frameCount(queue: ReadonlyArray<Buffer | SharedRun>): number {
+  let count = 0;
+  for (const item of queue) count += item instanceof SharedRun ? item.frames.length : 1;
+  return count;
 }
 
 /**

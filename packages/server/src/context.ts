@@ -3,8 +3,11 @@ import type { Logger } from 'pino';
 import type { ActivityFeed } from './admin/activity.js';
 import type { AppRegistry } from './apps.js';
 import type { ChorusConfig } from './config.js';
+import type { EngineState } from './engine/state.js';
 import type { Engine } from './engine/types.js';
 import type { Hub } from './hub.js';
+import type { ServerMetrics } from './metrics/prometheus.js';
+import type { ServerStats } from './metrics/stats.js';
 import type { OutboundScheduler } from './outbound.js';
 import type { ConnectionRegistry } from './registry.js';
 import type { UserConnections } from './users.js';
@@ -25,6 +28,12 @@ export interface ServerContext {
   readonly webhooks: Webhooks;
   /** This node's happenings per app, for the admin dashboard's debug console. */
   readonly activity: ActivityFeed;
+  /** Counters the server increments as plain fields (connections, messages, refusals), read by /metrics. */
+  readonly stats: ServerStats;
+  /** The engine's reachability, reconnects and command round trips, for /ready and /metrics. */
+  readonly engineState: EngineState;
+  /** GET /metrics; undefined when `metrics.enabled` is false. */
+  readonly metrics: ServerMetrics | undefined;
   /** Unique per server instance, so connection ids stay unique across nodes. */
   newConnectionId(): string;
   readonly startedAt: number;

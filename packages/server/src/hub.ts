@@ -94,12 +94,34 @@ interface DialectRun {
  */
 const MIN_SUBSCRIBERS_FOR_RUN = 8;
 
+/**
+ * One message publication in this many (a power of two) has its publish→write latency sampled,
+ * with at most one sample in flight (one per event-loop turn under load).
+ */
+const LATENCY_SAMPLE_MASK = 15;
+
 export class Hub {
   readonly #channels = new ChannelMap<ChannelEntry>();
   readonly #scheduler: OutboundScheduler;
   #broker: Pick<Broker, 'attach' | 'detach'> | undefined;
   #counts: Pick<Counts, 'set'> | undefined;
   readonly #activity: ActivityFeed | undefined;
+  /** Publication frames handed to subscribers (queued, or held for one catching up), for /metrics. */
+  delivered = 0;
+  /**
+   * Set when metrics are on: called with a sampled publication's accept time (ms since the epoch)
+   * right after the turn's writes (see deliver), so it measures publish → socket write.
+   */
+  onLatencySample: ((acceptedAt: number) => void) | undefined;
+  #publications = 0;
+  /** The accept time of the sample in flight, or 0. */
+  #sampledAt = 0;
+
+  readonly #latencySampled = (): void => {
+    const acceptedAt = this.#sampledAt;
+    this.#sampledAt = 0;
+    this.onLatencySample?.(acceptedAt);
+  };
 
   constructor(scheduler: OutboundScheduler, activity?: ActivityFeed) {
     this.#scheduler = scheduler;
@@ -160,6 +182,16 @@ export class Hub {
     return entry ? [...entry.subscribers.values()] : [];
   }
 
+  /** The app's channels with subscribers on this node, and their subscriptions, without copying anything. */
+  countsOf(appId: string): { channels: number; subscriptions: number } {
+    const counts = { channels: 0, subscriptions: 0 };
+    this.#channels.forEachOf(appId, (_channel, entry) => {
+      counts.channels++;
+      counts.subscriptions += entry.subscribers.size;
+    });
+    return counts;
+  }
+
   get channelCount(): number {
     return this.#channels.size;
   }
@@ -176,21 +208,30 @@ export class Hub {
     if (publication.kind === 'presence') {
       // Rare, and filtered per subscriber (presenceEvents): one frame each, in order after the run.
       entry.endRun();
-      deliverEach(entry.subscribers.values(), new Frames(publication));
+      this.delivered += deliverEach(entry.subscribers.values(), new Frames(publication));
       return;
+    }
+    // Sampled after the turn's writes: by the next tick this delivery has queued the scheduler's
+    // flush (an immediate), and an immediate queued then runs right after it.
+    if (this.onLatencySample !== undefined && (this.#publications++ & LATENCY_SAMPLE_MASK) === 0 && this.#sampledAt === 0) {
+      this.#sampledAt = publication.ts;
+      process.nextTick(setImmediate, this.#latencySampled);
     }
     if (entry.runsOpen) {
       const origin = publication.originId === undefined ? undefined : entry.subscribers.get(publication.originId);
       // The origin skips its own message, so it cannot be holding the run this frame goes to.
       if (!origin || receivesOwn(origin, publication) || entry.outside.has(origin)) {
         const frames = new Frames(publication);
-        for (const { encoder, run } of entry.runs) run.append(frames.for(encoder));
-        deliverEach(entry.outside, frames);
+        for (const { encoder, run } of entry.runs) {
+          run.append(frames.for(encoder));
+          this.delivered += run.holders;
+        }
+        this.delivered += deliverEach(entry.outside, frames);
         return;
       }
     }
     entry.endRun();
-    if (entry.subscribers.size < MIN_SUBSCRIBERS_FOR_RUN) deliverEach(entry.subscribers.values(), new Frames(publication));
+    if (entry.subscribers.size < MIN_SUBSCRIBERS_FOR_RUN) this.delivered += deliverEach(entry.subscribers.values(), new Frames(publication));
     else this.#startRun(entry, publication);
   };
 
@@ -208,8 +249,9 @@ export class Hub {
         if (subscriber.connection.attach(lastRun)) continue;
       }
       entry.outside.add(subscriber);
-      deliverTo(subscriber, frames);
+      this.delivered += deliverTo(subscriber, frames);
     }
+    for (const { run } of entry.runs) this.delivered += run.holders;
   }
 
   #runFor(entry: ChannelEntry, encoder: PublicationEncoder, frames: Frames): SharedRun {
@@ -248,16 +290,20 @@ class Frames {
   }
 }
 
-/** One frame to the subscriber (or into its held list), unless the publication is not for it. */
-function deliverTo(subscriber: Subscriber, frames: Frames): void {
+/** One frame to the subscriber (or into its held list), unless the publication is not for it; 1 when sent. */
+function deliverTo(subscriber: Subscriber, frames: Frames): number {
   const { publication } = frames;
-  if (isExcluded(subscriber, publication)) return;
+  if (isExcluded(subscriber, publication)) return 0;
   const frame = frames.for(subscriber.encoder);
-  if (frame === NO_FRAME) return;
+  if (frame === NO_FRAME) return 0;
   if (subscriber.held) subscriber.held.push({ publication, frame });
   else subscriber.connection.send(frame);
+  return 1;
 }
 
-function deliverEach(subscribers: Iterable<Subscriber>, frames: Frames): void {
-  for (const subscriber of subscribers) deliverTo(subscriber, frames);
+/** Delivers to each subscriber; returns how many got the frame. */
+function deliverEach(subscribers: Iterable<Subscriber>, frames: Frames): number {
+  let delivered = 0;
+  for (const subscriber of subscribers) delivered += deliverTo(subscriber, frames);
+  return delivered;
 }

@@ -28,6 +28,8 @@ export class SharedRun {
    * smallest threshold of the connections holding the run, which they set when they attach it.
    */
   flushAt = Infinity;
+  /** Connections that queued the run: each frame appended reaches all of them (counted as deliveries). */
+  holders = 0;
   #open = true;
   #joined: Buffer | undefined;
   readonly #grew: ((run: SharedRun) => void) | undefined;

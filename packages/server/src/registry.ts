@@ -45,6 +45,7 @@ export class ConnectionRegistry implements Iterable<Connection> {
     this.#entries.set(connection, { appId: app.id, ip });
     increment(this.#perApp, app.id, 1);
     increment(this.#perIp, ip, 1);
+    connection.traffic.opened++;
     // 'close' is emitted once; `on` spares the wrapper objects `once` keeps per connection.
     connection.ws.on('close', (code: number) => this.#remove(connection, code));
   }
@@ -67,6 +68,11 @@ export class ConnectionRegistry implements Iterable<Connection> {
     if (this.#activity?.watched(entry.appId)) this.#activity.emit(entry.appId, { type: 'disconnected', connection: connection.id, code });
     increment(this.#perApp, entry.appId, -1);
     increment(this.#perIp, entry.ip, -1);
+    // From now on /metrics no longer reads this socket's byte counts: they go to its totals.
+    const { traffic } = connection;
+    traffic.closed++;
+    traffic.closedBytesIn += connection.bytesIn;
+    traffic.closedBytesOut += connection.bytesOut;
   }
 }
 

@@ -19,10 +19,13 @@ import type { ServerContext } from './context.js';
 import { DIALECTS } from './dialects/index.js';
 import { DRAIN_TICK_MS, drainConnections } from './drain.js';
 import { createEngine } from './engine/index.js';
+import { EngineState } from './engine/state.js';
 import { Heartbeat } from './heartbeat.js';
 import { ConnectionGuard } from './http/connection-guard.js';
 import { createRequestHandler } from './http/router.js';
 import { Hub } from './hub.js';
+import { ServerMetrics } from './metrics/prometheus.js';
+import { ServerStats } from './metrics/stats.js';
 import { OutboundScheduler } from './outbound.js';
 import { ConnectionRegistry } from './registry.js';
 import { UpgradeHandler } from './upgrade.js';
@@ -61,6 +64,13 @@ export class ChorusServer {
     const apps = new AppRegistry(config.apps);
     let connectionCount = 0;
     const nodeId = randomBytes(4).toString('hex');
+    const engineState = new EngineState();
+    const connections = new ConnectionRegistry(activity);
+    const stats = new ServerStats();
+    const metrics = config.metrics.enabled
+      ? new ServerMetrics(config.metrics.prefix, { stats, hub, apps, connections, engine: engineState, engineType: config.engine.type })
+      : undefined;
+    if (metrics) hub.onLatencySample = (acceptedAt) => metrics.deliveryLatency.observe(Math.max(0, Date.now() - acceptedAt) / 1000);
     const engine = createEngine(config, {
       handlers: {
         onPublication: hub.deliver,
@@ -86,6 +96,7 @@ export class ChorusServer {
       localStats: () => ({ connections: this.#ctx.connections.size, channels: hub.channelCount }),
       nodeId,
       log: this.log,
+      state: engineState,
     });
     this.#ctx = {
       config,
@@ -96,13 +107,17 @@ export class ChorusServer {
       hub,
       scheduler,
       log: this.log,
-      connections: new ConnectionRegistry(activity),
+      connections,
       users: new UserConnections(),
+      stats,
+      engineState,
+      metrics,
       newConnectionId: () => `${nodeId}.${(++connectionCount).toString(36)}`,
       startedAt: Date.now(),
       shuttingDown: false,
       drain: undefined,
     };
+    metrics?.addWebhookMetrics(() => this.#ctx.webhooks.stats);
     hub.bind(this.#ctx.engine);
     this.#ctx.users.bind(this.#ctx.engine.counts);
     this.#upgrades = new UpgradeHandler(this.#ctx, DIALECTS);
@@ -137,6 +152,7 @@ export class ChorusServer {
     });
     this.#heartbeat = new Heartbeat(this.#ctx.connections, this.config.heartbeatIntervalMs);
     const address = this.address;
+    this.#ctx.metrics?.listening(address.port);
     this.log.info({ port: address.port, host: address.address }, 'listening');
     return address;
   }

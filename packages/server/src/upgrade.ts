@@ -9,7 +9,7 @@ import type { Duplex } from 'node:stream';
 import proxyAddr from 'proxy-addr';
 import { WebSocketServer, type WebSocket } from 'ws';
 import { HttpErrors } from '@chorus/protocol';
-import { admit, routeUpgrade, type Acceptor, type Dialect, type PendingUpgrade } from './admission.js';
+import { admit, noteRefusal, routeUpgrade, type Acceptor, type Dialect, type PendingUpgrade } from './admission.js';
 import type { App } from './apps.js';
 import type { ServerContext } from './context.js';
 import { refuseHttp } from './http/refuse.js';
@@ -43,11 +43,19 @@ export class UpgradeHandler implements Acceptor {
 
   readonly handle = (req: IncomingMessage, socket: Duplex, head: Buffer): void => {
     socket.on('error', this.#logSocketError);
-    // Retry-After: a client that comes back through the load balancer lands on another node.
-    if (this.#ctx.shuttingDown) return refuseHttp(socket, HttpErrors.SHUTTING_DOWN, undefined, { 'Retry-After': '1' });
     const url = new URL(req.url ?? '/', 'http://localhost');
     const routed = routeUpgrade(this.#dialects, url, this.#ctx.config);
-    if (!routed) return refuseHttp(socket, HttpErrors.NOT_FOUND);
+    const dialect = routed?.dialect.name ?? 'none';
+    if (this.#ctx.shuttingDown) {
+      noteRefusal(this.#ctx, dialect, HttpErrors.SHUTTING_DOWN.status, 'shutting down');
+      // Retry-After: a client that comes back through the load balancer lands on another node.
+      return refuseHttp(socket, HttpErrors.SHUTTING_DOWN, undefined, { 'Retry-After': '1' });
+    }
+    if (!routed) {
+      // The path only: the query string may carry a token.
+      noteRefusal(this.#ctx, dialect, HttpErrors.NOT_FOUND.status, 'no WebSocket endpoint at this path', { path: url.pathname });
+      return refuseHttp(socket, HttpErrors.NOT_FOUND);
+    }
     const upgrade: PendingUpgrade = { req, socket, head, url, ip: this.#clientAddress(req) };
     const handled = admit(this.#ctx, this, routed.dialect, routed.route, upgrade);
     // After 'upgrade' fires no HTTP timeout applies any more: bound the time to decide.

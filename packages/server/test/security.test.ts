@@ -297,8 +297,9 @@ describe('log hygiene', () => {
         done();
       },
     });
+    const metricsToken = 'metrics-token-never-logged-0123';
     const server = await startServer(
-      { port: 0, host: '127.0.0.1', logLevel: 'trace', apps: [{ ...TEST_APP }] },
+      { port: 0, host: '127.0.0.1', logLevel: 'trace', apps: [{ ...TEST_APP }], metrics: { token: metricsToken } },
       { logger: pino({ level: 'trace' }, sink) },
     );
     after(() => server.close());
@@ -312,10 +313,17 @@ describe('log hygiene', () => {
     const bad = await V1Client.open(server);
     await bad.command('connect', { token: badToken });
     await fetch(`http://127.0.0.1:${server.port}/api/publish`, { method: 'POST', body: JSON.stringify({ key: TEST_APP.key, secret: `${TEST_APP.secret}-wrong`, channelId: 'c', message: 'x' }) });
+    // Refusals are logged (one line each, with code and reason): a token in the URL stays out.
+    await track(new TestClient(rawUrl(server, 'private-log', `api_key=wrong-key-${badToken}&jwt=${badToken}`))).closed();
+    await track(new TestClient(`${rawUrl(server, 'private-log').replace('/v4/private-log', '/nowhere')}&jwt=${badToken}`)).closed();
+    for (const authorization of [`Bearer ${metricsToken}`, `Bearer ${metricsToken}-wrong`]) {
+      await fetch(`http://127.0.0.1:${server.port}/metrics?token=${metricsToken}`, { headers: { authorization } });
+    }
     await settle();
     const log = lines.join('');
     assert.ok(lines.length > 3, 'the server did log at trace level');
-    for (const secret of [goodChannelToken, badToken, connToken, TEST_APP.secret]) assert.ok(!log.includes(secret), `log contains ${secret.slice(0, 12)}…`);
+    assert.ok((log.match(/"msg":"connection refused"/g)?.length ?? 0) >= 4, 'the refusals were logged');
+    for (const secret of [goodChannelToken, badToken, connToken, TEST_APP.secret, metricsToken]) assert.ok(!log.includes(secret), `log contains ${secret.slice(0, 12)}…`);
     assert.ok(!log.includes(goodChannelToken.split('.')[2] ?? 'x'), 'not even a token signature');
   });
 });

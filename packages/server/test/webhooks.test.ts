@@ -193,6 +193,13 @@ describe('webhooks', () => {
     await raw(server, 'later');
     await hooks.until(() => hooks.named('channel_occupied', 'later').length === 1, 'a later event delivered');
     assert.deepEqual(hooks.named('channel_occupied', 'doomed'), []);
+    // And the metrics say so.
+    const metrics = await (await fetch(`http://127.0.0.1:${server.port}/metrics`)).text();
+    const value = (name: string): number => Number(new RegExp(`^chorus_${name}(?:\\{[^}]*\\})? (\\S+)$`, 'm').exec(metrics)?.[1] ?? NaN);
+    assert.equal(value('webhook_events_dropped_total'), 1);
+    assert.equal(value('webhook_events_delivered_total'), 1);
+    assert.ok(value('webhook_failed_requests_total') >= 2);
+    assert.equal(value('webhook_queued_events'), 0);
   });
 });
 

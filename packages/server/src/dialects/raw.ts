@@ -135,13 +135,22 @@ function openRawChannel(ctx: ServerContext, app: App, channel: string, subscribe
     logPublishError(error);
   };
 
+  const { traffic } = connection;
   connection.ws.on('message', (data: Buffer, isBinary: boolean) => {
+    traffic.messagesIn++;
     // ws still emits what the client sent after our close frame: a refused or closing connection
     // publishes nothing more, or a refilled bucket would relay frames from after the refusal.
     if (!connection.isOpen) return;
-    if (!bucket.take()) return connection.close(CloseCodes.RATE_LIMITED);
+    if (!bucket.take()) {
+      traffic.rateLimited++;
+      return connection.close(CloseCodes.RATE_LIMITED);
+    }
     const invalid = check?.({ event: undefined, payload: data, binary: isBinary });
-    if (invalid !== undefined) return sendRawError(connection, `${RawErrorText.INVALID_MESSAGE}: ${invalid}`);
+    if (invalid !== undefined) {
+      traffic.schemaRefused++;
+      return sendRawError(connection, `${RawErrorText.INVALID_MESSAGE}: ${invalid}`);
+    }
+    traffic.published++;
     broker
       .publish({ appId, channel, originId: connection.id, event: undefined, payload: data, binary: isBinary })
       .catch(publishFailed);

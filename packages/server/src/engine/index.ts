@@ -4,6 +4,7 @@ import type { ChorusConfig } from '../config.js';
 import { withMemberCounts } from './member-counts.js';
 import { createMemoryEngine } from './memory.js';
 import { createRedisEngine } from './redis/index.js';
+import type { EngineState } from './state.js';
 import type { Engine, EngineHandlers, HistoryPolicyResolver, LocalStats } from './types.js';
 
 export interface EngineContext {
@@ -12,6 +13,8 @@ export interface EngineContext {
   readonly localStats: LocalStats;
   readonly nodeId: string;
   readonly log: Logger;
+  /** Written by the engine: reachable or not, reconnects, command round trips. */
+  readonly state?: EngineState | undefined;
 }
 
 export function createEngine(config: ChorusConfig, context: EngineContext): Engine {

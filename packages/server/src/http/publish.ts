@@ -50,7 +50,12 @@ export async function handlePublish(ctx: ServerContext, req: IncomingMessage, re
     return sendError(res, HttpErrors.PAYLOAD_TOO_LARGE, `message is ${payload.length} bytes; this app allows ${app.limits.maxMessageSize}.`);
   }
   const invalid = app.messageCheck(channelName)?.({ event: undefined, payload, binary: false });
-  if (invalid !== undefined) return sendError(res, HttpErrors.BAD_REQUEST, `Invalid message: ${invalid}`);
+  const counts = ctx.stats.httpPublications(app.id, 'rest');
+  if (invalid !== undefined) {
+    counts.schemaRefused++;
+    return sendError(res, HttpErrors.BAD_REQUEST, `Invalid message: ${invalid}`);
+  }
+  counts.published++;
   let outcome;
   try {
     outcome = await ctx.engine.broker.publish({ appId: app.id, channel: channelName, originId: undefined, event: undefined, payload, binary: false });

@@ -1,10 +1,11 @@
-/** Plain HTTP requests: health, REST publish, the example pages. */
+/** Plain HTTP requests: health, readiness, metrics, REST publish, the example pages. */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { HttpErrors, RAW_PATH, V1_PATH } from '@chorus/protocol';
 import { ADMIN_API_PREFIX, handleAdminApi, isAdmin, refuseAdmin } from '../admin/api.js';
 import type { ServerContext } from '../context.js';
 import { handlePusherApi, isPusherApiPath } from '../dialects/pusher/http-api.js';
 import { pusherDialect } from '../dialects/pusher/index.js';
+import { handleMetrics, handleReady } from './metrics.js';
 import { handlePublish } from './publish.js';
 import { sendError, sendJson } from './respond.js';
 import { serveStatic } from './static.js';
@@ -23,6 +24,7 @@ export interface StaticRoots {
 
 export function createRequestHandler(ctx: ServerContext, roots: StaticRoots) {
   return (req: IncomingMessage, res: ServerResponse): void => {
+    countCall(ctx, req, res);
     route(ctx, roots, req, res).catch((error: unknown) => {
       ctx.log.error({ err: error, url: req.url }, 'request failed');
       if (!res.headersSent) sendError(res, HttpErrors.INTERNAL);
@@ -46,6 +48,10 @@ async function route(ctx: ServerContext, roots: StaticRoots, req: IncomingMessag
       ...local,
       ...(ctx.config.engine.type === 'redis' ? { cluster: cluster ?? 'unavailable' } : {}),
     });
+  }
+  if (pathname === '/ready' || pathname === '/metrics') {
+    if (method !== 'GET' && method !== 'HEAD') return sendError(res, HttpErrors.METHOD_NOT_ALLOWED);
+    return pathname === '/ready' ? handleReady(ctx, res) : handleMetrics(ctx, req, res);
   }
   if (pathname === '/api/publish') {
     if (method !== 'POST') return sendError(res, HttpErrors.METHOD_NOT_ALLOWED, 'Use POST with a JSON body.');
@@ -78,6 +84,24 @@ async function route(ctx: ServerContext, roots: StaticRoots, req: IncomingMessag
   }
   sendError(res, HttpErrors.NOT_FOUND);
 }
+
+/**
+ * http_calls_received_total by route, with the request's body bytes (its Content-Length) and the
+ * bytes written for the response (what the socket wrote meanwhile: one response at a time).
+ */
+function countCall(ctx: ServerContext, req: IncomingMessage, res: ServerResponse): void {
+  const { pathname } = new URL(req.url ?? '/', 'http://localhost');
+  const route = ROUTES.get(pathname) ?? (isPusherApiPath(ctx, pathname) ? 'pusher_api' : 'other');
+  const writtenBefore = req.socket.bytesWritten;
+  res.once('finish', () => ctx.stats.httpCall(route, Number(req.headers['content-length']) || 0, req.socket.bytesWritten - writtenBefore));
+}
+
+const ROUTES: ReadonlyMap<string, string> = new Map([
+  ['/health', 'health'],
+  ['/ready', 'ready'],
+  ['/metrics', 'metrics'],
+  ['/api/publish', 'publish'],
+]);
 
 function redirect(res: ServerResponse, location: string): void {
   res.writeHead(302, { location, 'content-length': 0 });

@@ -137,8 +137,12 @@ async function publishEvent(ctx: ServerContext, app: App, event: EventInput): Pr
   const payload = corePayloadOfData(event.data);
   for (const channel of event.channels) {
     const invalid = app.messageCheck(channel)?.({ event: event.name, payload, binary: false });
-    if (invalid !== undefined) throw new ApiError(400, `Invalid message for ${channel}: ${invalid}`);
+    if (invalid !== undefined) {
+      ctx.stats.httpPublications(app.id, 'pusher_http').schemaRefused++;
+      throw new ApiError(400, `Invalid message for ${channel}: ${invalid}`);
+    }
   }
+  ctx.stats.httpPublications(app.id, 'pusher_http').published += event.channels.length;
   await Promise.all(
     event.channels.map((channel) =>
       ctx.engine.broker.publish({ appId: app.id, channel, originId: event.socketId, excludeOrigin: true, event: event.name, payload, binary: false }),

@@ -72,9 +72,11 @@ export class PusherSession {
   }
 
   #onFrame(data: Buffer, isBinary: boolean): void {
+    this.#connection.traffic.messagesIn++;
     // ws still emits what arrives after our close frame: a closing connection does nothing more.
     if (!this.#connection.isOpen) return;
     if (!this.#frames.take()) {
+      this.#connection.traffic.rateLimited++;
       return this.#connection.close(PusherCloseCodes.CLIENT_EVENT_RATE_LIMITED, `Rate limit exceeded: this app allows ${this.#app.limits.messagesPerSecond} messages per second (limits.messagesPerSecond)`);
     }
     if (isBinary) return this.#error(null, 'Binary frames are not part of the Pusher protocol; send JSON text');
@@ -287,12 +289,17 @@ export class PusherSession {
     if (!subscription || subscription.subscriber.held !== undefined) return refuse(`Client event rejected: not subscribed to ${channel}`);
     if (!subscription.traits.clientEvents) return refuse('Client events are only allowed on private- and presence- channels (not encrypted ones)');
     if (!this.#clientEvents.take()) {
+      this.#connection.traffic.rateLimited++;
       return refuse(`Client event rejected due to rate limit: at most ${this.#app.pusher.clientEventsPerSecond} per second (pusher.clientEventsPerSecond)`);
     }
     const payload = corePayloadOfValue(frame.data);
     if (payload.length > this.#app.limits.maxMessageSize) return refuse(`Client event data is ${payload.length} bytes; at most ${this.#app.limits.maxMessageSize} (limits.maxMessageSize)`);
     const invalid = this.#app.messageCheck(channel)?.({ event, payload, binary: false });
-    if (invalid !== undefined) return this.#error(null, `Invalid message: ${invalid}`);
+    if (invalid !== undefined) {
+      this.#connection.traffic.schemaRefused++;
+      return this.#error(null, `Invalid message: ${invalid}`);
+    }
+    this.#connection.traffic.published++;
     await this.#ctx.engine.broker.publish({
       appId: this.#app.id,
       channel,

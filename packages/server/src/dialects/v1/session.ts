@@ -22,6 +22,7 @@ import {
   type SubscribeCommand,
   type UnsubscribeCommand,
 } from '@chorus/protocol';
+import { noteRefusal } from '../../admission.js';
 import type { App } from '../../apps.js';
 import type { Connection } from '../../connection.js';
 import type { ServerContext } from '../../context.js';
@@ -101,10 +102,12 @@ export class V1Session {
    * client's publishes get offsets in the order it sent them, whatever the engine's latency.
    */
   #onFrame(data: Buffer, isBinary: boolean): void {
+    this.#connection.traffic.messagesIn++;
     if (isBinary) return this.#disconnect(CloseCodes.BAD_REQUEST, 'Binary frames are not v1');
     const parsed = parseFrame(data.toString('utf8'));
     if (parsed.kind === 'fatal') return this.#disconnect(CloseCodes.BAD_REQUEST, `Bad frame: ${parsed.message}`);
     if (!this.#bucket.take()) {
+      this.#connection.traffic.rateLimited++;
       const id = parsed.kind === 'command' ? parsed.command.id : parsed.id;
       return this.#reply(errorReply(id, ErrorCodes.RATE_LIMITED));
     }
@@ -153,7 +156,8 @@ export class V1Session {
   async #connect(command: ConnectCommand): Promise<Buffer | undefined> {
     if (this.#connected) throw new CommandError(ErrorCodes.ALREADY_CONNECTED);
     const refuse = (reason: string): Buffer | undefined => {
-      this.#ctx.log.debug({ app: this.#app.id, connection: this.#connection.id, reason }, 'v1 connect refused');
+      // A refusal of the connection, as admission.ts logs and counts those before the upgrade.
+      noteRefusal(this.#ctx, 'v1', CloseCodes.AUTHENTICATION_FAILED.code, `connect refused: ${reason}`, { app: this.#app.id, connection: this.#connection.id });
       this.#reply(errorReply(command.id, ErrorCodes.UNAUTHORIZED));
       this.#disconnect(CloseCodes.AUTHENTICATION_FAILED);
       return undefined;
@@ -350,7 +354,11 @@ export class V1Session {
     }
     const event = command.event ?? 'message';
     const invalid = this.#app.messageCheck(channel)?.({ event, payload, binary });
-    if (invalid !== undefined) throw new CommandError(ErrorCodes.INVALID_MESSAGE, invalid);
+    if (invalid !== undefined) {
+      this.#connection.traffic.schemaRefused++;
+      throw new CommandError(ErrorCodes.INVALID_MESSAGE, invalid);
+    }
+    this.#connection.traffic.published++;
     const { offset, epoch } = await this.#ctx.engine.broker.publish({
       appId: this.#app.id,
       channel,

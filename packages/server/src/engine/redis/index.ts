@@ -24,6 +24,7 @@ import { Redis, type RedisOptions } from 'ioredis';
 import type { Logger } from 'pino';
 import type { Member } from '@chorus/protocol';
 import { EngineUnavailableError } from '../errors.js';
+import { EngineState } from '../state.js';
 import type {
   Broker,
   ClusterStats,
@@ -58,6 +59,8 @@ export interface RedisEngineOptions {
   readonly presenceTtlMs?: number | undefined;
   /** How long a node's share of the counts outlives its last refresh (default 15 s; see counts.ts). */
   readonly nodeTtlMs?: number | undefined;
+  /** Where the engine reports reachability, reconnects and command round trips (/ready, /metrics). */
+  readonly state?: EngineState | undefined;
 }
 
 /** Methods defineCommand adds (ioredis does not type them). */
@@ -90,6 +93,8 @@ const SWEEP_BYTES_PER_CALL = 512 * 1024;
 /** Calls per sweep at most (4 MB), then the rest after SWEEP_BACKLOG_DELAY_MS, so subscribers drain in between. */
 const SWEEP_MAX_CALLS = 8;
 const SWEEP_BACKLOG_DELAY_MS = 500;
+/** One publish in this many has its round trip timed for /metrics. */
+const PUBLISH_TIMING_EVERY = 16;
 
 /**
  * PRESENCE_SWEEP builds the presence, members and pubsub names from the tag itself: change them
@@ -142,6 +147,8 @@ class RedisEngine implements Engine, Broker, PresenceStore {
   readonly #probeChannel: string;
   readonly #timers: NodeJS.Timeout[] = [];
   readonly #presenceTtlMs: number;
+  readonly #state: EngineState;
+  #publishes = 0;
   #sweepTimer: NodeJS.Timeout | undefined;
   #probeSentAt = 0;
   #probeSeenAt = 0;
@@ -153,6 +160,8 @@ class RedisEngine implements Engine, Broker, PresenceStore {
     this.#options = options;
     this.#log = options.log.child({ engine: 'redis' });
     this.#presenceTtlMs = options.presenceTtlMs ?? 30_000;
+    this.#state = options.state ?? new EngineState();
+    this.#state.up = false;
     this.#probeChannel = `chorus:probe:${options.nodeId}`;
     const common: RedisOptions = {
       // Fail fast while Redis is away instead of queueing without bound; reconnect with backoff.
@@ -196,6 +205,7 @@ class RedisEngine implements Engine, Broker, PresenceStore {
 
   /** Logs an outage once (not once per retry); #onReady logs the return. */
   #onDown(connection: string, message: string, error?: NodeJS.ErrnoException): void {
+    this.#state.up = false;
     if (this.#down || this.#closing) return;
     this.#down = true;
     this.#log.warn({ connection, url: safeUrl(this.#options.url), code: error?.code }, message);
@@ -204,8 +214,10 @@ class RedisEngine implements Engine, Broker, PresenceStore {
   #onReady(connection: 'commands' | 'pubsub'): void {
     if (this.#down) {
       this.#down = false;
+      this.#state.reconnects++;
       this.#log.info({ connection, url: safeUrl(this.#options.url) }, 'redis connected again');
     }
+    this.#state.up = this.#cmd.status === 'ready' && this.#sub.status === 'ready';
     if (connection !== 'pubsub') return;
     // Whatever was published while the pub/sub connection was away is lost to this node.
     if (this.#subReadyBefore) {
@@ -237,7 +249,8 @@ class RedisEngine implements Engine, Broker, PresenceStore {
     }
     if (this.#probeSentAt > this.#probeSeenAt) return; // still waiting for the last one
     this.#probeSentAt = now;
-    this.#cmd.publish(this.#probeChannel, 'probe').catch(() => undefined);
+    const sent = performance.now();
+    this.#cmd.publish(this.#probeChannel, 'probe').then(() => this.#state.commandTimed?.('probe', performance.now() - sent), () => undefined);
   }
 
   // ---- broker -----------------------------------------------------------------------------------
@@ -247,6 +260,7 @@ class RedisEngine implements Engine, Broker, PresenceStore {
     const policy = this.#options.policy(message.appId, message.channel);
     const hasMsgId = message.msgId !== undefined;
     const commands = await this.#commands();
+    const timed = this.#publishes++ % PUBLISH_TIMING_EVERY === 0 ? performance.now() : 0;
     const [offset, epoch, duplicate] = await commands.chorusPublish(
       keys.meta,
       keys.stream,
@@ -264,6 +278,7 @@ class RedisEngine implements Engine, Broker, PresenceStore {
       // exhausted): the caller must hear "not accepted, retry later", not "internal error".
       throw commands.status === 'ready' ? error : new EngineUnavailableError('redis connection lost during publish', { cause: error });
     });
+    if (timed !== 0) this.#state.commandTimed?.('publish', performance.now() - timed);
     return { offset: Number(offset), epoch: String(epoch), duplicate: Number(duplicate) === 1 };
   }
 
