@@ -69,6 +69,17 @@ export const configSchema = {
         activityTimeoutSeconds: { type: 'integer', minimum: 1, maximum: 3600 },
       },
     },
+    yjs: {
+      type: 'object',
+      additionalProperties: false,
+      properties: {
+        path: { type: 'string', pattern: '^(/[A-Za-z0-9._~-]+)+$', maxLength: 256 },
+        directory: { type: 'string', minLength: 1 },
+        maxMessageSize: { type: 'integer', minimum: 1024, maximum: 256 * 1024 * 1024 },
+        maxDocumentBytes: { type: 'integer', minimum: 1024 },
+        idleUnloadMs: { type: 'integer', minimum: 0 },
+      },
+    },
     limits: limitsSchema,
     history: historySchema,
     apps: {

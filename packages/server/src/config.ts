@@ -95,6 +95,20 @@ export interface PusherServerConfig {
   activityTimeoutSeconds: number;
 }
 
+/** Yjs rooms (`/yjs/{room}`, the y-websocket provider's protocol): docs/collaboration.md. */
+export interface YjsServerConfig {
+  /** The URL path the rooms live under: `${path}/{room}`. */
+  path: string;
+  /** Memory engine: a folder where each room's document is kept, so a restart keeps documents. */
+  directory: string | undefined;
+  /** Largest inbound Yjs frame (a client's first sync carries its whole offline state). */
+  maxMessageSize: number;
+  /** A room's stored document may not grow past this many bytes (encoded state). */
+  maxDocumentBytes: number;
+  /** A room without connections is unloaded from memory after this long. */
+  idleUnloadMs: number;
+}
+
 export type LogLevel = 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
 
 export interface ChorusConfig {
@@ -127,6 +141,7 @@ export interface ChorusConfig {
   /** Serve the example pages under /examples/ (pre-filled with the first app's key). */
   examples: boolean;
   pusher: PusherServerConfig;
+  yjs: YjsServerConfig;
   apps: AppConfig[];
 }
 
@@ -169,6 +184,14 @@ export const DEFAULT_PUSHER_LIMITS: Readonly<PusherAppLimits> = Object.freeze({
 
 export const DEFAULT_PUSHER: Readonly<PusherServerConfig> = Object.freeze({ pathPrefix: '', activityTimeoutSeconds: 120 });
 
+export const DEFAULT_YJS: Readonly<YjsServerConfig> = Object.freeze({
+  path: '/yjs',
+  directory: undefined,
+  maxMessageSize: 4 * 1024 * 1024,
+  maxDocumentBytes: 16 * 1024 * 1024,
+  idleUnloadMs: 30_000,
+});
+
 export const DEFAULT_HISTORY: Readonly<HistoryConfig> = Object.freeze({ size: 100, ttlSeconds: 300 });
 
 export const DEFAULTS: Readonly<Omit<ChorusConfig, 'apps'>> = Object.freeze({
@@ -187,6 +210,7 @@ export const DEFAULTS: Readonly<Omit<ChorusConfig, 'apps'>> = Object.freeze({
   engine: { type: 'memory' as const },
   examples: true,
   pusher: DEFAULT_PUSHER,
+  yjs: DEFAULT_YJS,
 });
 
 /** The shape a user may write: everything optional but the app identities. */
@@ -206,6 +230,7 @@ export interface ChorusConfigInput {
   engine?: EngineConfig;
   examples?: boolean;
   pusher?: Partial<PusherServerConfig>;
+  yjs?: Partial<YjsServerConfig>;
   limits?: Partial<Limits>;
   history?: Partial<HistoryConfig>;
   apps?: AppConfigInput[];
@@ -341,6 +366,7 @@ export function resolveConfig(input: unknown, source = 'config'): ChorusConfig {
     engine: resolveEngine(input.engine, source),
     examples: input.examples ?? DEFAULTS.examples,
     pusher: { ...DEFAULTS.pusher, ...input.pusher },
+    yjs: { ...DEFAULTS.yjs, ...input.yjs },
     apps,
   };
 }

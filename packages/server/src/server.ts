@@ -16,6 +16,7 @@ import { AppRegistry } from './apps.js';
 import { ConfigError, resolveConfig, type ChorusConfig, type ChorusConfigInput, type TlsConfig } from './config.js';
 import type { ServerContext } from './context.js';
 import { DIALECTS } from './dialects/index.js';
+import { closeYjsRooms } from './dialects/yjs/index.js';
 import { createEngine } from './engine/index.js';
 import { Heartbeat } from './heartbeat.js';
 import { ConnectionGuard } from './http/connection-guard.js';
@@ -163,6 +164,7 @@ export class ChorusServer {
     this.#guard.close();
     this.#http.closeAllConnections();
     await httpClosed;
+    await closeYjsRooms(ctx);
     await ctx.engine.close();
     this.log.info('stopped');
   }
