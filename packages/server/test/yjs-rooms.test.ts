@@ -28,6 +28,9 @@ describe('yjs rooms', () => {
     b.text.insert(0, 'world ');
     await eventually(() => a.text.toJSON() === b.text.toJSON() && a.text.length === 12, 'a and b converge');
     const content = a.text.toJSON();
+    const health = (await (await fetch(`http://127.0.0.1:${server.port}/health`)).json()) as { yjs: { rooms: number; documentBytes: number; updates: number } };
+    assert.equal(health.yjs.rooms, 1);
+    assert.ok(health.yjs.documentBytes >= 12 && health.yjs.updates >= 2, JSON.stringify(health.yjs));
     a.destroy();
     b.destroy();
     // Long enough for the room to be unloaded (idleUnloadMs 50): it comes back from the store.

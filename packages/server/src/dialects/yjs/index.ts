@@ -12,7 +12,7 @@ import { refusal, type Dialect } from '../../admission.js';
 import type { ChorusConfig } from '../../config.js';
 import type { ServerContext } from '../../context.js';
 import { TokenExpiry } from '../../expiry.js';
-import { YjsRooms } from './rooms.js';
+import { YjsRooms, type YjsStats } from './rooms.js';
 import { YjsSession, type YjsGrant } from './session.js';
 
 const pathPatterns = new WeakMap<ChorusConfig, RegExp>();
@@ -42,6 +42,11 @@ export function yjsRooms(ctx: ServerContext): YjsRooms {
 /** Closes the server's rooms if it ever had any (each document is handed to its store). */
 export async function closeYjsRooms(ctx: ServerContext): Promise<void> {
   await roomsByServer.get(ctx)?.close();
+}
+
+/** This node's Yjs figures for /health: loaded rooms, their document bytes, updates applied. */
+export function yjsStats(ctx: ServerContext): YjsStats {
+  return roomsByServer.get(ctx)?.stats() ?? { rooms: 0, documentBytes: 0, updates: 0 };
 }
 
 const ACCESS_CLAIM = 'access';
