@@ -33,5 +33,7 @@ const server = await startServer({
     },
   ],
   heartbeatIntervalMs: 60_000,
+  // The Yjs scenario unloads its rooms quickly, to weigh the stored documents (scenarios/yjs.ts).
+  ...(process.env.BENCH_CHORUS_YJS_IDLE_MS ? { yjs: { idleUnloadMs: Number(process.env.BENCH_CHORUS_YJS_IDLE_MS) } } : {}),
 });
 announceReady(server.port);

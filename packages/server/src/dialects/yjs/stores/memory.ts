@@ -44,9 +44,16 @@ export class MemoryDocumentStore implements DocumentStore {
     return file.read();
   }
 
-  async append(key: RoomKey, update: Uint8Array, originId: string): Promise<void> {
-    await this.#files.get(keyOf(key))?.append(update);
-    this.#feeds.get(keyOf(key))?.storedUpdate(update, originId);
+  append(key: RoomKey, update: Uint8Array, originId: string): Promise<void> {
+    const id = keyOf(key);
+    const file = this.#files.get(id);
+    // Without a file the update is applied at once, so a sync step 1 the client sends right
+    // after it is answered with the update in; with one, once it is written.
+    if (!file) {
+      this.#feeds.get(id)?.storedUpdate(update, originId);
+      return Promise.resolve();
+    }
+    return file.append(update).then(() => this.#feeds.get(id)?.storedUpdate(update, originId));
   }
 
   publishAwareness(): void {
