@@ -142,6 +142,24 @@ describe('yjs rooms', () => {
     await eventually(() => b.text.toJSON() === '» survives a restart', 'the offline edit merged');
   });
 
+  it('holds awareness to the app\'s limits: maxPresenceMembers states per room (4005), maxMessageSize per frame (1009)', async () => {
+    const server = await serverWith({ apps: [{ ...TEST_APP, limits: { maxPresenceMembers: 2, maxMessageSize: 1024 } }] });
+    const base = `${wsBase(server)}/yjs`;
+    const closes: number[] = [];
+    const crowd = [0, 1, 2].map(() => track(editor(base, 'crowded')));
+    for (const e of crowd) e.provider.on('connection-close', (event: { code: number } | null) => event && closes.push(event.code));
+    await Promise.all(crowd.map((e) => synced(e)));
+    for (const [i, e] of crowd.entries()) e.provider.awareness.setLocalStateField('user', { name: `user ${i}` });
+    await eventually(() => closes.includes(4005), 'the third state closes with 4005');
+    for (const e of crowd) e.provider.disconnect();
+    const big = track(editor(base, 'chatty'));
+    big.provider.on('connection-close', (event: { code: number } | null) => event && closes.push(event.code));
+    await synced(big);
+    big.provider.awareness.setLocalStateField('user', { name: 'x'.repeat(2000) });
+    await eventually(() => closes.includes(1009), 'an awareness frame over maxMessageSize closes with 1009');
+    big.provider.disconnect();
+  });
+
   it('refuses an update that would grow the document past yjs.maxDocumentBytes with 4021', async () => {
     const server = await serverWith({ yjs: { maxDocumentBytes: 4096 } });
     const a = track(editor(`${wsBase(server)}/yjs`, 'big'));

@@ -39,6 +39,10 @@ export class Room implements RoomFeed {
   #compacting: Promise<void> | undefined;
   /** Before the stored document is in, a state would not cover what the store holds. */
   #loaded = false;
+  /** After unload: the document is destroyed, late deliveries are ignored. */
+  #unloaded = false;
+  /** Appends not yet stored: the room's final state must wait for them. */
+  readonly #appending = new Set<Promise<void>>();
 
   constructor(key: RoomKey, store: DocumentStore) {
     this.key = key;
@@ -76,8 +80,18 @@ export class Room implements RoomFeed {
     if (clients && clients.size > 0) removeAwarenessStates(this.awareness, [...clients], peer);
   }
 
+  /** Stores a client's update; the store then hands it back to storedUpdate, on every node. */
+  append(update: Uint8Array, originId: string): Promise<void> {
+    const appending = this.#store.append(this.key, update, originId);
+    this.#appending.add(appending);
+    const settled = (): void => void this.#appending.delete(appending);
+    appending.then(settled, settled);
+    return appending;
+  }
+
   /** RoomFeed: a stored update, from this node or another. */
   storedUpdate(update: Uint8Array, originId: string | undefined): void {
+    if (this.#unloaded) return;
     this.updatesApplied++;
     this.#bytesSinceMeasure += update.length;
     Y.applyUpdate(this.doc, update, originId);
@@ -86,12 +100,23 @@ export class Room implements RoomFeed {
 
   /** RoomFeed: another node's awareness update. */
   remoteAwareness(update: Uint8Array): void {
+    if (this.#unloaded) return;
     applyAwarenessUpdate(this.awareness, update, FROM_OTHER_NODE);
   }
 
   /** A local client's awareness update (already validated by wire.ts). */
   applyAwareness(update: Uint8Array, peer: Connection): void {
     applyAwarenessUpdate(this.awareness, update, peer);
+  }
+
+  /** How many of these client ids the room's awareness does not list yet. */
+  newAwarenessClients(clientIds: readonly number[]): number {
+    const states = this.awareness.getStates();
+    return clientIds.filter((id) => !states.has(id)).length;
+  }
+
+  get awarenessCount(): number {
+    return this.awareness.getStates().size;
   }
 
   /** Every known awareness state as one message, for a joiner (undefined when there are none). */
@@ -114,7 +139,9 @@ export class Room implements RoomFeed {
 
   /** The final state for the store; the room is unusable afterwards. */
   async unload(): Promise<void> {
-    await this.#compacting;
+    await Promise.allSettled([...this.#appending, this.#compacting]);
+    // From here to the store's release nothing awaits: the state covers every update delivered.
+    this.#unloaded = true;
     const state = Y.encodeStateAsUpdate(this.doc);
     this.awareness.destroy();
     this.doc.destroy();

@@ -30,7 +30,6 @@ export class YjsSession {
   readonly #app: App;
   readonly #connection: Connection;
   readonly #grant: YjsGrant;
-  readonly #rooms: YjsRooms;
   readonly #bucket: TokenBucket;
   #room: Room | undefined;
   /** Messages received before the room was ready, handled in order once it is. */
@@ -42,7 +41,6 @@ export class YjsSession {
     this.#app = app;
     this.#connection = connection;
     this.#grant = grant;
-    this.#rooms = rooms;
     this.#bucket = new TokenBucket(app.limits.messagesPerSecond, app.limits.messageBurst);
     connection.ws.on('message', this.#receive);
     connection.ws.on('error', (error) => ctx.log.debug({ err: error, connection: connection.id }, 'connection error'));
@@ -93,8 +91,7 @@ export class YjsSession {
       case 'update':
         return this.#update(room, message.update);
       case 'awareness':
-        room.applyAwareness(message.update, connection);
-        return;
+        return this.#awareness(room, message.update, message.clients.map((entry) => entry.clientId));
       case 'query-awareness': {
         const awareness = room.awarenessSnapshot();
         if (awareness) connection.send(frame(awareness, true));
@@ -115,11 +112,26 @@ export class YjsSession {
       this.#ctx.log.info({ app: this.#app.id, room: this.#grant.room, limit }, 'yjs: document too large');
       return connection.close(CloseCodes.DOCUMENT_TOO_LARGE, `Document too large (yjs.maxDocumentBytes ${limit})`);
     }
-    this.#rooms.store.append(room.key, update, connection.id).catch((error: unknown) => {
+    room.append(update, connection.id).catch((error: unknown) => {
       this.#ctx.log.error({ err: error, app: this.#app.id, room: this.#grant.room }, 'yjs: update not stored');
       // Not stored, so not relayed: on reconnect the provider syncs again and sends it anew.
       connection.close(CloseCodes.INSUFFICIENT_STATE, 'Update not stored');
     });
+  }
+
+  /**
+   * Awareness is relayed to everyone and kept while renewed, so it is held to the channels'
+   * limits: a frame of at most limits.maxMessageSize, a room of at most limits.maxPresenceMembers.
+   */
+  #awareness(room: Room, update: Uint8Array, clientIds: readonly number[]): void {
+    const { maxMessageSize, maxPresenceMembers } = this.#app.limits;
+    if (update.length > maxMessageSize) {
+      return this.#connection.close(CloseCodes.MESSAGE_TOO_BIG, `Awareness update over limits.maxMessageSize (${maxMessageSize})`);
+    }
+    if (room.awarenessCount + room.newAwarenessClients(clientIds) > maxPresenceMembers) {
+      return this.#connection.close(CloseCodes.LIMIT_EXCEEDED, `Room awareness full (limits.maxPresenceMembers ${maxPresenceMembers})`);
+    }
+    room.applyAwareness(update, this.#connection);
   }
 
   #invalid(why: string): void {
