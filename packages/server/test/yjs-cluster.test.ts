@@ -61,6 +61,25 @@ describe('yjs rooms on Redis', () => {
     assert.equal(late.text.toJSON(), final);
   });
 
+  it('Redis going away: an update that cannot be stored is not relayed, and its connection closes with 4504', async () => {
+    const own = await TestRedis.start();
+    cleanups.push(() => own.stop());
+    const server = await startTestServer({ engine: { type: 'redis', url: own.url } });
+    cleanups.push(() => server.close());
+    const a = track(editor(`${wsBase(server)}/yjs`, 'fragile'));
+    const b = track(editor(`${wsBase(server)}/yjs`, 'fragile'));
+    await Promise.all([synced(a), synced(b)]);
+    const closes: number[] = [];
+    a.provider.on('connection-close', (event: { code: number } | null) => event && closes.push(event.code));
+    await own.stop();
+    a.text.insert(0, 'nowhere to go');
+    await eventually(() => closes.includes(4504), 'closed with 4504', 15_000);
+    assert.equal(b.text.toJSON(), '', 'nothing unstored was relayed');
+    const health = await fetch(`http://127.0.0.1:${server.port}/health`);
+    assert.equal(health.status, 200, 'the server keeps serving');
+    a.provider.disconnect();
+  });
+
   it('a SIGKILLed node while 5 clients edit: all converge, with every acknowledged update', { timeout: 90_000 }, async () => {
     const overrides = { yjs: { idleUnloadMs: 100 } };
     const [nodeA, nodeB] = await Promise.all([Node.start(redis.url, overrides), Node.start(redis.url, overrides)]);
