@@ -163,6 +163,8 @@ export class Room implements RoomFeed {
   }
 
   readonly #relayUpdate = (update: Uint8Array, origin: unknown): void => {
+    // While loading, the connections here have not synced yet: their sync step 2 will hold it.
+    if (!this.#loaded) return;
     // Framed once, the same bytes queued for every other connection here.
     const bytes = frame(encodeUpdate(update), true);
     for (const peer of this.#peers.keys()) if (peer.id !== origin) peer.send(bytes);
