@@ -67,6 +67,7 @@ export const PusherCloseCodes = Object.freeze({
   RECONNECT: closeCode(4200, 'Server shutting down', true, 'The server is stopping (SIGTERM/SIGINT); pusher-js reconnects at once, to another node behind a balancer.'),
   PONG_TIMEOUT: closeCode(4201, 'Pong reply not received', true, 'The client did not answer the server\'s pings within heartbeatIntervalMs.'),
   CLIENT_EVENT_RATE_LIMITED: closeCode(4301, 'Client event rejected due to rate limit', false, 'As pusher:error without a close: a client event refused (rate, disabled, channel). As a close: the connection sent more frames than limits.messagesPerSecond allows.'),
+  WATCHLIST_LIMIT: closeCode(4302, 'Watchlist limit exceeded', false, 'Only as pusher:error, never a close: a pusher:signin whose user_data has a watchlist of more than 100 user ids, or one that is not a list of strings; signed in without a watchlist.'),
 } satisfies Record<string, CloseCodeInfo>);
 
 /** True when a close code tells the client not to reconnect with the same parameters. */

@@ -17,6 +17,7 @@ import type { App } from './apps.js';
 import type { ChorusConfig } from './config.js';
 import { Connection } from './connection.js';
 import type { ServerContext } from './context.js';
+import type { ControlMessage, CountChange } from './engine/types.js';
 import { refuseHttp } from './http/refuse.js';
 
 export interface PendingUpgrade {
@@ -66,6 +67,10 @@ export interface Dialect<Route = unknown, Grant = unknown> {
   newConnectionId?(): string;
   /** Runs the session of an admitted connection. */
   open(ctx: ServerContext, app: App, connection: Connection, grant: Grant, upgrade: PendingUpgrade): void;
+  /** A cluster-wide count changed, reported on this node only (engine.counts): news to broadcast. */
+  onCountChange?(ctx: ServerContext, change: CountChange): void;
+  /** A control message every node receives (engine.broadcast). */
+  onControl?(ctx: ServerContext, message: ControlMessage): void;
 }
 
 /** What the pipeline needs from the transport (UpgradeHandler): completing a handshake. */

@@ -1,6 +1,6 @@
 /** The configured apps, looked up by API key, with constant-time secret checks. */
 import { createHash, timingSafeEqual } from 'node:crypto';
-import type { AppConfig, HistoryConfig, PusherAppLimits } from './config.js';
+import type { AppConfig, HistoryConfig, PusherAppLimits, WebhookTarget } from './config.js';
 import type { HistoryPolicy } from './engine/types.js';
 import { TokenVerifier } from './auth.js';
 import { isOriginAllowed } from './origin.js';
@@ -22,6 +22,7 @@ export class App {
   readonly clientEvents: boolean;
   readonly subscriptionCount: boolean;
   readonly pusher: PusherAppLimits;
+  readonly webhooks: readonly WebhookTarget[];
   /** Pusher signatures are HMACs keyed by the secret itself, so the Pusher dialect needs it. */
   readonly credentials: { readonly key: string; readonly secret: string };
   /** Verifies this app's channel and connection tokens. */
@@ -40,6 +41,7 @@ export class App {
     this.clientEvents = config.clientEvents;
     this.subscriptionCount = config.subscriptionCount;
     this.pusher = config.pusher;
+    this.webhooks = config.webhooks;
     this.credentials = Object.freeze({ key: config.key, secret: config.secret });
     this.#defaultHistory = toPolicy(config.history);
     this.#channelRules = config.channels.map((rule) => ({

@@ -52,6 +52,7 @@ export const configSchema = {
         url: { type: 'string', pattern: '^rediss?://' },
         probeIntervalMs: { type: 'integer', minimum: 100 },
         presenceTtlMs: { type: 'integer', minimum: 1000 },
+        nodeTtlMs: { type: 'integer', minimum: 1000 },
       },
     },
     tls: {
@@ -80,6 +81,17 @@ export const configSchema = {
         idleUnloadMs: { type: 'integer', minimum: 0 },
       },
     },
+    webhooks: {
+      type: 'object',
+      additionalProperties: false,
+      properties: {
+        batchMs: { type: 'integer', minimum: 0, maximum: 60_000 },
+        holdMs: { type: 'integer', minimum: 0, maximum: 600_000 },
+        retryForMs: { type: 'integer', minimum: 0 },
+        timeoutMs: { type: 'integer', minimum: 100 },
+        maxQueuedEvents: { type: 'integer', minimum: 1 },
+      },
+    },
     limits: limitsSchema,
     history: historySchema,
     apps: {
@@ -98,6 +110,20 @@ export const configSchema = {
           enabled: { type: 'boolean' },
           clientEvents: { type: 'boolean' },
           subscriptionCount: { type: 'boolean' },
+          webhooks: {
+            type: 'array',
+            items: {
+              type: 'object',
+              additionalProperties: false,
+              required: ['url'],
+              properties: {
+                url: { type: 'string', pattern: '^https?://' },
+                events: { type: 'array', minItems: 1, items: { enum: ['channel_occupied', 'channel_vacated', 'member_added', 'member_removed', 'client_event', 'cache_miss', 'subscription_count'] } },
+                channelPrefix: { type: 'string' },
+                headers: { type: 'object', additionalProperties: { type: 'string' } },
+              },
+            },
+          },
           pusher: {
             type: 'object',
             additionalProperties: false,

@@ -72,6 +72,37 @@ export interface AppConfig {
   /** Pusher `pusher_internal:subscription_count` events to a channel's subscribers; off by default, as at Pusher. */
   subscriptionCount: boolean;
   pusher: PusherAppLimits;
+  /** Where this app's webhooks go (Pusher's format and signature): docs/webhooks.md. */
+  webhooks: WebhookTarget[];
+}
+
+/** The webhook events, Pusher's names; every dialect's channels produce them. */
+export const WEBHOOK_EVENTS = ['channel_occupied', 'channel_vacated', 'member_added', 'member_removed', 'client_event', 'cache_miss', 'subscription_count'] as const;
+export type WebhookEventName = (typeof WEBHOOK_EVENTS)[number];
+
+/** One receiver of an app's webhooks. */
+export interface WebhookTarget {
+  url: string;
+  /** Only these events (default: all). */
+  events: WebhookEventName[];
+  /** Only events of channels whose name starts with this (default: all channels). */
+  channelPrefix: string;
+  /** Extra request headers (an auth token of the receiver's, say). */
+  headers: Record<string, string>;
+}
+
+/** Server-wide delivery settings of webhooks. */
+export interface WebhookOptions {
+  /** Events of one app and receiver within this long go out in one request. */
+  batchMs: number;
+  /** channel_vacated and member_removed wait this long, and are not sent if the channel or member is back by then. */
+  holdMs: number;
+  /** A receiver that fails is retried with exponential backoff and jitter for this long, then the batch is dropped. */
+  retryForMs: number;
+  /** One request's timeout. */
+  timeoutMs: number;
+  /** Events waiting for delivery, all receivers together; past it new events are dropped (and counted). */
+  maxQueuedEvents: number;
 }
 
 /** Limits of the Pusher dialect, Pusher's own numbers by default. */
@@ -142,6 +173,7 @@ export interface ChorusConfig {
   examples: boolean;
   pusher: PusherServerConfig;
   yjs: YjsServerConfig;
+  webhooks: WebhookOptions;
   apps: AppConfig[];
 }
 
@@ -155,6 +187,8 @@ export type EngineConfig =
       probeIntervalMs?: number;
       /** How long a crashed node's presence members stay listed (ms, default 30000). */
       presenceTtlMs?: number;
+      /** How long a crashed node's share of the cluster-wide counts (subscriptions, signed-in users) stays counted (ms, default 15000). */
+      nodeTtlMs?: number;
     };
 
 export interface TlsConfig {
@@ -191,6 +225,7 @@ export const DEFAULT_YJS: Readonly<YjsServerConfig> = Object.freeze({
   maxDocumentBytes: 16 * 1024 * 1024,
   idleUnloadMs: 30_000,
 });
+export const DEFAULT_WEBHOOKS: Readonly<WebhookOptions> = Object.freeze({ batchMs: 50, holdMs: 3_000, retryForMs: 5 * 60_000, timeoutMs: 5_000, maxQueuedEvents: 10_000 });
 
 export const DEFAULT_HISTORY: Readonly<HistoryConfig> = Object.freeze({ size: 100, ttlSeconds: 300 });
 
@@ -211,6 +246,7 @@ export const DEFAULTS: Readonly<Omit<ChorusConfig, 'apps'>> = Object.freeze({
   examples: true,
   pusher: DEFAULT_PUSHER,
   yjs: DEFAULT_YJS,
+  webhooks: DEFAULT_WEBHOOKS,
 });
 
 /** The shape a user may write: everything optional but the app identities. */
@@ -231,6 +267,7 @@ export interface ChorusConfigInput {
   examples?: boolean;
   pusher?: Partial<PusherServerConfig>;
   yjs?: Partial<YjsServerConfig>;
+  webhooks?: Partial<WebhookOptions>;
   limits?: Partial<Limits>;
   history?: Partial<HistoryConfig>;
   apps?: AppConfigInput[];
@@ -250,6 +287,7 @@ export interface AppConfigInput {
   clientEvents?: boolean;
   subscriptionCount?: boolean;
   pusher?: Partial<PusherAppLimits>;
+  webhooks?: Array<{ url: string; events?: WebhookEventName[]; channelPrefix?: string; headers?: Record<string, string> }>;
 }
 
 export class ConfigError extends Error {
@@ -327,6 +365,7 @@ export function resolveConfig(input: unknown, source = 'config'): ChorusConfig {
       clientEvents: app.clientEvents ?? false,
       subscriptionCount: app.subscriptionCount ?? false,
       pusher: { ...DEFAULT_PUSHER_LIMITS, ...app.pusher },
+      webhooks: (app.webhooks ?? []).map((hook) => ({ url: hook.url, events: hook.events ?? [...WEBHOOK_EVENTS], channelPrefix: hook.channelPrefix ?? '', headers: hook.headers ?? {} })),
     }),
   );
   rejectDuplicates(apps, 'id', source);
@@ -367,6 +406,7 @@ export function resolveConfig(input: unknown, source = 'config'): ChorusConfig {
     examples: input.examples ?? DEFAULTS.examples,
     pusher: { ...DEFAULTS.pusher, ...input.pusher },
     yjs: { ...DEFAULTS.yjs, ...input.yjs },
+    webhooks: { ...DEFAULTS.webhooks, ...input.webhooks },
     apps,
   };
 }

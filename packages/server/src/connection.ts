@@ -23,6 +23,12 @@ export class Connection {
   awaitingPong = false;
   /** Called before the close frame, while frames can still be sent (v1 sends its disconnect advice). */
   onClosing: ((info: CloseCodeInfo, reason: string) => void) | undefined;
+  /**
+   * The close a dialect sends a peer that stopped answering pings (Pusher: 4201, so pusher-js
+   * reconnects at once). Unset, such a connection is terminated without a close frame: its peer
+   * is most likely gone, and raw and v1 clients learn it from their own side of the socket.
+   */
+  pongTimeoutClose: CloseCodeInfo | undefined;
   /** The dialect's own code for a core close (Pusher: 4200 instead of 1001 on shutdown). */
   closeCodeFor: ((info: CloseCodeInfo) => CloseCodeInfo) | undefined;
   readonly #socket: Duplex;
@@ -38,6 +44,8 @@ export class Connection {
   /** The run at the tail of the queue: frames appended to it are this connection's too. */
   #tailRun: SharedRun | undefined;
   #closing = false;
+  /** Set while a slow consumer's farewell is queued: the cap it is being cut for must not refuse it. */
+  #writingFarewell = false;
 
   constructor(id: string, ws: WebSocket, socket: Duplex, scheduler: OutboundScheduler, maxPendingBytes: number) {
     this.id = id;
@@ -124,6 +132,7 @@ export class Connection {
    * socket's backlog is read live: writes can complete between two calls of one turn.
    */
   #reserve(bytes: number): boolean {
+    if (this.#writingFarewell) return true;
     if (this.#queue.length === 0) this.#scheduler.schedule(this);
     if (this.#queuedBytes + this.#socket.writableLength + bytes <= this.#maxPendingBytes) {
       if (this.#queuedBytes + bytes > this.#flushAt) this.#scheduler.flushSoon();
@@ -152,6 +161,15 @@ export class Connection {
     this.ws.close(info.code, reason);
   }
 
+  /** The heartbeat's verdict on a peer that did not answer the last ping within an interval. */
+  pongTimedOut(): void {
+    const info = this.pongTimeoutClose;
+    if (!info || !this.isOpen) return this.terminate();
+    this.close(info);
+    // A dead peer never completes the handshake: its socket goes after closeTimeoutMs.
+    setTimeout(this.#terminate, this.#scheduler.closeTimeoutMs).unref();
+  }
+
   /** Ends the connection at once, without a close handshake, resetting the TCP connection. */
   terminate(): void {
     this.#closing = true;
@@ -164,18 +182,36 @@ export class Connection {
 
   #dropSlowConsumer(): void {
     // What is queued cannot be delivered in time anyway; dropping it is what bounds memory.
-    // No onClosing advice either: it would only queue behind the bytes the client isn't reading.
     this.#dropQueue();
-    this.#closing = true;
     // The dialect's code too (Pusher: 4100, which pusher-js retries after a back-off).
     const info = this.closeCodeFor?.(CloseCodes.SLOW_CONSUMER) ?? CloseCodes.SLOW_CONSUMER;
+    this.#writeFarewell(info);
+    this.#closing = true;
     // A client still reading gets the close frame after its backlog and answers within
     // closeTimeoutMs. One that stopped reading never does, and closing its socket normally (as
     // ws's own close timer does) leaves the kernel holding the unsent backlog (~4 MB on
-    // loopback) in FIN-WAIT-1 for minutes, the client's end still open. So it is reset instead:
+    // loopback) in FIN-WAIT-1 for minutes, the client's end open. So it is reset instead:
     // this timer has the delay of ws's close timer and is set before it, so it fires first.
     setTimeout(this.#terminate, this.#scheduler.closeTimeoutMs).unref();
     this.ws.close(info.code, info.reason);
+  }
+
+  /**
+   * The dialect's last words before a slow consumer's close (raw `{"error"}`, `pusher:error`, v1
+   * disconnect advice), written straight to the socket: only a few hundred bytes past the cap,
+   * and a client that is still reading learns why it was cut instead of seeing a bare code.
+   */
+  #writeFarewell(info: CloseCodeInfo): void {
+    if (!this.onClosing || !this.isOpen) return;
+    this.#writingFarewell = true;
+    try {
+      this.onClosing(info, `Slow consumer: more than ${this.#maxPendingBytes} bytes were queued for this connection (limits.maxPendingBytes); reconnect and read faster`);
+    } finally {
+      this.#writingFarewell = false;
+    }
+    const frames = this.#queue.filter((item): item is Buffer => item instanceof Buffer);
+    if (frames.length > 0) this.#socket.write(frames.length === 1 ? (frames[0] as Buffer) : Buffer.concat(frames));
+    this.#dropQueue();
   }
 
   #dropQueue(): void {

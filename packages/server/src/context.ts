@@ -7,6 +7,7 @@ import type { Hub } from './hub.js';
 import type { OutboundScheduler } from './outbound.js';
 import type { ConnectionRegistry } from './registry.js';
 import type { UserConnections } from './users.js';
+import type { Webhooks } from './webhooks/index.js';
 
 export interface ServerContext {
   readonly config: ChorusConfig;
@@ -19,6 +20,8 @@ export interface ServerContext {
   readonly connections: ConnectionRegistry;
   /** Connections of signed-in users (Pusher signin), for ending a user's connections. */
   readonly users: UserConnections;
+  /** The app's webhook receivers, told what happens on channels (docs/webhooks.md). */
+  readonly webhooks: Webhooks;
   /** Unique per server instance, so connection ids stay unique across nodes. */
   newConnectionId(): string;
   readonly startedAt: number;

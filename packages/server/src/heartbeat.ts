@@ -1,7 +1,7 @@
 /**
  * Ping/pong liveness: every interval, each connection that has not answered the previous ping
- * is terminated (its peer is gone or its network is dead); the others are pinged again. One
- * timer for all connections, not one per socket.
+ * is ended (its peer is gone or its network is dead: see Connection.pongTimedOut); the others are
+ * pinged again. One timer for all connections, not one per socket.
  */
 import type { Connection } from './connection.js';
 
@@ -12,7 +12,7 @@ export class Heartbeat {
     this.#timer = setInterval(() => {
       for (const connection of connections) {
         if (connection.awaitingPong) {
-          connection.terminate();
+          connection.pongTimedOut();
           continue;
         }
         connection.awaitingPong = true;

@@ -8,7 +8,7 @@
 import { CloseCodes } from '@chorus/protocol';
 import { ChannelMap } from './channel-map.js';
 import type { Connection } from './connection.js';
-import type { Broker, MessagePublication, Publication } from './engine/types.js';
+import type { Broker, Counts, MessagePublication, Publication } from './engine/types.js';
 import type { OutboundScheduler, SharedRun } from './outbound.js';
 
 /** Turns a publication into the wire frame a dialect's clients expect. */
@@ -97,14 +97,19 @@ export class Hub {
   readonly #channels = new ChannelMap<ChannelEntry>();
   readonly #scheduler: OutboundScheduler;
   #broker: Pick<Broker, 'attach' | 'detach'> | undefined;
+  #counts: Pick<Counts, 'set'> | undefined;
 
   constructor(scheduler: OutboundScheduler) {
     this.#scheduler = scheduler;
   }
 
-  /** The engine's broker, for attaching channels (set once the engine exists: it needs `deliver`). */
-  bind(broker: Pick<Broker, 'attach' | 'detach'>): void {
-    this.#broker = broker;
+  /**
+   * The engine's broker, for attaching channels, and its counts, where each channel's number of
+   * local subscribers goes (set once the engine exists: it needs `deliver`).
+   */
+  bind(engine: { broker: Pick<Broker, 'attach' | 'detach'>; counts: Pick<Counts, 'set'> }): void {
+    this.#broker = engine.broker;
+    this.#counts = engine.counts;
   }
 
   /**
@@ -115,6 +120,7 @@ export class Hub {
     let entry = this.#channels.get(appId, channel);
     if (!entry) this.#channels.set(appId, channel, (entry = new ChannelEntry()));
     entry.subscribers.set(subscriber.connection.id, subscriber);
+    this.#counts?.set(appId, 'subscriptions', channel, entry.subscribers.size);
     // A run's members are fixed when it starts: the channel's next frame starts a new one.
     entry.endRun();
     // Idempotent in the engine: it returns the current attachment (renewed after reconnects).
@@ -125,6 +131,7 @@ export class Hub {
     const entry = this.#channels.get(appId, channel);
     if (entry?.subscribers.get(subscriber.connection.id) !== subscriber) return;
     entry.subscribers.delete(subscriber.connection.id);
+    this.#counts?.set(appId, 'subscriptions', channel, entry.subscribers.size);
     // Its queue may hold the run, which must not grow for it any more.
     entry.endRun();
     if (entry.subscribers.size === 0) {
@@ -142,17 +149,10 @@ export class Hub {
     }
   };
 
-  /** The channel's subscribers on this node (for occupancy figures and subscription counts). */
+  /** The channel's subscribers on this node (cluster-wide figures: engine.counts). */
   subscribersOf(appId: string, channel: string): Subscriber[] {
     const entry = this.#channels.get(appId, channel);
     return entry ? [...entry.subscribers.values()] : [];
-  }
-
-  /** Channels of the app with subscribers on this node, and how many each has. */
-  channelsOf(appId: string): Map<string, number> {
-    const counts = new Map<string, number>();
-    this.#channels.forEachOf(appId, (channel, entry) => counts.set(channel, entry.subscribers.size));
-    return counts;
   }
 
   get channelCount(): number {

@@ -26,6 +26,7 @@ import { OutboundScheduler } from './outbound.js';
 import { ConnectionRegistry } from './registry.js';
 import { UpgradeHandler } from './upgrade.js';
 import { UserConnections } from './users.js';
+import { Webhooks } from './webhooks/index.js';
 
 const DEFAULT_EXAMPLES_DIR = fileURLToPath(new URL('../../../examples/', import.meta.url));
 const CLIENT_BUNDLE_DIR = fileURLToPath(new URL('../../client/dist/', import.meta.url));
@@ -55,26 +56,33 @@ export class ChorusServer {
     const apps = new AppRegistry(config.apps);
     let connectionCount = 0;
     const nodeId = randomBytes(4).toString('hex');
+    const engine = createEngine(config, {
+      handlers: {
+        onPublication: hub.deliver,
+        onGap: hub.gap,
+        onControl: (message) => {
+          if (message.kind === 'terminate-user') this.#ctx.users.terminate(message.appId, message.userId);
+          for (const dialect of DIALECTS) dialect.onControl?.(this.#ctx, message);
+        },
+        onCountChange: (change) => {
+          this.#ctx.webhooks.onCountChange(change);
+          for (const dialect of DIALECTS) dialect.onCountChange?.(this.#ctx, change);
+        },
+      },
+      policy: (appId, channel) => {
+        const app = apps.byId(appId);
+        if (!app) throw new Error(`no app ${appId}`);
+        return app.historyPolicy(channel);
+      },
+      localStats: () => ({ connections: this.#ctx.connections.size, channels: hub.channelCount }),
+      nodeId,
+      log: this.log,
+    });
     this.#ctx = {
       config,
       apps,
-      engine: createEngine(config, {
-        handlers: {
-          onPublication: hub.deliver,
-          onGap: hub.gap,
-          onControl: (message) => {
-            if (message.kind === 'terminate-user') this.#ctx.users.terminate(message.appId, message.userId);
-          },
-        },
-        policy: (appId, channel) => {
-          const app = apps.byId(appId);
-          if (!app) throw new Error(`no app ${appId}`);
-          return app.historyPolicy(channel);
-        },
-        localStats: () => ({ connections: this.#ctx.connections.size, channels: hub.channelCount }),
-        nodeId,
-        log: this.log,
-      }),
+      engine,
+      webhooks: new Webhooks(apps, engine.counts, config.webhooks, this.log),
       hub,
       scheduler,
       log: this.log,
@@ -84,7 +92,8 @@ export class ChorusServer {
       startedAt: Date.now(),
       shuttingDown: false,
     };
-    hub.bind(this.#ctx.engine.broker);
+    hub.bind(this.#ctx.engine);
+    this.#ctx.users.bind(this.#ctx.engine.counts);
     this.#upgrades = new UpgradeHandler(this.#ctx, DIALECTS);
     const handler = createRequestHandler(this.#ctx, { examplesDir: options.examplesDir ?? DEFAULT_EXAMPLES_DIR, clientDir: CLIENT_BUNDLE_DIR });
     // Slowloris defence: the request head must arrive within headersTimeoutMs. Node checks that
@@ -165,6 +174,7 @@ export class ChorusServer {
     this.#http.closeAllConnections();
     await httpClosed;
     await closeYjsRooms(ctx);
+    await ctx.webhooks.close();
     await ctx.engine.close();
     this.log.info('stopped');
   }

@@ -41,7 +41,7 @@ after(async () => {
 });
 
 function startNode(): Promise<Node> {
-  return Node.start(redis.url, { apps: [APP], engine: { type: 'redis', url: redis.url, probeIntervalMs: 300, presenceTtlMs: TTL_MS } }).then((node) => {
+  return Node.start(redis.url, { apps: [APP], engine: { type: 'redis', url: redis.url, probeIntervalMs: 300, presenceTtlMs: TTL_MS, nodeTtlMs: TTL_MS } }).then((node) => {
     nodes.push(node);
     return node;
   });
@@ -95,7 +95,7 @@ function engine(delivered: Publication[]): Engine {
     url: redis.url,
     nodeId: `n${Math.random().toString(36).slice(2, 8)}`,
     log: pino({ level: 'silent' }),
-    handlers: { onPublication: (p) => delivered.push(p), onGap: () => undefined, onControl: () => undefined },
+    handlers: { onPublication: (p) => delivered.push(p), onGap: () => undefined, onControl: () => undefined, onCountChange: () => undefined },
     policy: () => ({ size: 10, ttlMs: 60_000 }),
     localStats: () => ({ connections: 0, channels: 0 }),
     presenceTtlMs: 1000,
@@ -162,6 +162,12 @@ describe('presence when a node dies', { timeout: 60_000 }, () => {
     // No leave event for anyone alive, in the time it took.
     assert.deepEqual(rawUsers(rawB, 'system:member_left').filter((u) => !ghosts.includes(u)), []);
     assert.ok(announcedAfterMs <= ANNOUNCE_WITHIN_MS, `announced ${announcedAfterMs} ms after the kill`);
+    // The dead node's connections no longer count as subscriptions (its share of the cluster-wide
+    // count is swept within about 1.3 × nodeTtlMs, here TTL_MS): the 5 live connections remain.
+    const subscriptions = async (): Promise<number> => ((await (await api.get({ path: `/channels/${CHANNEL}`, params: { info: 'subscription_count' } })).json()) as { subscription_count: number }).subscription_count;
+    const countDeadline = Date.now() + 2 * TTL_MS + 1000;
+    while ((await subscriptions()) !== survivors.length + 1 && Date.now() < countDeadline) await settle(100);
+    assert.equal(await subscriptions(), survivors.length + 1, 'subscription_count on the surviving node: its live connections only');
   });
 
   it('engine: members of a node that stopped refreshing are announced once per cluster, one user\'s two tabs as one Pusher leave', async () => {
@@ -190,6 +196,9 @@ describe('presence when a node dies', { timeout: 60_000 }, () => {
       assert.deepEqual(left.at(-1)?.members, [member('yve', 'y1')]);
     }
     assert.deepEqual(await z.presence.members('app', channel), [member('yve', 'y1')], 'the live member is kept (its node refreshes it)');
+    // A node that was only cut off, coming back and closing the connection, must not announce a
+    // second leave: the member is gone from Redis, and leave says so.
+    assert.equal(await z.presence.leave('app', channel, 'd1'), undefined, 'a swept member leaves no roster to announce');
   });
 
   it('engine: a full roster of 1000 dead members all leave — none lost to Redis\'s pub/sub output limit', async () => {

@@ -9,7 +9,7 @@ import { pino } from 'pino';
 import type { Member } from '@chorus/protocol';
 import { createMemoryEngine } from '../src/engine/memory.ts';
 import { createRedisEngine } from '../src/engine/redis/index.ts';
-import type { ControlMessage, Engine, EngineHandlers, HistoryPolicy, MessageInput, Publication } from '../src/engine/types.ts';
+import type { ControlMessage, CountChange, Engine, EngineHandlers, HistoryPolicy, MessageInput, Publication } from '../src/engine/types.ts';
 import { settle } from './helpers.ts';
 import { TestRedis } from './redis.ts';
 
@@ -18,6 +18,7 @@ interface Harness {
   delivered: Publication[];
   gaps: string[];
   controls: ControlMessage[];
+  changes: CountChange[];
 }
 
 let redis: TestRedis;
@@ -29,9 +30,12 @@ after(() => redis.stop());
 const policy = (_app: string, channel: string): HistoryPolicy => (channel.startsWith('small') ? { size: 3, ttlMs: 60_000 } : channel.startsWith('brief') ? { size: 100, ttlMs: 1000 } : { size: 100, ttlMs: 60_000 });
 const localStats = (): { connections: number; channels: number } => ({ connections: 0, channels: 0 });
 
+/** Short, so a stopped node's share of the counts is swept within the test (redis). */
+const NODE_TTL_MS = 1500;
+
 const ENGINES: Array<[string, (handlers: EngineHandlers) => Engine]> = [
   ['memory', (handlers) => createMemoryEngine(handlers, policy, localStats)],
-  ['redis', (handlers) => createRedisEngine({ url: redis.url, nodeId: `n${Math.random().toString(36).slice(2, 8)}`, log: pino({ level: 'silent' }), handlers, policy, localStats })],
+  ['redis', (handlers) => createRedisEngine({ url: redis.url, nodeId: `n${Math.random().toString(36).slice(2, 8)}`, log: pino({ level: 'silent' }), handlers, policy, localStats, nodeTtlMs: NODE_TTL_MS })],
 ];
 
 function message(channel: string, text: string, extra: Partial<MessageInput> = {}): MessageInput {
@@ -46,8 +50,13 @@ for (const [name, create] of ENGINES) {
     let run = 0;
     /** A fresh engine and a channel name unique to this test (the Redis server is shared). */
     async function setup(prefix = 'ch'): Promise<Harness & { channel: string }> {
-      const harness: Harness = { engine: undefined as unknown as Engine, delivered: [], gaps: [], controls: [] };
-      harness.engine = create({ onPublication: (p) => harness.delivered.push(p), onGap: (_a, c) => harness.gaps.push(c), onControl: (m) => harness.controls.push(m) });
+      const harness: Harness = { engine: undefined as unknown as Engine, delivered: [], gaps: [], controls: [], changes: [] };
+      harness.engine = create({
+        onPublication: (p) => harness.delivered.push(p),
+        onGap: (_a, c) => harness.gaps.push(c),
+        onControl: (m) => harness.controls.push(m),
+        onCountChange: (c) => harness.changes.push(c),
+      });
       harnesses.push(harness);
       if (name === 'redis') await settle(100); // connected
       return { ...harness, channel: `${prefix}-${Date.now().toString(36)}-${run++}` };
@@ -70,9 +79,10 @@ for (const [name, create] of ENGINES) {
       const others = name === 'redis' ? [await setup()] : [];
       const order: ControlMessage = { kind: 'terminate-user', appId: 'app', userId: `u-${first.channel}` };
       await first.engine.broadcast(order);
-      await waitFor(() => [first, ...others].every((h) => h.controls.some((m) => m.userId === order.userId)));
+      const mine = (h: Harness): ControlMessage[] => h.controls.filter((m) => m.kind === 'terminate-user' && m.userId === order.userId);
+      await waitFor(() => [first, ...others].every((h) => mine(h).length > 0));
       await settle(100);
-      for (const h of [first, ...others]) assert.deepEqual(h.controls.filter((m) => m.userId === order.userId), [order]);
+      for (const h of [first, ...others]) assert.deepEqual(mine(h), [order]);
     });
 
     it('keeps binary payloads byte for byte', async () => {
@@ -166,8 +176,62 @@ for (const [name, create] of ENGINES) {
       assert.deepEqual(await p.join('app', channel, 'c2', member('b'), 2), [member('a'), member('b')], 'rejoin when full is a replace');
       assert.deepEqual(await p.leave('app', channel, 'c1'), [member('b')]);
       assert.deepEqual(await p.members('app', channel), [member('b')]);
-      assert.deepEqual(await p.leave('app', channel, 'nobody'), [member('b')]);
+      assert.equal(await p.leave('app', channel, 'nobody'), undefined, 'no member: no roster, so nobody announces a leave');
+      assert.equal(await p.leave('app', channel, 'c1'), undefined, 'left already');
     });
+
+    it('counts: totals over every node, each change reported once with before and after, listings by prefix', async () => {
+      const a = await setup('cnt');
+      const nodes = name === 'redis' ? [a, await setup()] : [a];
+      const other = nodes.at(-1) as Harness;
+      const { channel } = a;
+      a.engine.counts.set('app', 'subscriptions', channel, 2);
+      other.engine.counts.set('app', 'subscriptions', channel, nodes.length === 2 ? 3 : 5);
+      other.engine.counts.set('app', 'subscriptions', `${channel}-x`, 1);
+      other.engine.counts.set('app', 'users', channel, 1);
+      const reported = (): CountChange[] => nodes.flatMap((h) => h.changes).filter((c) => c.name.startsWith(channel));
+      await waitFor(() => reported().length >= 3 + (nodes.length - 1));
+      for (const h of nodes) assert.equal(await h.engine.counts.total('app', 'subscriptions', channel), 5);
+      assert.equal(await a.engine.counts.total('app', 'users', channel), 1, 'spaces are apart');
+      assert.equal(await a.engine.counts.total('other-app', 'subscriptions', channel), 0, 'apps are apart');
+      assert.deepEqual([...(await a.engine.counts.list('app', 'subscriptions', channel)).entries()].sort(), [[channel, 5], [`${channel}-x`, 1]]);
+      assert.deepEqual([...(await a.engine.counts.list('app', 'subscriptions', `${channel}-`)).entries()], [[`${channel}-x`, 1]]);
+      // The channel went 0 → 2 → 5 or 0 → 3 → 5 (redis: the nodes write in either order): one
+      // chain of changes, each reported on one node only.
+      const chain = reported().filter((c) => c.name === channel && c.space === 'subscriptions').sort((x, y) => x.before - y.before);
+      assert.equal(chain[0]?.before, 0, 'one change occupied it');
+      for (let i = 1; i < chain.length; i++) assert.equal(chain[i]?.before, chain[i - 1]?.after, 'each change once, none missing');
+      assert.equal(chain.at(-1)?.after, 5);
+
+      a.engine.counts.set('app', 'subscriptions', channel, 0);
+      other.engine.counts.set('app', 'subscriptions', channel, 0);
+      await waitFor(() => reported().filter((c) => c.name === channel && c.space === 'subscriptions' && c.after === 0).length === 1);
+      await settle(100);
+      assert.equal(reported().filter((c) => c.name === channel && c.space === 'subscriptions' && c.after === 0).length, 1, 'vacated once');
+      assert.equal(await other.engine.counts.total('app', 'subscriptions', channel), 0);
+      assert.equal((await a.engine.counts.list('app', 'subscriptions', channel)).has(channel), false, 'a vacated channel is not listed');
+    });
+
+    if (name === 'redis') {
+      it('counts: a node that stops refreshing loses its share within ~1.3 × nodeTtlMs, the change reported once, on a live node', async () => {
+        const doomed = await setup('crash');
+        const live = await setup();
+        const { channel } = doomed;
+        doomed.engine.counts.set('app', 'subscriptions', channel, 4);
+        live.engine.counts.set('app', 'subscriptions', channel, 1);
+        await waitFor(async () => (await live.engine.counts.total('app', 'subscriptions', channel)) === 5);
+        await doomed.engine.close(); // writes what is pending, then stops refreshing: a crash, as far as Redis can tell
+        const started = Date.now();
+        await waitFor(async () => (await live.engine.counts.total('app', 'subscriptions', channel)) === 1, 4 * NODE_TTL_MS);
+        const sweptAfterMs = Date.now() - started;
+        const sweeps = (): CountChange[] => harnesses.flatMap((h) => h.changes).filter((c) => c.name === channel && c.before === 5);
+        await waitFor(() => sweeps().length > 0);
+        await settle(NODE_TTL_MS);
+        assert.deepEqual(sweeps().map((c) => c.after), [1], 'reported once, by whichever live node swept it');
+        assert.ok(sweptAfterMs <= 1.5 * NODE_TTL_MS + 500, `swept ${sweptAfterMs} ms after the stop`);
+        assert.deepEqual((await live.engine.counts.list('app', 'subscriptions', channel)).get(channel), 1);
+      });
+    }
 
     it('presence changes reach the attached node', async () => {
       const { engine, delivered, channel } = await setup();
@@ -179,9 +243,9 @@ for (const [name, create] of ENGINES) {
   });
 }
 
-async function waitFor(predicate: () => boolean, ms = 3000): Promise<void> {
+async function waitFor(predicate: () => boolean | Promise<boolean>, ms = 3000): Promise<void> {
   const deadline = Date.now() + ms;
-  while (!predicate()) {
+  while (!(await predicate())) {
     if (Date.now() > deadline) throw new Error('timed out');
     await settle(10);
   }

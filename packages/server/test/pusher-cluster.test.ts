@@ -13,6 +13,8 @@ import { Pusher, type PusherClient } from './pusher-js.ts';
 import { TestRedis } from './redis.ts';
 
 const APP = { ...TEST_APP, clientEvents: true, limits: { messagesPerSecond: 0, maxConnectionsPerIp: 10_000 } };
+/** An app with Pusher's subscription_count events on. */
+const COUNTED = { id: 'counted', key: 'counted-key-123', secret: 'counted-secret-0123456789', subscriptionCount: true, limits: APP.limits };
 
 let redis: TestRedis;
 let nodes: Node[] = [];
@@ -20,7 +22,7 @@ const clients: PusherClient[] = [];
 
 before(async () => {
   redis = await TestRedis.start();
-  nodes = await Promise.all([Node.start(redis.url, { apps: [APP] }), Node.start(redis.url, { apps: [APP] })]);
+  nodes = await Promise.all([Node.start(redis.url, { apps: [APP, COUNTED] }), Node.start(redis.url, { apps: [APP, COUNTED] })]);
 });
 after(async () => {
   for (const client of clients) client.disconnect();
@@ -28,14 +30,22 @@ after(async () => {
   await redis.stop();
 });
 
-function backend(node: Node): PusherServer {
-  return new PusherServer({ appId: APP.id, key: APP.key, secret: APP.secret, host: '127.0.0.1', port: String(node.port), useTLS: false });
+function backend(node: Node, app: { id: string; key: string; secret: string } = APP): PusherServer {
+  return new PusherServer({ appId: app.id, key: app.key, secret: app.secret, host: '127.0.0.1', port: String(node.port), useTLS: false });
+}
+
+interface ClientOptions {
+  readonly app?: { id: string; key: string; secret: string };
+  /** Signed into user_data at pusher:signin (Pusher's watchlist). */
+  readonly watchlist?: string[];
 }
 
 /** A pusher-js client on `node`, authorized by a backend as the given user. */
-async function client(node: Node, user: string): Promise<PusherClient> {
-  const signer = backend(node);
-  const pusher = new Pusher(APP.key, {
+async function client(node: Node, user: string, options: ClientOptions = {}): Promise<PusherClient> {
+  const app = options.app ?? APP;
+  const signer = backend(node, app);
+  const userData = options.watchlist ? { id: user, watchlist: options.watchlist } : { id: user };
+  const pusher = new Pusher(app.key, {
     cluster: 'local',
     wsHost: '127.0.0.1',
     wsPort: node.port,
@@ -50,7 +60,7 @@ async function client(node: Node, user: string): Promise<PusherClient> {
     userAuthentication: {
       endpoint: '',
       transport: 'ajax',
-      customHandler: ({ socketId }, callback) => callback(null, signer.authenticateUser(socketId, { id: user })),
+      customHandler: ({ socketId }, callback) => callback(null, signer.authenticateUser(socketId, userData)),
     },
   });
   clients.push(pusher);
@@ -119,6 +129,74 @@ describe('Pusher on two nodes over Redis', () => {
     await backend(nodes[1] as Node).sendToUser('carol', 'note', { text: 'hi' });
     assert.deepEqual(await note, { text: 'hi' });
     assert.deepEqual(echoed, [], 'the sender did not get its own client event');
+  });
+
+  it('subscription counts are cluster-wide and every dialect\'s: subscription_count events on node A count node B\'s pusher-js and raw subscribers; the HTTP API of either node agrees', async () => {
+    const [a0, b0] = nodes as [Node, Node];
+    const watcher = await client(a0, 'count-a', { app: COUNTED });
+    const counts: number[] = [];
+    const room = watcher.subscribe('room');
+    room.bind('pusher:subscription_count', (data: { subscription_count: number }) => counts.push(data.subscription_count));
+    await withTimeout(new Promise((resolve) => room.bind('pusher:subscription_succeeded', resolve)), 5000, 'subscription to room');
+    const [b1, b2] = [await client(b0, 'count-b1', { app: COUNTED }), await client(b0, 'count-b2', { app: COUNTED })];
+    await Promise.all([subscribed(b1, 'room'), subscribed(b2, 'room'), subscribed(b2, 'only-on-b')]);
+    const raw = new WebSocket(`ws://127.0.0.1:${b0.port}/v4/room?api_key=${COUNTED.key}`);
+    await withTimeout(new Promise((resolve) => raw.once('open', resolve)), 5000, 'raw client open');
+    const until = async (expected: number): Promise<void> => {
+      const deadline = Date.now() + 5000;
+      while (counts.at(-1) !== expected && Date.now() < deadline) await settle(50);
+      assert.equal(counts.at(-1), expected, `subscription_count events seen on node A: ${counts.join(', ')}`);
+    };
+    try {
+      await until(4);
+      for (const node of nodes) {
+        const api = backend(node, COUNTED);
+        const info = (await (await api.get({ path: '/channels/room', params: { info: 'subscription_count' } })).json()) as { occupied: boolean; subscription_count: number };
+        assert.deepEqual(info, { occupied: true, subscription_count: 4 });
+        const list = (await (await api.get({ path: '/channels' })).json()) as { channels: Record<string, unknown> };
+        assert.deepEqual(Object.keys(list.channels).sort(), ['only-on-b', 'room'], 'channels with subscribers on either node');
+      }
+      b2.disconnect();
+      await until(3);
+    } finally {
+      raw.close();
+    }
+    await until(2);
+    const gone = (await (await backend(a0, COUNTED).get({ path: '/channels/only-on-b' })).json()) as { occupied: boolean };
+    assert.equal(gone.occupied, false, 'vacated with its last subscriber on node B');
+  });
+
+  it('watchlists: online when a watched user signs in on either node (and at signin for those already online), offline when their last connection anywhere closes', async () => {
+    const [a0, b0] = nodes as [Node, Node];
+    const early = await client(b0, 'wl-early');
+    early.signin();
+    await withTimeout(early.user.signinDonePromise ?? Promise.reject(new Error('no signin promise')), 5000, 'signin of wl-early');
+    await settle(300);
+    const watcher = await client(a0, 'wl-watcher', { watchlist: ['wl-early', 'wl-bob'] });
+    const events: string[] = [];
+    for (const name of ['online', 'offline'] as const) {
+      watcher.user.watchlist.bind(name, (event: { user_ids: string[] }) => events.push(`${name}:${event.user_ids.join(',')}`));
+    }
+    watcher.signin();
+    await withTimeout(watcher.user.signinDonePromise ?? Promise.reject(new Error('no signin promise')), 5000, 'signin of the watcher');
+    const seen = async (expected: string[]): Promise<void> => {
+      const deadline = Date.now() + 5000;
+      while (events.length < expected.length && Date.now() < deadline) await settle(50);
+      await settle(300); // nothing more than expected
+      assert.deepEqual(events, expected);
+    };
+    await seen(['online:wl-early']);
+    const bob = await client(b0, 'wl-bob');
+    bob.signin();
+    await seen(['online:wl-early', 'online:wl-bob']);
+    const bobAgain = await client(a0, 'wl-bob');
+    bobAgain.signin();
+    await withTimeout(bobAgain.user.signinDonePromise ?? Promise.reject(new Error('no signin promise')), 5000, 'second signin of wl-bob');
+    await seen(['online:wl-early', 'online:wl-bob']);
+    bob.disconnect();
+    await seen(['online:wl-early', 'online:wl-bob']);
+    bobAgain.disconnect();
+    await seen(['online:wl-early', 'online:wl-bob', 'offline:wl-bob']);
   });
 
   it('terminateUserConnections through node B ends the user\'s connection on node A with 4009', async () => {

@@ -282,6 +282,25 @@ describe('closes of open connections', () => {
     assert.match(reason, /Invalid signature/);
   });
 
+  it('pusher:signin with a watchlist of 101 user ids: signin_success, then pusher:error 4302 (no watchlist); 100 are fine', async () => {
+    for (const [size, refused] of [[101, true], [100, false]] as const) {
+      const peer = await connect();
+      const userData = JSON.stringify({ id: `w${size}`, watchlist: Array.from({ length: size }, (_, i) => `user-${i}`) });
+      peer.send('pusher:signin', { user_data: userData, auth: userAuthSignature(APP, await peer.socketId(), userData) });
+      await peer.next('pusher:signin_success');
+      await peer.roundTrip();
+      const errors = peer.all('pusher:error').map((f) => f.data as { code: number; message: string });
+      if (refused) {
+        assert.equal(errors[0]?.code, 4302);
+        assert.match(errors[0]?.message ?? '', /watchlist has 101 user ids; at most 100/);
+      } else {
+        assert.deepEqual(errors, []);
+      }
+      assert.equal(peer.client.closeCode, undefined, 'the connection stays');
+      peer.close();
+    }
+  });
+
   it('server.close(): pusher:error 4200, then close 4200 "Server shutting down" (pusher-js reconnects at once)', async () => {
     const s = await serverWith({ apps: [APP] });
     const peer = await connect(s);
@@ -289,6 +308,17 @@ describe('closes of open connections', () => {
     const { code, reason } = await peer.client.closed();
     await closing;
     assertErrorThenClose({ frames: peer.frames(), code, reason }, PusherCloseCodes.RECONNECT);
+  });
+
+  it('a client that stops answering WebSocket pings: pusher:error 4201, then close 4201 "Pong reply not received"; one that answers stays', async () => {
+    const s = await serverWith({ apps: [APP], heartbeatIntervalMs: 200 });
+    const silent = new Peer(track(await TestClient.open(pusherUrl(s), { autoPong: false })));
+    const answering = await connect(s);
+    const { code, reason } = await silent.client.closed(3000);
+    assertErrorThenClose({ frames: silent.frames(), code, reason }, PusherCloseCodes.PONG_TIMEOUT);
+    await settle(500);
+    assert.equal(answering.client.closeCode, undefined, 'a client answering pings is not closed');
+    await answering.roundTrip();
   });
 
   it('more frames than limits.messagesPerSecond allows: pusher:error 4301, then close 4301', async () => {

@@ -65,7 +65,9 @@ describe('raw dialect: every 4xxx close comes after an {"error"} frame', () => {
 
 describe('raw dialect: nothing is published after a refusal', () => {
   it('a flooder closed with 4502 that keeps sending: its channel gets exactly the burst, no gap, nothing later', async () => {
-    const server = await serverWith({ apps: [{ ...TEST_APP, limits: { messagesPerSecond: 100, messageBurst: 200 } }] });
+    // One token a second: reading the 2,000 frames can take a few turns on a loaded machine, and
+    // at 100/s a token refilled meanwhile would let frame 200 through before the refusal.
+    const server = await serverWith({ apps: [{ ...TEST_APP, limits: { messagesPerSecond: 1, messageBurst: 200 } }] });
     const listener = track(await TestClient.open(rawUrl(server, 'flood')));
     // A hand-written client: ws would stop sending once it sees the close frame, this one doesn't.
     const flooder = await RawSocket.upgrade(server.port, `/v4/flood?api_key=${TEST_APP.key}`);

@@ -169,6 +169,7 @@ function openRawChannel(ctx: ServerContext, app: App, channel: string, subscribe
       .then(async () => {
         if (!joined) return;
         const members = await presence.leave(appId, channel, connection.id);
+        if (!members) return; // announced as left already, by a sweep (its node was cut off from Redis)
         await broker.publishPresence({ kind: 'presence', action: 'left', appId, channel, originId: connection.id, member: leaver, members });
       })
       .catch(logPublishError);
@@ -189,6 +190,8 @@ function rawCloseText(info: CloseCodeInfo, app: App): string {
       return RawErrorText.PRESENCE_FULL;
     case CloseCodes.TOKEN_EXPIRED.code:
       return RawErrorText.TOKEN_EXPIRED;
+    case CloseCodes.SLOW_CONSUMER.code:
+      return `${info.reason}: this connection fell more than ${app.limits.maxPendingBytes} bytes behind its channel's traffic and what was queued for it is dropped; reconnect and read faster, or raise limits.maxPendingBytes in the server's config`;
     default:
       return info.reason;
   }

@@ -1,6 +1,7 @@
-/** Picks the engine the config names. */
+/** Picks the engine the config names, its presence members counted cluster-wide (member-counts.ts). */
 import type { Logger } from 'pino';
 import type { ChorusConfig } from '../config.js';
+import { withMemberCounts } from './member-counts.js';
 import { createMemoryEngine } from './memory.js';
 import { createRedisEngine } from './redis/index.js';
 import type { Engine, EngineHandlers, HistoryPolicyResolver, LocalStats } from './types.js';
@@ -15,6 +16,9 @@ export interface EngineContext {
 
 export function createEngine(config: ChorusConfig, context: EngineContext): Engine {
   const { engine } = config;
-  if (engine.type === 'redis') return createRedisEngine({ ...context, url: engine.url, probeIntervalMs: engine.probeIntervalMs, presenceTtlMs: engine.presenceTtlMs });
-  return createMemoryEngine(context.handlers, context.policy, context.localStats);
+  const created =
+    engine.type === 'redis'
+      ? createRedisEngine({ ...context, url: engine.url, probeIntervalMs: engine.probeIntervalMs, presenceTtlMs: engine.presenceTtlMs, nodeTtlMs: engine.nodeTtlMs })
+      : createMemoryEngine(context.handlers, context.policy, context.localStats);
+  return withMemberCounts(created);
 }

@@ -4,6 +4,9 @@ import { ChannelMap } from '../channel-map.js';
 import { MemoryStreams } from './memory-history.js';
 import type {
   Broker,
+  CountChange,
+  Counts,
+  CountSpace,
   Engine,
   EngineHandlers,
   HistoryPage,
@@ -72,10 +75,9 @@ class MemoryPresence implements PresenceStore {
     return Promise.resolve([...roster.values()]);
   }
 
-  leave(appId: string, channel: string, connectionId: string): Promise<Member[]> {
+  leave(appId: string, channel: string, connectionId: string): Promise<Member[] | undefined> {
     const roster = this.#rosters.get(appId, channel);
-    if (!roster) return Promise.resolve([]);
-    roster.delete(connectionId);
+    if (!roster?.delete(connectionId)) return Promise.resolve(undefined);
     if (roster.size === 0) this.#rosters.delete(appId, channel);
     return Promise.resolve([...roster.values()]);
   }
@@ -85,11 +87,83 @@ class MemoryPresence implements PresenceStore {
   }
 }
 
+const COUNT_SPACES: readonly CountSpace[] = ['subscriptions', 'users', 'members'];
+
+function spaces<V>(): Record<CountSpace, ChannelMap<V>> {
+  return { subscriptions: new ChannelMap(), users: new ChannelMap(), members: new ChannelMap() };
+}
+
+/**
+ * One node: the counts are this node's shares. Changes are reported once per turn, after the
+ * code that made them has run (a subscriber's own subscription_succeeded goes out first).
+ * Nested maps, not joined string keys: nothing is allocated per channel but the map entry.
+ */
+class MemoryCounts implements Counts {
+  readonly #totals = spaces<number>();
+  /** Totals before this turn's first change of each, not reported yet. */
+  readonly #before = spaces<number>();
+  /** Names marked present (see mark). */
+  readonly #marked = spaces<true>();
+  #reportScheduled = false;
+  readonly #onChange: (change: CountChange) => void;
+
+  constructor(onChange: (change: CountChange) => void) {
+    this.#onChange = onChange;
+  }
+
+  set(appId: string, space: CountSpace, name: string, local: number): void {
+    const totals = this.#totals[space];
+    const before = totals.get(appId, name) ?? 0;
+    if (before === local) return;
+    if (local > 0) totals.set(appId, name, local);
+    else totals.delete(appId, name);
+    const pending = this.#before[space];
+    if (pending.get(appId, name) === undefined) pending.set(appId, name, before);
+    if (!this.#reportScheduled) {
+      this.#reportScheduled = true;
+      setImmediate(() => this.#report());
+    }
+  }
+
+  total(appId: string, space: CountSpace, name: string): Promise<number> {
+    return Promise.resolve(this.#totals[space].get(appId, name) ?? 0);
+  }
+
+  list(appId: string, space: CountSpace, prefix: string): Promise<Map<string, number>> {
+    const out = new Map<string, number>();
+    this.#totals[space].forEachOf(appId, (name, total) => {
+      if (name.startsWith(prefix)) out.set(name, total);
+    });
+    return Promise.resolve(out);
+  }
+
+  mark(appId: string, space: CountSpace, name: string, present: boolean): Promise<boolean> {
+    const marked = this.#marked[space];
+    const was = marked.get(appId, name) === true;
+    if (present) marked.set(appId, name, true);
+    else marked.delete(appId, name);
+    return Promise.resolve(was !== present);
+  }
+
+  #report(): void {
+    this.#reportScheduled = false;
+    for (const space of COUNT_SPACES) {
+      const pending = this.#before[space];
+      for (const [appId, name, before] of pending.entries()) {
+        pending.delete(appId, name);
+        const after = this.#totals[space].get(appId, name) ?? 0;
+        if (after !== before) this.#onChange({ appId, space, name, before, after });
+      }
+    }
+  }
+}
+
 export function createMemoryEngine(handlers: EngineHandlers, policy: HistoryPolicyResolver, localStats: LocalStats): Engine {
   const broker = new MemoryBroker(handlers.onPublication, policy);
   return {
     broker,
     presence: new MemoryPresence(),
+    counts: new MemoryCounts(handlers.onCountChange),
     stats: () => Promise.resolve({ nodes: 1, ...localStats() }),
     broadcast: (message) => {
       handlers.onControl(message);

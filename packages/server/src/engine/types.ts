@@ -68,14 +68,60 @@ export interface EngineHandlers {
   readonly onGap: (appId: string, channel: string) => void;
   /** A control message some node broadcast (this one included). */
   readonly onControl: (message: ControlMessage) => void;
+  /**
+   * A cluster-wide count changed (see Counts). Called on exactly one node per change: the one
+   * whose own count changed, or the one whose sweep removed a dead node's count.
+   */
+  readonly onCountChange: (change: CountChange) => void;
 }
 
-/** Orders for every node, about connections wherever they are (not channel traffic). */
-export interface ControlMessage {
+/** Orders and news for every node, about connections wherever they are (not channel traffic). */
+export type ControlMessage =
   /** End a signed-in user's connections (Pusher HTTP API terminate_connections). */
-  readonly kind: 'terminate-user';
+  | { readonly kind: 'terminate-user'; readonly appId: string; readonly userId: string }
+  /** A channel's cluster-wide subscription count changed (for Pusher's subscription_count event). */
+  | { readonly kind: 'subscription-count'; readonly appId: string; readonly channel: string; readonly count: number }
+  /** A signed-in user's first connection opened or last one closed, cluster-wide (Pusher watchlists). */
+  | { readonly kind: 'user-presence'; readonly appId: string; readonly userId: string; readonly online: boolean };
+
+/**
+ * What cluster-wide counts are kept of: each channel's subscriptions (every dialect's), each
+ * signed-in user's connections, each presence member's connections per channel (name
+ * `channel\nuser id`: one user in two tabs is one member).
+ */
+export type CountSpace = 'subscriptions' | 'users' | 'members';
+
+/** One change of a cluster-wide count, with the totals before and after it. */
+export interface CountChange {
   readonly appId: string;
-  readonly userId: string;
+  readonly space: CountSpace;
+  readonly name: string;
+  readonly before: number;
+  readonly after: number;
+}
+
+/**
+ * Counts summed over every node: how many connections are subscribed to a channel, how many
+ * connections a user has, wherever they are. Each node owns its share (a node that dies loses
+ * its share within a node TTL), so a count never includes connections that are gone for good.
+ */
+export interface Counts {
+  /**
+   * Sets this node's share of the name's count. Changes reach the cluster-wide total
+   * asynchronously (Redis: those of one turn together); each change of the total is reported to
+   * exactly one node's onCountChange, so a 0 → n (occupied) or n → 0 (vacated) is seen once.
+   */
+  set(appId: string, space: CountSpace, name: string, local: number): void;
+  /** The cluster-wide total (this node's share as set, even if not yet written). */
+  total(appId: string, space: CountSpace, name: string): Promise<number>;
+  /** Every name of the space with a positive total whose name starts with `prefix`, and its total. */
+  list(appId: string, space: CountSpace, prefix: string): Promise<Map<string, number>>;
+  /**
+   * Records whether the name was last announced as present (occupied, member added) and says
+   * whether that changed, atomically for the whole cluster: of nodes racing to announce one
+   * state, one gets true. What announces transitions exactly once, in alternation (webhooks).
+   */
+  mark(appId: string, space: CountSpace, name: string, present: boolean): Promise<boolean>;
 }
 
 /** Cluster-wide figures for /health (the memory engine reports this node only). */
@@ -141,14 +187,19 @@ export interface PresenceStore {
    * or undefined without joining when the roster already has `maxMembers` (checked atomically).
    */
   join(appId: string, channel: string, connectionId: string, member: Member, maxMembers: number): Promise<Member[] | undefined>;
-  /** Removes the connection's member, if any, and returns the roster after the change. */
-  leave(appId: string, channel: string, connectionId: string): Promise<Member[]>;
+  /**
+   * Removes the connection's member and returns the roster after the change; undefined when the
+   * connection has no member there (never joined, left already, or expired and announced as
+   * left by a sweep), so nobody announces a leave twice.
+   */
+  leave(appId: string, channel: string, connectionId: string): Promise<Member[] | undefined>;
   members(appId: string, channel: string): Promise<Member[]>;
 }
 
 export interface Engine {
   readonly broker: Broker;
   readonly presence: PresenceStore;
+  readonly counts: Counts;
   /** This node's figures plus, for a clustered engine, the other nodes'. */
   stats(): Promise<ClusterStats>;
   /** Delivers a control message to every node's onControl, this one's included. */

@@ -175,12 +175,17 @@ async function triggerBatch(ctx: ServerContext, app: App, body: Record<string, u
 /** The `info` attributes asked for one channel. */
 async function attributes(ctx: ServerContext, app: App, channel: string, info: readonly string[]): Promise<Record<string, unknown>> {
   const out: Record<string, unknown> = {};
-  if (info.includes('subscription_count')) out['subscription_count'] = ctx.hub.subscribersOf(app.id, channel).length;
+  if (info.includes('subscription_count')) out['subscription_count'] = await subscriptionCount(ctx, app, channel);
   if (info.includes('user_count')) {
     if (channelTraits(channel).auth !== 'presence') throw new ApiError(400, 'info=user_count is only for presence- channels');
     out['user_count'] = await userCount(ctx, app, channel);
   }
   return out;
+}
+
+/** Every dialect's subscribers of the channel, on every node. */
+function subscriptionCount(ctx: ServerContext, app: App, channel: string): Promise<number> {
+  return ctx.engine.counts.total(app.id, 'subscriptions', channel);
 }
 
 async function userCount(ctx: ServerContext, app: App, channel: string): Promise<number> {
@@ -195,8 +200,8 @@ async function listChannels(ctx: ServerContext, app: App, params: ReadonlyMap<st
     throw new ApiError(400, 'info=user_count needs filter_by_prefix=presence-');
   }
   const channels: Record<string, unknown> = {};
-  for (const channel of ctx.hub.channelsOf(app.id).keys()) {
-    if (!channel.startsWith(prefix) || channel.startsWith('#')) continue;
+  for (const channel of (await ctx.engine.counts.list(app.id, 'subscriptions', prefix)).keys()) {
+    if (channel.startsWith('#')) continue;
     channels[channel] = info.includes('user_count') ? { user_count: await userCount(ctx, app, channel) } : {};
   }
   return { channels };
@@ -205,9 +210,9 @@ async function listChannels(ctx: ServerContext, app: App, params: ReadonlyMap<st
 async function channelInfo(ctx: ServerContext, app: App, channel: string, params: ReadonlyMap<string, string>): Promise<unknown> {
   if (!isValidChannelName(channel)) throw new ApiError(400, `Invalid channel name ${JSON.stringify(channel)}`);
   const info = splitInfo(params.get('info'));
-  const subscriptionCount = ctx.hub.subscribersOf(app.id, channel).length;
+  const count = await subscriptionCount(ctx, app, channel);
   // subscription_count is answered always (as Pusher does for apps with the feature on).
-  const out: Record<string, unknown> = { occupied: subscriptionCount > 0, subscription_count: subscriptionCount };
+  const out: Record<string, unknown> = { occupied: count > 0, subscription_count: count };
   Object.assign(out, await attributes(ctx, app, channel, info.filter((i) => i !== 'subscription_count')));
   if (info.includes('cache')) {
     if (!channelTraits(channel).cache) throw new ApiError(400, 'info=cache is only for cache- channels');

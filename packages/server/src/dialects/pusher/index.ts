@@ -6,6 +6,7 @@
 import { PusherCloseCodes, type CloseCodeInfo } from '@chorus/protocol';
 import { refusal, type Dialect } from '../../admission.js';
 import type { ChorusConfig } from '../../config.js';
+import { onControl, onCountChange } from './cluster-events.js';
 import { PusherSession } from './session.js';
 import { generateSocketId } from './signatures.js';
 import { errorText } from './wire.js';
@@ -71,6 +72,9 @@ export const pusherDialect: Dialect<{ key: string }, undefined> = {
   newConnectionId: generateSocketId,
   open(ctx, app, connection) {
     connection.closeCodeFor = (info) => CORE_TO_PUSHER.get(info.code) ?? info;
+    connection.pongTimeoutClose = PusherCloseCodes.PONG_TIMEOUT;
     new PusherSession(ctx, app, connection);
   },
+  onCountChange,
+  onControl,
 };

@@ -12,6 +12,7 @@ import { EngineUnavailableError } from '../../engine/errors.js';
 import type { MessagePublication } from '../../engine/types.js';
 import type { Subscriber } from '../../hub.js';
 import { TokenBucket } from '../../rate-limit.js';
+import { MAX_WATCHLIST, takePendingCount, watchlistFrame, watchlistsOf } from './cluster-events.js';
 import { pusherEncoder, userInfo } from './encoder.js';
 import { channelTraits, isClientEventName, isValidChannelName, serverToUserId, type ChannelTraits } from './names.js';
 import { verifyPresenceChannelAuth, verifyPrivateChannelAuth, verifyUserAuth } from './signatures.js';
@@ -45,6 +46,8 @@ export class PusherSession {
   readonly #clientEvents: TokenBucket;
   /** The signed-in user's id (pusher:signin), if any. */
   #userId: string | undefined;
+  /** The users whose online/offline this connection is told (pusher:signin's watchlist). */
+  #watchlist: readonly string[] = [];
 
   constructor(ctx: ServerContext, app: App, connection: Connection) {
     this.#ctx = ctx;
@@ -142,6 +145,7 @@ export class PusherSession {
       const cached = traits.cache ? await this.#lastCachedEvent(channel) : undefined;
       this.#sendSucceeded(channel, subscription, roster);
       if (traits.cache) this.#connection.send(cached ? pusherEncoder.encode(cached) : objectFrame('pusher:cache_miss', channel, {}));
+      if (traits.cache && !cached) this.#ctx.webhooks.cacheMiss(this.#app, channel);
       this.#release(subscriber, cached?.offset);
       if (member && roster) {
         // Caught here: nothing else may await it (a connection that never leaves), and an
@@ -150,7 +154,6 @@ export class PusherSession {
           .publishPresence({ kind: 'presence', action: 'joined', appId: this.#app.id, channel, originId: this.#connection.id, member, members: roster })
           .catch((error: unknown) => this.#ctx.log.warn({ err: error, channel }, 'pusher presence join announcement failed'));
       }
-      this.#broadcastSubscriptionCount(channel, traits);
     } catch (error) {
       if (this.#subscriptions.get(channel) === subscription) this.#drop(channel, subscription);
       this.#refuse(channel, 'ServerError', 'the server could not complete the subscription; try again', 503);
@@ -247,6 +250,8 @@ export class PusherSession {
       if (sentOffset !== undefined && publication.kind === 'message' && publication.offset <= sentOffset) continue;
       this.#connection.send(frame);
     }
+    const count = takePendingCount(subscriber);
+    if (count) this.#connection.send(count);
   }
 
   #unsubscribe(channel: unknown): void {
@@ -259,24 +264,16 @@ export class PusherSession {
   #drop(channel: string, subscription: Subscription): void {
     this.#subscriptions.delete(channel);
     this.#ctx.hub.unsubscribe(this.#app.id, channel, subscription.subscriber);
-    this.#broadcastSubscriptionCount(channel, subscription.traits);
     const { member } = subscription;
     if (!member) return;
     const { broker, presence } = this.#ctx.engine;
     subscription.presenceDone
       .then(async () => {
         const members = await presence.leave(this.#app.id, channel, this.#connection.id);
+        if (!members) return; // announced as left already, by a sweep (its node was cut off from Redis)
         await broker.publishPresence({ kind: 'presence', action: 'left', appId: this.#app.id, channel, originId: this.#connection.id, member, members });
       })
       .catch((error: unknown) => this.#ctx.log.warn({ err: error, channel }, 'pusher presence leave failed'));
-  }
-
-  /** `pusher_internal:subscription_count` to the channel's Pusher subscribers on this node, if the app asks for it. */
-  #broadcastSubscriptionCount(channel: string, traits: ChannelTraits): void {
-    if (!this.#app.subscriptionCount || traits.auth === 'presence') return;
-    const subscribers = this.#ctx.hub.subscribersOf(this.#app.id, channel);
-    const frame = eventFrame('pusher_internal:subscription_count', channel, JSON.stringify({ subscription_count: subscribers.length }));
-    for (const subscriber of subscribers) if (subscriber.encoder === pusherEncoder) subscriber.connection.send(frame);
   }
 
   // ---- client events --------------------------------------------------------------------------------
@@ -305,6 +302,8 @@ export class PusherSession {
       binary: false,
       userId: subscription.member?.user,
     });
+    const data = typeof frame.data === 'string' ? frame.data : JSON.stringify(frame.data ?? null);
+    this.#ctx.webhooks.clientEvent(this.#app, { channel, event, data, socketId: this.#connection.id, userId: subscription.member?.user });
   }
 
   // ---- user authentication ------------------------------------------------------------------------
@@ -313,22 +312,53 @@ export class PusherSession {
     const userData = data['user_data'];
     const verdict = verifyUserAuth(this.#app.credentials, this.#connection.id, userData, data['auth']);
     if (!verdict.ok) return this.#connection.close(PusherCloseCodes.UNAUTHORIZED, verdict.message.slice(0, 120));
-    let id: unknown;
+    let user: Record<string, unknown> = {};
     try {
-      id = asObject(JSON.parse(userData as string))['id'];
+      user = asObject(JSON.parse(userData as string));
     } catch {
       // handled below
     }
+    const { id, watchlist } = user;
     if (typeof id !== 'string' || id === '') return this.#connection.close(PusherCloseCodes.UNAUTHORIZED, 'user_data must be JSON with a string "id"');
     if (this.#userId !== undefined && this.#userId !== id) this.#ctx.users.remove(this.#app.id, this.#userId, this.#connection);
     this.#userId = id;
     this.#ctx.users.add(this.#app.id, id, this.#connection);
     this.#connection.send(objectFrame('pusher:signin_success', undefined, { user_data: userData }));
+    this.#setWatchlist(watchlist);
+  }
+
+  /**
+   * Registers the users to be told about and sends which of them are online now; their later
+   * online/offline arrive through cluster-events.ts. A signed user_data is trusted as is, but a
+   * watchlist must be a list of at most MAX_WATCHLIST user ids (else pusher:error 4302, no watchlist).
+   */
+  #setWatchlist(value: unknown): void {
+    const lists = watchlistsOf(this.#ctx);
+    lists.unwatch(this.#app.id, this.#watchlist, this.#connection);
+    this.#watchlist = [];
+    if (value === undefined) return;
+    if (!Array.isArray(value) || !value.every((id) => typeof id === 'string' && id !== '')) {
+      return this.#error(PusherCloseCodes.WATCHLIST_LIMIT.code, 'watchlist must be an array of user id strings');
+    }
+    const userIds = [...new Set(value as string[])];
+    if (userIds.length > MAX_WATCHLIST) {
+      return this.#error(PusherCloseCodes.WATCHLIST_LIMIT.code, `watchlist has ${userIds.length} user ids; at most ${MAX_WATCHLIST} (Pusher's limit)`);
+    }
+    this.#watchlist = userIds;
+    lists.watch(this.#app.id, userIds, this.#connection);
+    const { counts } = this.#ctx.engine;
+    void Promise.all(userIds.map(async (userId) => ((await counts.total(this.#app.id, 'users', userId)) > 0 ? userId : undefined)))
+      .then((online) => {
+        const now = online.filter((userId): userId is string => userId !== undefined);
+        if (now.length > 0 && this.#watchlist === userIds && this.#connection.isOpen) this.#connection.send(watchlistFrame('online', now));
+      })
+      .catch((error: unknown) => this.#failed(error, 'watchlist'));
   }
 
   #onClose(): void {
     for (const [channel, subscription] of [...this.#subscriptions]) this.#drop(channel, subscription);
     if (this.#userId !== undefined) this.#ctx.users.remove(this.#app.id, this.#userId, this.#connection);
+    watchlistsOf(this.#ctx).unwatch(this.#app.id, this.#watchlist, this.#connection);
   }
 }
 

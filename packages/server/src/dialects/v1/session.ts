@@ -34,6 +34,11 @@ import { verifyPresenceChannelAuth, verifyPrivateChannelAuth, type AuthVerdict }
 import { parseFrame, type ParsedFrame } from './commands.js';
 import { disconnectAdvice, errorReply, okReply, okReplyRaw, publicationFields, pubPush, v1Encoder } from './encode.js';
 
+/** Channels where `client-*` events are whispers (Echo's private and presence channels). */
+function isWhisperChannel(channel: string): boolean {
+  return channel.startsWith(PRIVATE_CHANNEL_PREFIX) || channel.startsWith(PRESENCE_CHANNEL_PREFIX);
+}
+
 /** Whispers (Echo's `client-*` events) go to the channel's other members, never back to their sender. */
 function isNotWhisper(publication: MessagePublication): boolean {
   return publication.event?.startsWith('client-') !== true;
@@ -259,7 +264,7 @@ export class V1Session {
         return undefined;
       }
     }
-    const whispers = channel.startsWith(PRIVATE_CHANNEL_PREFIX) || channel.startsWith(PRESENCE_CHANNEL_PREFIX);
+    const whispers = isWhisperChannel(channel);
     const subscriber: Subscriber = {
       connection: this.#connection,
       held: [],
@@ -319,7 +324,8 @@ export class V1Session {
     const connectionId = this.#connection.id;
     subscription.presenceDone
       .then(() => presence.leave(appId, channel, connectionId))
-      .then((members) => broker.publishPresence({ kind: 'presence', action: 'left', appId, channel, originId: connectionId, member, members }))
+      // No roster: it had left already (a sweep announced it while this node was cut off).
+      .then((members) => members && broker.publishPresence({ kind: 'presence', action: 'left', appId, channel, originId: connectionId, member, members }))
       .catch((error: unknown) => this.#ctx.log.error({ err: error, channel }, 'presence leave failed'));
   }
 
@@ -354,6 +360,11 @@ export class V1Session {
       binary,
       msgId: command.msgId,
     });
+    if (event.startsWith('client-') && !binary && isWhisperChannel(channel)) {
+      // A whisper is Echo's client event: receivers get it as Pusher's client_event webhook.
+      const member = this.#subscriptions.get(channel)?.member;
+      this.#ctx.webhooks.clientEvent(this.#app, { channel, event, data: JSON.stringify(command.data ?? null), socketId: this.#connection.id, userId: member?.user });
+    }
     return okReply(command.id, { offset, epoch });
   }
 

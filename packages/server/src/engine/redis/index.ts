@@ -14,6 +14,8 @@
  *   expire within presenceTtlMs; every node sweeps the index a few times per presenceTtlMs, and
  *   the sweep removes expired members and announces each one's leave in one atomic step, so
  *   every dialect's subscribers on every node see the ghost leave, exactly once.
+ * - Counts (subscriptions per channel, connections per signed-in user) summed over the nodes,
+ *   with a crashed node's share swept: counts.ts.
  * - Redis down: commands fail fast (no offline queue), ioredis reconnects with backoff, the
  *   node keeps running and logs the outage once, and the return.
  */
@@ -40,6 +42,7 @@ import type {
 } from '../types.js';
 import { STREAM_IDLE_TTL_MS } from '../memory-history.js';
 import { decodePublication, encodePresence, messageHeaderFields } from './codec.js';
+import { COUNT_SCRIPTS, RedisCounts, type CountCommands } from './counts.js';
 import { HISTORY, PRESENCE_JOIN, PRESENCE_LEAVE, PRESENCE_MEMBERS, PRESENCE_REFRESH, PRESENCE_SWEEP, PUBLISH } from './scripts.js';
 
 export interface RedisEngineOptions {
@@ -53,6 +56,8 @@ export interface RedisEngineOptions {
   readonly probeIntervalMs?: number | undefined;
   /** How long a member outlives its node's last refresh (default 30 s). */
   readonly presenceTtlMs?: number | undefined;
+  /** How long a node's share of the counts outlives its last refresh (default 15 s; see counts.ts). */
+  readonly nodeTtlMs?: number | undefined;
 }
 
 /** Methods defineCommand adds (ioredis does not type them). */
@@ -60,13 +65,13 @@ interface ChorusCommands {
   chorusPublish(...args: Array<string | Buffer | number>): Promise<[number, string, number]>;
   chorusHistoryBuffer(...args: Array<string | number>): Promise<[Buffer, Buffer, Array<[Buffer, Buffer[]]>]>;
   chorusPresenceJoin(...args: Array<string | number>): Promise<string[] | null>;
-  chorusPresenceLeave(...args: Array<string | number>): Promise<string[]>;
+  chorusPresenceLeave(...args: Array<string | number>): Promise<string[] | null>;
   chorusPresenceMembers(...args: Array<string | number>): Promise<string[]>;
   chorusPresenceRefresh(...args: Array<string | number>): Promise<number>;
   chorusPresenceSweep(...args: Array<string | number>): Promise<[number, number, number]>;
 }
 
-type CommandClient = Redis & ChorusCommands;
+type CommandClient = Redis & ChorusCommands & CountCommands;
 
 const META_TTL_SECONDS = Math.ceil(STREAM_IDLE_TTL_MS / 1000);
 const NODES_KEY = 'chorus:nodes';
@@ -126,6 +131,7 @@ interface Attachment {
 class RedisEngine implements Engine, Broker, PresenceStore {
   readonly broker = this;
   readonly presence = this;
+  readonly counts: RedisCounts;
   readonly #options: RedisEngineOptions;
   readonly #log: Logger;
   readonly #cmd: CommandClient;
@@ -158,6 +164,7 @@ class RedisEngine implements Engine, Broker, PresenceStore {
     this.#cmd = new Redis(options.url, common) as CommandClient;
     this.#sub = new Redis(options.url, { ...common, autoResubscribe: false, connectionName: `chorus-${options.nodeId}-sub` });
     this.#defineCommands();
+    this.counts = new RedisCounts({ nodeId: options.nodeId, log: this.#log, nodeTtlMs: options.nodeTtlMs, commands: () => this.#commands(), onChange: options.handlers.onCountChange });
     for (const [name, client] of [['commands', this.#cmd], ['pubsub', this.#sub]] as const) {
       client.on('error', (error: NodeJS.ErrnoException) => this.#onDown(name, 'redis unreachable; retrying with backoff', error));
       client.on('close', () => this.#onDown(name, 'redis connection lost; reconnecting with backoff'));
@@ -182,6 +189,7 @@ class RedisEngine implements Engine, Broker, PresenceStore {
     this.#cmd.defineCommand('chorusPresenceMembers', { numberOfKeys: 2, lua: PRESENCE_MEMBERS });
     this.#cmd.defineCommand('chorusPresenceRefresh', { numberOfKeys: 3, lua: PRESENCE_REFRESH });
     this.#cmd.defineCommand('chorusPresenceSweep', { numberOfKeys: 1, lua: PRESENCE_SWEEP });
+    for (const [name, definition] of Object.entries(COUNT_SCRIPTS)) this.#cmd.defineCommand(name, definition);
   }
 
   // ---- connection state -----------------------------------------------------------------------
@@ -386,11 +394,12 @@ class RedisEngine implements Engine, Broker, PresenceStore {
     return parseRoster(roster);
   }
 
-  async leave(appId: string, channel: string, connectionId: string): Promise<Member[]> {
+  async leave(appId: string, channel: string, connectionId: string): Promise<Member[] | undefined> {
     const keys = keysOf(appId, channel);
     const entry = keys.tag + connectionId;
     this.#members.delete(entry);
-    return parseRoster(await (await this.#commands()).chorusPresenceLeave(keys.presence, keys.members, PRESENCE_INDEX_KEY, connectionId, entry));
+    const roster = await (await this.#commands()).chorusPresenceLeave(keys.presence, keys.members, PRESENCE_INDEX_KEY, connectionId, entry);
+    return roster ? parseRoster(roster) : undefined;
   }
 
   async members(appId: string, channel: string): Promise<Member[]> {
@@ -478,6 +487,7 @@ class RedisEngine implements Engine, Broker, PresenceStore {
     this.#closing = true;
     for (const timer of this.#timers) clearInterval(timer);
     clearTimeout(this.#sweepTimer);
+    await this.counts.close();
     if (this.#cmd.status === 'ready') await this.#cmd.hdel(NODES_KEY, this.#options.nodeId).catch(() => undefined);
     this.#sub.disconnect();
     this.#cmd.disconnect();

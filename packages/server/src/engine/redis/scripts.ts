@@ -99,12 +99,16 @@ redis.call('EXPIRE', KEYS[1], ARGV[5])
 redis.call('EXPIRE', KEYS[2], ARGV[5])
 return live(KEYS[1], KEYS[2], now)`;
 
-/** KEYS: zset, hash, index. ARGV: connection id, index entry. Returns the roster after the leave. */
+/**
+ * KEYS: zset, hash, index. ARGV: connection id, index entry. Returns the roster after the leave,
+ * or nil when the member was not there (a sweep removed and announced it: no second leave).
+ */
 export const PRESENCE_LEAVE = `${NOW_MS}
 ${LIVE_ROSTER}
-redis.call('ZREM', KEYS[1], ARGV[1])
+local removed = redis.call('ZREM', KEYS[1], ARGV[1])
 redis.call('HDEL', KEYS[2], ARGV[1])
 redis.call('ZREM', KEYS[3], ARGV[2])
+if removed == 0 then return false end
 return live(KEYS[1], KEYS[2], now)`;
 
 /** KEYS: zset, hash. */
