@@ -1,8 +1,11 @@
 /** Yjs rooms with the real y-websocket provider: sync, the server-kept document, access, limits. */
 import assert from 'node:assert/strict';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { after, describe, it } from 'node:test';
 import * as Y from 'yjs';
 import { TEST_APP, TestClient, closeAfterwards, wsBase } from './helpers.ts';
+import { pusherBackend } from './pusher-helpers.ts';
 import { editor, eventually, roomToken, synced, type Editor } from './yjs-helpers.ts';
 
 const { serverWith } = closeAfterwards();
@@ -158,6 +161,41 @@ describe('yjs rooms', () => {
     big.provider.awareness.setLocalStateField('user', { name: 'x'.repeat(2000) });
     await eventually(() => closes.includes(1009), 'an awareness frame over maxMessageSize closes with 1009');
     big.provider.disconnect();
+  });
+
+  it('fires webhooks when a room is occupied and vacated (channel yjs:{room}), once per transition', async () => {
+    const received: Array<{ name: string; channel: string }> = [];
+    const receiver = createServer((req, res) => {
+      let body = '';
+      req.on('data', (chunk: Buffer) => (body += chunk.toString()));
+      req.on('end', () => {
+        received.push(...(JSON.parse(body) as { events: Array<{ name: string; channel: string }> }).events);
+        res.end('ok');
+      });
+    });
+    await new Promise<void>((resolve) => receiver.listen(0, '127.0.0.1', resolve));
+    after(() => receiver.close());
+    const url = `http://127.0.0.1:${(receiver.address() as AddressInfo).port}/hook`;
+    const server = await serverWith({
+      webhooks: { holdMs: 0, batchMs: 0 },
+      apps: [{ ...TEST_APP, webhooks: [{ url, events: ['channel_occupied', 'channel_vacated'], channelPrefix: 'yjs:' }] }],
+    });
+    const base = `${wsBase(server)}/yjs`;
+    const a = track(editor(base, 'watched'));
+    const b = track(editor(base, 'watched'));
+    await Promise.all([synced(a), synced(b)]);
+    await eventually(() => received.length === 1, 'occupied');
+    // The room is listed like a channel by the Pusher HTTP API (the admin view of an app).
+    const listing = await pusherBackend(TEST_APP, server.port).get({ path: '/channels', params: { filter_by_prefix: 'yjs:' } });
+    assert.deepEqual(await listing.json(), { channels: { 'yjs:watched': {} } });
+    a.destroy();
+    b.destroy();
+    await eventually(() => received.length === 2, 'vacated');
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    assert.deepEqual(received, [
+      { name: 'channel_occupied', channel: 'yjs:watched' },
+      { name: 'channel_vacated', channel: 'yjs:watched' },
+    ]);
   });
 
   it('refuses an update that would grow the document past yjs.maxDocumentBytes with 4021', async () => {

@@ -33,7 +33,7 @@ const roomsByServer = new WeakMap<ServerContext, YjsRooms>();
 export function yjsRooms(ctx: ServerContext): YjsRooms {
   let rooms = roomsByServer.get(ctx);
   if (!rooms) {
-    rooms = new YjsRooms(ctx.config, ctx.log);
+    rooms = new YjsRooms(ctx.config, ctx.log, ctx.engine.counts);
     roomsByServer.set(ctx, rooms);
   }
   return rooms;

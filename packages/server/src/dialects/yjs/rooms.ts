@@ -6,6 +6,7 @@
 import type { Logger } from 'pino';
 import type { ChorusConfig } from '../../config.js';
 import type { Connection } from '../../connection.js';
+import type { Counts } from '../../engine/types.js';
 import { Room } from './room.js';
 import { MemoryDocumentStore } from './stores/memory.js';
 import { RedisDocumentStore } from './stores/redis.js';
@@ -23,10 +24,18 @@ export interface YjsStats {
 
 const keyOf = (appId: string, room: string): string => `${appId}\n${room}`;
 
+/**
+ * A room's connections are counted, cluster-wide, as the subscriptions of the channel
+ * `yjs:{room}` (no channel name has a colon): webhooks announce it occupied and vacated, and the
+ * Pusher HTTP API's channel listing shows it, as for any channel.
+ */
+export const roomCountName = (room: string): string => `yjs:${room}`;
+
 export class YjsRooms {
   readonly #store: DocumentStore;
   readonly #idleUnloadMs: number;
   readonly #log: Logger;
+  readonly #counts: Pick<Counts, 'set'>;
   readonly #rooms = new Map<string, Room>();
   readonly #idleTimers = new Map<Room, NodeJS.Timeout>();
   /** Rooms being unloaded: a joiner waits, then loads the room again from the store. */
@@ -34,8 +43,9 @@ export class YjsRooms {
   /** Updates of rooms unloaded since start, so the total never goes down. */
   #unloadedUpdates = 0;
 
-  constructor(config: ChorusConfig, log: Logger) {
+  constructor(config: ChorusConfig, log: Logger, counts: Pick<Counts, 'set'>) {
     this.#log = log;
+    this.#counts = counts;
     this.#idleUnloadMs = config.yjs.idleUnloadMs;
     this.#store = config.engine.type === 'redis' ? new RedisDocumentStore(config.engine.url, log) : new MemoryDocumentStore(config.yjs.directory, log);
   }
@@ -61,12 +71,19 @@ export class YjsRooms {
     clearTimeout(this.#idleTimers.get(room));
     this.#idleTimers.delete(room);
     room.add(peer);
-    await room.ready;
+    this.#counts.set(appId, 'subscriptions', roomCountName(name), room.peerCount);
+    try {
+      await room.ready;
+    } catch (error) {
+      this.leave(room, peer);
+      throw error;
+    }
     return room;
   }
 
   leave(room: Room, peer: Connection): void {
     room.remove(peer);
+    this.#counts.set(room.key.appId, 'subscriptions', roomCountName(room.key.room), room.peerCount);
     if (room.peerCount > 0 || this.#rooms.get(keyOf(room.key.appId, room.key.room)) !== room) return;
     clearTimeout(this.#idleTimers.get(room));
     this.#idleTimers.set(room, setTimeout(() => void this.#unload(room), this.#idleUnloadMs).unref());
