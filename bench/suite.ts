@@ -9,6 +9,8 @@
  *   ingress   100 publishers as fast as they can, 1 subscriber per channel
  *   idle      RSS and heap per idle connection at 10,000 and 19,000 connections
  *   slow      latency run again with 10 % of the subscribers not reading: memory and p99
+ *   yjs       Chorus /yjs next to the sample y-websocket server: updates/s in a room of 100
+ *             editors, memory per document (scenarios/yjs.ts; its own two peers)
  *
  * Then it prints the targets (PASS/MISS, against peers measured in this run), saves
  * bench/results/suite-<timestamp>.json, and (full runs) regenerates the marked section of
@@ -38,8 +40,9 @@ import { runIdle, type IdleResult } from './scenarios/idle.ts';
 import { runIngress, type IngressResult } from './scenarios/ingress.ts';
 import { finalGrowthRate, maxGrowth, runLatency, type LatencyResult } from './scenarios/latency.ts';
 import { evaluateTargets, type SuiteSummary } from './lib/targets.ts';
+import { YJS_PEERS, runYjs, type YjsResult } from './scenarios/yjs.ts';
 
-export const SCENARIOS = ['fanout', 'pusher', 'latency', 'channels', 'ingress', 'idle', 'slow'] as const;
+export const SCENARIOS = ['fanout', 'pusher', 'latency', 'channels', 'ingress', 'idle', 'slow', 'yjs'] as const;
 export type Scenario = (typeof SCENARIOS)[number];
 
 // ---------------------------------------------------------------------------------------------
@@ -176,6 +179,7 @@ const runs = {
   ingress: [] as (IngressResult & { round: number })[],
   idle: [] as (IdleResult & { round: number })[],
   slow: [] as (LatencyResult & { round: number })[],
+  yjs: [] as (YjsResult & { round: number })[],
   /** Short saturation probes run only because latency/slow needed a rate and fanout did not run. */
   probes: [] as FanoutResult[],
 };
@@ -337,6 +341,18 @@ for (let round = 1; round <= rounds; round++) {
         }),
       );
       if (result) runs.slow.push({ ...result, round });
+    }
+  }
+
+  if (scenarios.includes('yjs')) {
+    heading(`Yjs rooms: 100 editors in one room, 10 typing; memory per document (Chorus /yjs and the sample y-websocket server)${roundLabel}`);
+    for (const peer of round % 2 === 1 ? YJS_PEERS : [...YJS_PEERS].reverse()) {
+      console.log(peer.label);
+      const asPeer = { id: peer.id, label: peer.label, script: peer.script, dialect: 'raw' as const };
+      const result = await attempt('yjs', asPeer, round, () =>
+        runYjs(peer, { editors: 100, writers: 10, window: 20, warmupMs: T.warmup, durationMs: T.measure, documents: quick ? 100 : 500 }),
+      );
+      if (result) runs.yjs.push({ ...result, round });
     }
   }
 }
@@ -528,6 +544,15 @@ function printableSummary(): string {
       `slow readers           ${label(row.server).padEnd(16)} p99 ${formatFixed(row.p99, 2)} ms (baseline ${formatFixed(row.baselineP99, 2)} ms), RSS growth max ${formatMiB(row.maxGrowth)} ` +
         `, last third ${formatMiB(row.finalGrowthRate)}/s, kernel full after ${formatFixed(row.kernelFillSeconds, 0)} s of ${formatFixed(row.durationSeconds, 0)} s, ` +
         `slow disconnected ${row.slowDisconnected}/${row.slowSubscribers}`,
+    );
+  }
+  for (const id of new Set(runs.yjs.map((run) => run.server))) {
+    const run = medianRun(runs.yjs, id, (r) => r.updatesPerSecond, 'higher');
+    if (!run) continue;
+    lines.push(
+      `yjs room of ${run.editors}     ${(YJS_PEERS.find((peer) => peer.id === id)?.label ?? id).padEnd(16)} ${formatInteger(run.updatesPerSecond).padStart(8)} updates/s, ${formatInteger(run.deliveriesPerSecond)} deliveries/s; ` +
+        `per ${formatKiB(run.documentBytes)} document: loaded heap ${formatKiB(run.heapPerLoadedDocument)}` +
+        (run.heapPerStoredDocument === undefined ? '' : `, unloaded heap ${formatKiB(run.heapPerStoredDocument)} + its ${formatKiB(run.documentBytes)} encoded state`),
     );
   }
   return lines.join('\n');

@@ -39,6 +39,8 @@ const server = await startServer({
   heartbeatIntervalMs: 60_000,
   // Only when off: a build from before metrics existed (BENCH_CHORUS_DIST) does not know the option.
   ...(metrics ? {} : { metrics: { enabled: false } }),
+  // The Yjs scenario unloads its rooms quickly, to weigh the stored documents (scenarios/yjs.ts).
+  ...(process.env.BENCH_CHORUS_YJS_IDLE_MS ? { yjs: { idleUnloadMs: Number(process.env.BENCH_CHORUS_YJS_IDLE_MS) } } : {}),
 });
 announceReady(server.port);
 if (metrics && scrapeEveryMs > 0) {

@@ -44,6 +44,8 @@ export const CloseCodes = Object.freeze({
   RATE_LIMITED: closeCode(4502, 'Rate limit exceeded', true, 'Raw dialect: the client sent more than messagesPerSecond (with messageBurst) allows. Reconnect with backoff and send slower.'),
   TOKEN_EXPIRED: closeCode(4503, 'Token expired', true, 'The connection token (v1) or channel token (raw) expired and was not refreshed within tokenGraceMs. Reconnect with a fresh token.'),
   INSUFFICIENT_STATE: closeCode(4504, 'Insufficient state', true, 'Cluster mode: this node may have missed publications of one of your channels (Redis pub/sub reconnect, offset gap, history loss). Reconnect and resume from your last offset.'),
+  INVALID_YJS_MESSAGE: closeCode(4020, 'Invalid Yjs message', false, 'Yjs rooms (/yjs/{room}): a frame was not one complete y-protocols sync or awareness message (text frame, truncated varint, length past the frame, trailing bytes, unknown type, or an update Yjs cannot decode).'),
+  DOCUMENT_TOO_LARGE: closeCode(4021, 'Document too large', false, 'Yjs rooms: the update would grow the room\'s stored document past yjs.maxDocumentBytes; the update was not stored.'),
 } satisfies Record<string, CloseCodeInfo>);
 
 export type CloseCodeName = keyof typeof CloseCodes;

@@ -58,7 +58,7 @@ export interface Dialect<Route = unknown, Grant = unknown> {
   /** How an app over its connection limits refuses, given the reason; undefined → HTTP 429. */
   overLimit?(reason: string): Refusal | undefined;
   /** Largest inbound frame for this app's connections. */
-  frameLimit(app: App): number;
+  frameLimit(app: App, config: ChorusConfig): number;
   /** Checks what can be checked before accepting (channel, parameters, tokens). */
   authorize(ctx: ServerContext, app: App, route: Route, upgrade: PendingUpgrade): Verdict<Grant> | Promise<Verdict<Grant>>;
   /** Tells an accepted socket why it is refused (an error frame in the dialect's form), then closes it. */
@@ -127,7 +127,7 @@ export async function admit<Route, Grant>(ctx: ServerContext, acceptor: Acceptor
     return refuseHttp(upgrade.socket, HttpErrors.TOO_MANY_CONNECTIONS, `Too many connections: ${limited}.`);
   }
 
-  const ws = await acceptor.accept(upgrade, app, dialect.frameLimit(app));
+  const ws = await acceptor.accept(upgrade, app, dialect.frameLimit(app, ctx.config));
   if (!ws) return;
   const id = dialect.newConnectionId?.() ?? ctx.newConnectionId();
   const connection = new Connection(id, ws, upgrade.socket, ctx.scheduler, app.limits.maxPendingBytes, ctx.stats.traffic(app.id, dialect.name));

@@ -90,6 +90,17 @@ export const configSchema = {
         password: { type: 'string', minLength: 16, maxLength: 1024 },
       },
     },
+    yjs: {
+      type: 'object',
+      additionalProperties: false,
+      properties: {
+        path: { type: 'string', pattern: '^(/[A-Za-z0-9._~-]+)+$', maxLength: 256 },
+        directory: { type: 'string', minLength: 1 },
+        maxMessageSize: { type: 'integer', minimum: 1024, maximum: 256 * 1024 * 1024 },
+        maxDocumentBytes: { type: 'integer', minimum: 1024 },
+        idleUnloadMs: { type: 'integer', minimum: 0 },
+      },
+    },
     webhooks: {
       type: 'object',
       additionalProperties: false,

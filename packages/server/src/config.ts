@@ -126,6 +126,20 @@ export interface PusherServerConfig {
   activityTimeoutSeconds: number;
 }
 
+/** Yjs rooms (`/yjs/{room}`, the y-websocket provider's protocol): docs/collaboration.md. */
+export interface YjsServerConfig {
+  /** The URL path the rooms live under: `${path}/{room}`. */
+  path: string;
+  /** Memory engine: a folder where each room's document is kept, so a restart keeps documents. */
+  directory: string | undefined;
+  /** Largest inbound Yjs frame (a client's first sync carries its whole offline state). */
+  maxMessageSize: number;
+  /** A room's stored document may not grow past this many bytes (encoded state). */
+  maxDocumentBytes: number;
+  /** A room without connections is unloaded from memory after this long. */
+  idleUnloadMs: number;
+}
+
 export type LogLevel = 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
 
 export interface ChorusConfig {
@@ -160,6 +174,7 @@ export interface ChorusConfig {
   /** Serve the example pages under /examples/ (pre-filled with the first app's key). */
   examples: boolean;
   pusher: PusherServerConfig;
+  yjs: YjsServerConfig;
   webhooks: WebhookOptions;
   /** The admin API and dashboard under /admin/; undefined turns them off (404). */
   admin: AdminConfig | undefined;
@@ -224,6 +239,13 @@ export const DEFAULT_PUSHER_LIMITS: Readonly<PusherAppLimits> = Object.freeze({
 
 export const DEFAULT_PUSHER: Readonly<PusherServerConfig> = Object.freeze({ pathPrefix: '', activityTimeoutSeconds: 120 });
 
+export const DEFAULT_YJS: Readonly<YjsServerConfig> = Object.freeze({
+  path: '/yjs',
+  directory: undefined,
+  maxMessageSize: 4 * 1024 * 1024,
+  maxDocumentBytes: 16 * 1024 * 1024,
+  idleUnloadMs: 30_000,
+});
 export const DEFAULT_WEBHOOKS: Readonly<WebhookOptions> = Object.freeze({ batchMs: 50, holdMs: 3_000, retryForMs: 5 * 60_000, timeoutMs: 5_000, maxQueuedEvents: 10_000 });
 export const DEFAULT_METRICS: Readonly<MetricsConfig> = Object.freeze({ enabled: true, prefix: 'chorus_', token: undefined });
 
@@ -246,6 +268,7 @@ export const DEFAULTS: Readonly<Omit<ChorusConfig, 'apps'>> = Object.freeze({
   engine: { type: 'memory' as const },
   examples: true,
   pusher: DEFAULT_PUSHER,
+  yjs: DEFAULT_YJS,
   webhooks: DEFAULT_WEBHOOKS,
   admin: undefined,
   metrics: DEFAULT_METRICS,
@@ -269,6 +292,7 @@ export interface ChorusConfigInput {
   engine?: EngineConfig;
   examples?: boolean;
   pusher?: Partial<PusherServerConfig>;
+  yjs?: Partial<YjsServerConfig>;
   webhooks?: Partial<WebhookOptions>;
   admin?: { user?: string; password: string };
   metrics?: Partial<MetricsConfig>;
@@ -410,6 +434,7 @@ export function resolveConfig(input: unknown, source = 'config'): ChorusConfig {
     engine: resolveEngine(input.engine, source),
     examples: input.examples ?? DEFAULTS.examples,
     pusher: { ...DEFAULTS.pusher, ...input.pusher },
+    yjs: { ...DEFAULTS.yjs, ...input.yjs },
     webhooks: { ...DEFAULTS.webhooks, ...input.webhooks },
     admin: input.admin ? { user: input.admin.user ?? 'admin', password: input.admin.password } : undefined,
     metrics: { ...DEFAULTS.metrics, ...input.metrics },

@@ -18,6 +18,7 @@ import { ConfigError, resolveConfig, type ChorusConfig, type ChorusConfigInput, 
 import type { ServerContext } from './context.js';
 import { DIALECTS } from './dialects/index.js';
 import { DRAIN_TICK_MS, drainConnections } from './drain.js';
+import { closeYjsRooms, yjsStats } from './dialects/yjs/index.js';
 import { createEngine } from './engine/index.js';
 import { EngineState } from './engine/state.js';
 import { Heartbeat } from './heartbeat.js';
@@ -118,6 +119,7 @@ export class ChorusServer {
       drain: undefined,
     };
     metrics?.addWebhookMetrics(() => this.#ctx.webhooks.stats);
+    metrics?.addYjsMetrics(() => yjsStats(this.#ctx));
     hub.bind(this.#ctx.engine);
     this.#ctx.users.bind(this.#ctx.engine.counts);
     this.#upgrades = new UpgradeHandler(this.#ctx, DIALECTS);
@@ -216,6 +218,7 @@ export class ChorusServer {
     this.#guard.close();
     this.#http.closeAllConnections();
     await httpClosed;
+    await closeYjsRooms(ctx);
     await ctx.webhooks.close();
     await ctx.engine.close();
     this.log.info('stopped');

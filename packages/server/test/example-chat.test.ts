@@ -32,8 +32,8 @@ describe('examples/chat in headless Chromium', { timeout: 60_000 }, () => {
     assert.equal(index.page.url(), `${suite.base}/examples/`);
     const cards = index.page.locator('[data-testid="example-list"] .example');
     const listed = await Promise.all((await cards.all()).map((card) => card.getAttribute('data-example')));
-    assert.deepEqual(listed, ['chat', 'notifications', 'whiteboard', 'game', 'basic']);
-    for (const app of ['chat', 'notifications', 'whiteboard', 'game']) {
+    assert.deepEqual(listed, ['chat', 'notifications', 'whiteboard', 'editor', 'game', 'basic']);
+    for (const app of ['chat', 'notifications', 'whiteboard', 'editor', 'game']) {
       await index.page.goto(`${suite.base}/examples/`);
       await index.page.locator(`[data-example="${app}"] a`).click();
       await index.page.waitForURL(`${suite.base}/examples/${app}/`);

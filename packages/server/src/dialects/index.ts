@@ -6,5 +6,6 @@ import type { Dialect } from '../admission.js';
 import { pusherDialect } from './pusher/index.js';
 import { rawDialect } from './raw.js';
 import { v1Dialect } from './v1/index.js';
+import { yjsDialect } from './yjs/index.js';
 
-export const DIALECTS: readonly Dialect[] = [rawDialect, v1Dialect, pusherDialect];
+export const DIALECTS: readonly Dialect[] = [rawDialect, v1Dialect, pusherDialect, yjsDialect];

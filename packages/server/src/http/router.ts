@@ -6,6 +6,7 @@ import type { ServerContext } from '../context.js';
 import { handlePusherApi, isPusherApiPath } from '../dialects/pusher/http-api.js';
 import { pusherDialect } from '../dialects/pusher/index.js';
 import { handleMetrics, handleReady } from './metrics.js';
+import { yjsDialect, yjsStats } from '../dialects/yjs/index.js';
 import { handlePublish } from './publish.js';
 import { sendError, sendJson } from './respond.js';
 import { serveStatic } from './static.js';
@@ -47,6 +48,7 @@ async function route(ctx: ServerContext, roots: StaticRoots, req: IncomingMessag
       uptimeSeconds: Math.round((Date.now() - ctx.startedAt) / 1000),
       ...local,
       ...(ctx.config.engine.type === 'redis' ? { cluster: cluster ?? 'unavailable' } : {}),
+      yjs: yjsStats(ctx),
     });
   }
   if (pathname === '/ready' || pathname === '/metrics') {
@@ -67,7 +69,7 @@ async function route(ctx: ServerContext, roots: StaticRoots, req: IncomingMessag
     return serveStatic(roots.adminDir, pathname === '/admin/' ? 'index.html' : pathname.slice('/admin/'.length), res);
   }
   if (isPusherApiPath(ctx, pathname)) return handlePusherApi(ctx, req, res, new URL(req.url ?? '/', 'http://localhost'));
-  if (RAW_PATH.test(pathname) || pathname === V1_PATH || pusherDialect.match(new URL(pathname, 'http://localhost'), ctx.config)) {
+  if (RAW_PATH.test(pathname) || pathname === V1_PATH || pusherDialect.match(new URL(pathname, 'http://localhost'), ctx.config) || yjsDialect.match(new URL(pathname, 'http://localhost'), ctx.config)) {
     return sendError(res, HttpErrors.UPGRADE_REQUIRED, 'This is a WebSocket endpoint: connect with a WebSocket client (ws:// or wss://).');
   }
   if (method === 'GET' && (pathname === '/client.js' || pathname === '/client.js.map')) {

@@ -148,6 +148,13 @@ export class ServerMetrics {
     this.#counter('http_transmitted_bytes', 'HTTP response body bytes, by route.', ['route'], () => byRoute((c) => c.bytesOut));
   }
 
+  /** Yjs rooms on this node (dialects/yjs), read at scrape time. */
+  addYjsMetrics(read: () => { rooms: number; documentBytes: number; updates: number }): void {
+    this.#gauge('yjs_rooms', 'Yjs rooms loaded on this node.', [], () => [[{}, read().rooms]]);
+    this.#gauge('yjs_document_bytes', 'Encoded size of the Yjs documents loaded on this node.', [], () => [[{}, read().documentBytes]]);
+    this.#counter('yjs_updates_total', 'Yjs document updates applied on this node.', [], () => [[{}, read().updates]]);
+  }
+
   /** Webhook delivery (webhooks/dispatcher.ts), read at scrape time; added once the webhooks exist. */
   addWebhookMetrics(read: () => Readonly<WebhookStats>): void {
     this.#counter('webhook_events_delivered_total', 'Webhook events a receiver took (answered 2xx).', [], () => [[{}, read().delivered]]);
