@@ -18,16 +18,18 @@ export class App {
   readonly limits: AppConfig['limits'];
   readonly allowedOrigins: readonly string[];
   readonly allowAnonymous: boolean;
-  readonly enabled: boolean;
+  /** false refuses new connections and API calls (the admin API can change it at run time). */
+  enabled: boolean;
   readonly clientEvents: boolean;
   readonly subscriptionCount: boolean;
   readonly pusher: PusherAppLimits;
   readonly webhooks: readonly WebhookTarget[];
   /** Pusher signatures are HMACs keyed by the secret itself, so the Pusher dialect needs it. */
-  readonly credentials: { readonly key: string; readonly secret: string };
+  credentials: { readonly key: string; readonly secret: string };
   /** Verifies this app's channel and connection tokens. */
-  readonly tokens: TokenVerifier;
-  readonly #secretDigest: Buffer;
+  tokens: TokenVerifier;
+  #secretDigest: Buffer;
+  readonly #tokenKeys: AppConfig['tokenKeys'];
   readonly #defaultHistory: HistoryPolicy;
   readonly #channelRules: readonly ChannelRuleCompiled[];
 
@@ -49,8 +51,19 @@ export class App {
       history: toPolicy({ ...config.history, ...rule.history }),
       check: rule.schema ? compileMessageSchema(rule.schema) : undefined,
     }));
+    this.#tokenKeys = config.tokenKeys;
     this.tokens = new TokenVerifier(config.secret, config.tokenKeys);
     this.#secretDigest = digest(config.secret);
+  }
+
+  /**
+   * A new secret, in place: every session holds this object, so from now on every check (REST,
+   * Pusher signatures, tokens signed with the secret) takes the new one and refuses the old.
+   */
+  rotateSecret(secret: string): void {
+    this.credentials = Object.freeze({ key: this.key, secret });
+    this.tokens = new TokenVerifier(secret, this.#tokenKeys);
+    this.#secretDigest = digest(secret);
   }
 
   /** Compares digests so neither the content nor the length of the secret leaks through timing. */
@@ -93,14 +106,23 @@ function digest(value: string): Buffer {
 export class AppRegistry {
   readonly #byKey = new Map<string, App>();
   readonly #byId = new Map<string, App>();
-  readonly all: readonly App[];
 
   constructor(configs: readonly AppConfig[]) {
-    this.all = configs.map((c) => new App(c));
-    for (const app of this.all) {
-      this.#byKey.set(app.key, app);
-      this.#byId.set(app.id, app);
-    }
+    for (const config of configs) this.add(config);
+  }
+
+  /** Every app, in the order added (the config's first). */
+  get all(): readonly App[] {
+    return [...this.#byId.values()];
+  }
+
+  /** Adds an app (the admin API adds them at run time); undefined when its id or key is taken. */
+  add(config: AppConfig): App | undefined {
+    if (this.#byId.has(config.id) || this.#byKey.has(config.key)) return undefined;
+    const app = new App(config);
+    this.#byKey.set(app.key, app);
+    this.#byId.set(app.id, app);
+    return app;
   }
 
   byKey(key: string | null | undefined): App | undefined {

@@ -81,6 +81,7 @@ export const configSchema = {
         activityTimeoutSeconds: { type: 'integer', minimum: 1, maximum: 3600 },
       },
     },
+    appsFile: { type: 'string', minLength: 1 },
     admin: {
       type: 'object',
       additionalProperties: false,

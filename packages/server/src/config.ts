@@ -180,6 +180,13 @@ export interface ChorusConfig {
   admin: AdminConfig | undefined;
   metrics: MetricsConfig;
   apps: AppConfig[];
+  /** What apps added through the admin API get where they set nothing. */
+  appDefaults: AppDefaults;
+  /**
+   * Where apps added, disabled or re-keyed through the admin API are kept on the memory engine
+   * (the Redis engine keeps them in Redis); undefined: in this process only.
+   */
+  appsFile: string | undefined;
 }
 
 /** Who may use the admin API and dashboard (HTTP Basic, or `Authorization: Bearer <password>`). */
@@ -251,7 +258,7 @@ export const DEFAULT_METRICS: Readonly<MetricsConfig> = Object.freeze({ enabled:
 
 export const DEFAULT_HISTORY: Readonly<HistoryConfig> = Object.freeze({ size: 100, ttlSeconds: 300 });
 
-export const DEFAULTS: Readonly<Omit<ChorusConfig, 'apps'>> = Object.freeze({
+export const DEFAULTS: Readonly<Omit<ChorusConfig, 'apps' | 'appDefaults' | 'appsFile'>> = Object.freeze({
   port: 8080,
   host: undefined,
   logLevel: 'info',
@@ -295,6 +302,7 @@ export interface ChorusConfigInput {
   yjs?: Partial<YjsServerConfig>;
   webhooks?: Partial<WebhookOptions>;
   admin?: { user?: string; password: string };
+  appsFile?: string;
   metrics?: Partial<MetricsConfig>;
   limits?: Partial<Limits>;
   history?: Partial<HistoryConfig>;
@@ -378,24 +386,8 @@ export function resolveConfig(input: unknown, source = 'config'): ChorusConfig {
   if (!validateInput(input)) throw schemaError(validateInput.errors, source);
   const sharedLimits: Limits = { ...DEFAULT_LIMITS, ...input.limits };
   const sharedHistory: HistoryConfig = { ...DEFAULT_HISTORY, ...input.history };
-  const apps = (input.apps ?? [generateDevelopmentApp()]).map(
-    (app): AppConfig => ({
-      id: app.id,
-      key: app.key,
-      secret: app.secret,
-      allowedOrigins: app.allowedOrigins ?? ['*'],
-      allowAnonymous: app.allowAnonymous ?? true,
-      limits: { ...sharedLimits, ...app.limits },
-      history: { ...sharedHistory, ...app.history },
-      channels: app.channels ?? [],
-      tokenKeys: app.tokenKeys ?? [],
-      enabled: app.enabled ?? true,
-      clientEvents: app.clientEvents ?? false,
-      subscriptionCount: app.subscriptionCount ?? false,
-      pusher: { ...DEFAULT_PUSHER_LIMITS, ...app.pusher },
-      webhooks: (app.webhooks ?? []).map((hook) => ({ url: hook.url, events: hook.events ?? [...WEBHOOK_EVENTS], channelPrefix: hook.channelPrefix ?? '', headers: hook.headers ?? {} })),
-    }),
-  );
+  const appDefaults = { limits: sharedLimits, history: sharedHistory };
+  const apps = (input.apps ?? [generateDevelopmentApp()]).map((app) => resolveAppConfig(app, appDefaults));
   rejectDuplicates(apps, 'id', source);
   rejectDuplicates(apps, 'key', source);
   for (const [i, app] of apps.entries()) {
@@ -437,8 +429,36 @@ export function resolveConfig(input: unknown, source = 'config'): ChorusConfig {
     yjs: { ...DEFAULTS.yjs, ...input.yjs },
     webhooks: { ...DEFAULTS.webhooks, ...input.webhooks },
     admin: input.admin ? { user: input.admin.user ?? 'admin', password: input.admin.password } : undefined,
+    appDefaults,
+    appsFile: input.appsFile,
     metrics: { ...DEFAULTS.metrics, ...input.metrics },
     apps,
+  };
+}
+
+/** The limits and history an app gets where it sets none: the config's top-level ones. */
+export interface AppDefaults {
+  limits: Limits;
+  history: HistoryConfig;
+}
+
+/** One app with every default filled in (the config's apps, and apps added at run time by the admin API). */
+export function resolveAppConfig(app: AppConfigInput, defaults: AppDefaults): AppConfig {
+  return {
+    id: app.id,
+    key: app.key,
+    secret: app.secret,
+    allowedOrigins: app.allowedOrigins ?? ['*'],
+    allowAnonymous: app.allowAnonymous ?? true,
+    limits: { ...defaults.limits, ...app.limits },
+    history: { ...defaults.history, ...app.history },
+    channels: app.channels ?? [],
+    tokenKeys: app.tokenKeys ?? [],
+    enabled: app.enabled ?? true,
+    clientEvents: app.clientEvents ?? false,
+    subscriptionCount: app.subscriptionCount ?? false,
+    pusher: { ...DEFAULT_PUSHER_LIMITS, ...app.pusher },
+    webhooks: (app.webhooks ?? []).map((hook) => ({ url: hook.url, events: hook.events ?? [...WEBHOOK_EVENTS], channelPrefix: hook.channelPrefix ?? '', headers: hook.headers ?? {} })),
   };
 }
 

@@ -34,6 +34,7 @@ import { UserConnections } from './users.js';
 import { Webhooks } from './webhooks/index.js';
 import { ActivityFeed } from './admin/activity.js';
 import { adminClose } from './admin/api.js';
+import { applyStoredApps, reloadApp } from './admin/managed-apps.js';
 
 const DEFAULT_EXAMPLES_DIR = fileURLToPath(new URL('../../../examples/', import.meta.url));
 const CLIENT_BUNDLE_DIR = fileURLToPath(new URL('../../client/dist/', import.meta.url));
@@ -82,6 +83,7 @@ export class ChorusServer {
             const found = this.#ctx.connections.byId(message.connectionId);
             if (found?.appId === message.appId) found.connection.close(adminClose(message.code, message.reason, CloseCodes.TERMINATED));
           }
+          if (message.kind === 'app-changed') reloadApp(this.#ctx, message.appId).catch((error: unknown) => this.log.warn({ err: error, app: message.appId }, 'changed app not reloaded'));
           for (const dialect of DIALECTS) dialect.onControl?.(this.#ctx, message);
         },
         onCountChange: (change) => {
@@ -145,6 +147,7 @@ export class ChorusServer {
 
   /** Starts listening on config.port (0 picks a free port) and resolves with the bound address. */
   async start(): Promise<AddressInfo> {
+    await this.#applyStoredApps();
     await new Promise<void>((resolve, reject) => {
       this.#http.once('error', reject);
       this.#http.listen(this.config.port, this.config.host, () => {
@@ -157,6 +160,20 @@ export class ChorusServer {
     this.#ctx.metrics?.listening(address.port);
     this.log.info({ port: address.port, host: address.address }, 'listening');
     return address;
+  }
+
+  /**
+   * Apps added or changed through the admin API, over the config's. With the engine away (Redis
+   * down at start) the node starts with its config's apps and tries again every few seconds.
+   */
+  async #applyStoredApps(): Promise<void> {
+    try {
+      await applyStoredApps(this.#ctx);
+    } catch (error) {
+      if (this.#ctx.shuttingDown) return;
+      this.log.warn({ err: error }, 'apps managed through the admin API not loaded (engine unreachable); retrying in 5 s');
+      setTimeout(() => void this.#applyStoredApps(), 5_000).unref();
+    }
   }
 
   get address(): AddressInfo {

@@ -6,13 +6,16 @@
  * test-results/screenshots/, git-ignored; docs/screenshots/ has copies from a run).
  */
 import assert from 'node:assert/strict';
-import { mkdirSync } from 'node:fs';
+import { mkdirSync, mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import PusherServer from 'pusher';
 import type { ChorusServer } from '../src/index.ts';
 import { launchChromium } from './browser.ts';
 import { run } from './cli-helpers.ts';
+import { TestRedis } from './redis.ts';
 import { TEST_APP, TestClient, closeAfterwards, rawUrl, settle, wsBase } from './helpers.ts';
 
 const { serverWith, track } = closeAfterwards();
@@ -152,6 +155,76 @@ describe('admin API', () => {
     assert.equal(String(publication['preview']).length, 201, 'the payload truncated to 200 characters and an ellipsis');
     const refused = items.find((i) => i['type'] === 'refused') ?? {};
     assert.equal(refused['code'], 4003);
+  });
+});
+
+async function restPublish(server: ChorusServer, key: string, secret: string): Promise<number> {
+  const res = await fetch(`http://127.0.0.1:${server.port}/api/publish`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ key, secret, channelId: 'managed', message: 'hi' }) });
+  return res.status;
+}
+
+async function refusedWith(url: string): Promise<number> {
+  const client = track(new TestClient(url));
+  return (await client.closed()).code;
+}
+
+describe('apps managed without a restart', () => {
+  it('adds an app, rotates its secret (the old one is refused at once), disables and enables it; an apps file keeps it across a restart', async () => {
+    const appsFile = join(mkdtempSync(join(tmpdir(), 'chorus-apps-')), 'apps.json');
+    const config = { admin: ADMIN, apps: [{ ...TEST_APP }], appsFile };
+    const server = await serverWith(config);
+    const added = await call(server, '/admin/api/apps', { method: 'POST', body: JSON.stringify({ id: 'added' }) });
+    assert.equal(added.status, 200);
+    const app = added.body['app'] as { id: string; key: string; secret: string; enabled: boolean };
+    assert.equal(app.id, 'added');
+    assert.ok(app.key.length >= 16 && app.secret.length >= 16 && app.enabled);
+    track(await TestClient.open(rawUrl(server, 'managed', `api_key=${app.key}`)));
+    assert.equal(await restPublish(server, app.key, app.secret), 200);
+
+    const rotated = (await call(server, '/admin/api/apps/added/rotate-secret', { method: 'POST' })).body['app'] as { secret: string };
+    assert.notEqual(rotated.secret, app.secret);
+    assert.equal(await restPublish(server, app.key, app.secret), 401, 'the old secret is refused at once');
+    assert.equal(await restPublish(server, app.key, rotated.secret), 200);
+    const short = await call(server, '/admin/api/apps/added/rotate-secret', { method: 'POST', body: JSON.stringify({ secret: 'short' }) });
+    assert.equal(short.status, 400);
+    assert.match(String(short.body['error']), /secret is 5 characters; secrets must be at least 16/);
+
+    assert.equal((await call(server, '/admin/api/apps/added/disable', { method: 'POST' })).status, 200);
+    assert.equal(await refusedWith(rawUrl(server, 'managed', `api_key=${app.key}`)), 4001, 'raw: a disabled app is refused like an unknown key');
+    assert.equal(await refusedWith(`${wsBase(server)}/app/${app.key}?protocol=7`), 4003, 'Pusher: 4003 app disabled');
+    assert.equal((await call(server, '/admin/api/apps/added/enable', { method: 'POST' })).status, 200);
+    track(await TestClient.open(rawUrl(server, 'managed', `api_key=${app.key}`)));
+
+    for (const [body, pattern] of [[{ id: 'bad id!' }, /app: id must match/], [{ id: 'added' }, /"added" is used by another app/], [{ id: 'other', key: app.key }, /key is used by another app/]] as const) {
+      const refused = await call(server, '/admin/api/apps', { method: 'POST', body: JSON.stringify(body) });
+      assert.equal(refused.status, 400, JSON.stringify(body));
+      assert.match(String(refused.body['error']), pattern);
+    }
+
+    await server.close();
+    const again = await serverWith(config);
+    assert.equal(await restPublish(again, app.key, rotated.secret), 200, 'the added app and its rotated secret are back after a restart');
+    assert.equal(await restPublish(again, app.key, app.secret), 401);
+  });
+
+  it('on Redis, an app added on one node works on the other at once, and a secret rotated there is refused here', async () => {
+    const redis = await TestRedis.start();
+    try {
+      const engine = { type: 'redis' as const, url: redis.url };
+      const [a, b] = [await serverWith({ admin: ADMIN, apps: [{ ...TEST_APP }], engine }), await serverWith({ admin: ADMIN, apps: [{ ...TEST_APP }], engine })];
+      const app = ((await call(a, '/admin/api/apps', { method: 'POST', body: JSON.stringify({ id: 'shared' }) })).body['app']) as { key: string; secret: string };
+      let status = 0;
+      for (let i = 0; i < 50 && status !== 200; i++, await settle(50)) status = await restPublish(b, app.key, app.secret);
+      assert.equal(status, 200, 'node B knows the app node A added');
+      const rotated = ((await call(b, '/admin/api/apps/shared/rotate-secret', { method: 'POST' })).body['app']) as { secret: string };
+      for (let i = 0; i < 50 && status !== 401; i++, await settle(50)) status = await restPublish(a, app.key, app.secret);
+      assert.equal(status, 401, 'node A refuses the secret rotated on node B');
+      assert.equal(await restPublish(a, app.key, rotated.secret), 200);
+      const late = await serverWith({ admin: ADMIN, apps: [{ ...TEST_APP }], engine });
+      assert.equal(await restPublish(late, app.key, rotated.secret), 200, 'a node started later loads it from Redis');
+    } finally {
+      await redis.stop();
+    }
   });
 });
 

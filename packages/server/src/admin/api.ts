@@ -15,6 +15,7 @@ import type { ServerContext } from '../context.js';
 import type { ControlMessage } from '../engine/types.js';
 import { readBody } from '../http/body.js';
 import { sendError, sendJson } from '../http/respond.js';
+import { AppChangeError, createApp, rotateAppSecret, setAppEnabled } from './managed-apps.js';
 
 export const ADMIN_API_PREFIX = '/admin/api/';
 const MAX_BODY = 256 * 1024;
@@ -75,6 +76,7 @@ async function answer(ctx: ServerContext, req: IncomingMessage, res: ServerRespo
   const route = `${method} ${parts.map((p, i) => (i % 2 === 1 && parts[i - 1] !== undefined ? ':' : p)).join('/')}`;
   if (route === 'GET stats') return stats(ctx);
   if (route === 'GET apps') return { apps: await Promise.all(ctx.apps.all.map((app) => appSummary(ctx, app))) };
+  if (route === 'POST apps') return managed(async () => createApp(ctx, await jsonBody(req)));
   const app = ctx.apps.byId(parts[1] ?? '');
   if (parts[0] !== 'apps' || !app) throw new AdminError(404, `No such admin endpoint or app: ${method} ${url.pathname}`);
   switch (route) {
@@ -92,11 +94,27 @@ async function answer(ctx: ServerContext, req: IncomingMessage, res: ServerRespo
       return disconnect(ctx, { kind: 'terminate-user', appId: app.id, userId: parts[3] ?? '', ...(await closeOf(req)) });
     case 'POST apps/:/publish':
       return publish(ctx, app, await jsonBody(req));
+    case 'POST apps/:/disable':
+      return managed(() => setAppEnabled(ctx, app, false));
+    case 'POST apps/:/enable':
+      return managed(() => setAppEnabled(ctx, app, true));
+    case 'POST apps/:/rotate-secret':
+      return managed(async () => rotateAppSecret(ctx, app, (await jsonBody(req, true))['secret']));
     case 'GET apps/:/activity':
       streamActivity(ctx, app, req, res);
       return undefined;
     default:
       throw new AdminError(404, `No such admin endpoint: ${method} ${url.pathname}`);
+  }
+}
+
+/** An app change's answer (the app with its secret: the caller needs it), or 400 saying why not. */
+async function managed(change: () => Promise<unknown>): Promise<unknown> {
+  try {
+    return { app: await change() };
+  } catch (error) {
+    if (error instanceof AppChangeError) throw new AdminError(400, error.message);
+    throw error;
   }
 }
 

@@ -3,6 +3,7 @@
  * development app of dev-app.ts when the config names no apps, and logs for whoever reads them:
  * short coloured lines on a terminal, JSON lines otherwise.
  */
+import { dirname, join, resolve } from 'node:path';
 import { createHmac } from 'node:crypto';
 import type { Logger } from 'pino';
 import type { ChorusConfigInput, LogLevel } from '../config.js';
@@ -72,6 +73,11 @@ export async function serveCommand(argv: readonly string[]): Promise<number> {
     // The development dashboard's password comes from the kept app's secret: the same at every
     // start, a new one with a new app, and nothing more to store.
     input.admin ??= { password: developmentAdminPassword(devApp.app.secret) };
+  }
+  // Apps added or changed through the admin API are kept next to the config (or the development app).
+  if (input.appsFile === undefined) {
+    const { DEV_APP_DIR } = await import('./dev-app.js');
+    input.appsFile = configPath ? join(dirname(resolve(configPath)), 'chorus-apps.json') : join(DEV_APP_DIR, 'apps.json');
   }
   return serve(input, configPath ?? 'config', devApp, logFormat);
 }

@@ -22,6 +22,6 @@ export function createEngine(config: ChorusConfig, context: EngineContext): Engi
   const created =
     engine.type === 'redis'
       ? createRedisEngine({ ...context, url: engine.url, probeIntervalMs: engine.probeIntervalMs, presenceTtlMs: engine.presenceTtlMs, nodeTtlMs: engine.nodeTtlMs })
-      : createMemoryEngine(context.handlers, context.policy, context.localStats);
+      : createMemoryEngine(context.handlers, context.policy, context.localStats, config.appsFile);
   return withMemberCounts(created);
 }

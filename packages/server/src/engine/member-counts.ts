@@ -80,6 +80,7 @@ export function withMemberCounts(engine: Engine): Engine {
     broker: engine.broker,
     presence,
     counts: engine.counts,
+    apps: engine.apps,
     stats: () => engine.stats(),
     broadcast: (message) => engine.broadcast(message),
     close: () => engine.close(),

@@ -1,6 +1,7 @@
 /** The default engine: one process, no external service. */
 import type { Member } from '@chorus/protocol';
 import { ChannelMap } from '../channel-map.js';
+import { FileAppStore } from './app-file.js';
 import { MemoryStreams } from './memory-history.js';
 import type {
   Broker,
@@ -158,12 +159,14 @@ class MemoryCounts implements Counts {
   }
 }
 
-export function createMemoryEngine(handlers: EngineHandlers, policy: HistoryPolicyResolver, localStats: LocalStats): Engine {
+/** `appsFile`: where apps managed through the admin API are kept (undefined: this process only). */
+export function createMemoryEngine(handlers: EngineHandlers, policy: HistoryPolicyResolver, localStats: LocalStats, appsFile?: string): Engine {
   const broker = new MemoryBroker(handlers.onPublication, policy);
   return {
     broker,
     presence: new MemoryPresence(),
     counts: new MemoryCounts(handlers.onCountChange),
+    apps: new FileAppStore(appsFile),
     stats: () => Promise.resolve({ nodes: 1, ...localStats() }),
     broadcast: (message) => {
       handlers.onControl(message);

@@ -83,6 +83,8 @@ export type ControlMessage =
   | { readonly kind: 'disconnect-connection'; readonly appId: string; readonly connectionId: string; readonly code?: number; readonly reason?: string }
   /** A channel's cluster-wide subscription count changed (for Pusher's subscription_count event). */
   | { readonly kind: 'subscription-count'; readonly appId: string; readonly channel: string; readonly count: number }
+  /** An app was added or changed through the admin API: reload it from engine.apps. */
+  | { readonly kind: 'app-changed'; readonly appId: string }
   /** A signed-in user's first connection opened or last one closed, cluster-wide (Pusher watchlists). */
   | { readonly kind: 'user-presence'; readonly appId: string; readonly userId: string; readonly online: boolean };
 
@@ -198,10 +200,28 @@ export interface PresenceStore {
   members(appId: string, channel: string): Promise<Member[]>;
 }
 
+/** An app as the admin API added or changed it: what overrides or extends the config's apps. */
+export interface StoredApp {
+  readonly id: string;
+  readonly key: string;
+  readonly secret: string;
+  readonly enabled: boolean;
+}
+
+/**
+ * Where apps managed at run time are kept, for every node and across restarts: a file on the
+ * memory engine (or this process only), a hash on Redis.
+ */
+export interface AppStore {
+  load(): Promise<StoredApp[]>;
+  save(app: StoredApp): Promise<void>;
+}
+
 export interface Engine {
   readonly broker: Broker;
   readonly presence: PresenceStore;
   readonly counts: Counts;
+  readonly apps: AppStore;
   /** This node's figures plus, for a clustered engine, the other nodes'. */
   stats(): Promise<ClusterStats>;
   /** Delivers a control message to every node's onControl, this one's included. */

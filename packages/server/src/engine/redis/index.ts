@@ -26,6 +26,7 @@ import type { Member } from '@chorus/protocol';
 import { EngineUnavailableError } from '../errors.js';
 import { EngineState } from '../state.js';
 import type {
+  AppStore,
   Broker,
   ClusterStats,
   ControlMessage,
@@ -40,6 +41,7 @@ import type {
   PresencePublication,
   PresenceStore,
   PublishOutcome,
+  StoredApp,
 } from '../types.js';
 import { STREAM_IDLE_TTL_MS } from '../memory-history.js';
 import { decodePublication, encodePresence, messageHeaderFields } from './codec.js';
@@ -78,6 +80,8 @@ type CommandClient = Redis & ChorusCommands & CountCommands;
 
 const META_TTL_SECONDS = Math.ceil(STREAM_IDLE_TTL_MS / 1000);
 const NODES_KEY = 'chorus:nodes';
+/** Apps added or changed through the admin API, by id (engine.apps). */
+const APPS_KEY = 'chorus:apps';
 /** Every node subscribes to it: control messages (engine.broadcast) reach all of them. */
 const CONTROL_CHANNEL = 'chorus:control';
 const NODE_REPORT_MS = 5_000;
@@ -137,6 +141,10 @@ class RedisEngine implements Engine, Broker, PresenceStore {
   readonly broker = this;
   readonly presence = this;
   readonly counts: RedisCounts;
+  readonly apps: AppStore = {
+    load: async () => Object.values(await (await this.#commands()).hgetall(APPS_KEY)).map((value) => JSON.parse(value) as StoredApp),
+    save: async (app) => void (await (await this.#commands()).hset(APPS_KEY, app.id, JSON.stringify(app))),
+  };
   readonly #options: RedisEngineOptions;
   readonly #log: Logger;
   readonly #cmd: CommandClient;
