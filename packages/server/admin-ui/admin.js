@@ -102,6 +102,7 @@ function describe(item) {
     case 'publication': return `publication on ${item.channel}${item.event ? ` event ${item.event}` : ''} #${item.offset}${item.origin ? ` from ${item.origin}` : ''} (${item.bytes} bytes): ${item.preview}`;
     case 'presence': return `${item.user} ${item.action} ${item.channel}`;
     case 'webhook': return `webhook to ${item.url} ${item.ok ? 'delivered' : 'failed'}: ${item.events.join(', ')}`;
+    case 'skipped': return `${item.count} more items of that second not shown (at most 200 a second per node)`;
     default: return JSON.stringify(item);
   }
 }
@@ -118,7 +119,11 @@ function addLine(item) {
   const time = document.createElement('time');
   time.dateTime = new Date(item.at).toISOString();
   time.textContent = new Date(item.at).toLocaleTimeString();
-  li.append(time, ` ${describe(item)}`);
+  const node = document.createElement('span');
+  node.className = 'node';
+  node.textContent = ` ${item.node} `;
+  node.title = 'the node it happened on';
+  li.append(time, node, describe(item));
   li.hidden = !matchesFilter(li);
   const log = $('log');
   log.prepend(li);
@@ -130,7 +135,7 @@ function selectApp(id) {
   $('app-select').value = id;
   activity?.close();
   activity = new EventSource(`${API}/apps/${encodeURIComponent(id)}/activity`);
-  activity.onopen = () => ($('console-state').textContent = `streaming ${id} (this node)`);
+  activity.onopen = () => ($('console-state').textContent = `streaming ${id} (every node)`);
   activity.onerror = () => ($('console-state').textContent = 'stream interrupted; retrying…');
   activity.onmessage = (event) => addLine(JSON.parse(event.data));
   void refreshChannels().catch(showError);

@@ -83,6 +83,7 @@ export class ChorusServer {
             const found = this.#ctx.connections.byId(message.connectionId);
             if (found?.appId === message.appId) found.connection.close(adminClose(message.code, message.reason, CloseCodes.TERMINATED));
           }
+          if (message.kind === 'activity-watch' || message.kind === 'activity') return activity.onControl(message);
           if (message.kind === 'app-changed') reloadApp(this.#ctx, message.appId).catch((error: unknown) => this.log.warn({ err: error, app: message.appId }, 'changed app not reloaded'));
           for (const dialect of DIALECTS) dialect.onControl?.(this.#ctx, message);
         },
@@ -123,6 +124,7 @@ export class ChorusServer {
     metrics?.addWebhookMetrics(() => this.#ctx.webhooks.stats);
     metrics?.addYjsMetrics(() => yjsStats(this.#ctx));
     hub.bind(this.#ctx.engine);
+    activity.bind(nodeId, (message) => this.#ctx.engine.broadcast(message));
     this.#ctx.users.bind(this.#ctx.engine.counts);
     this.#upgrades = new UpgradeHandler(this.#ctx, DIALECTS);
     const handler = createRequestHandler(this.#ctx, { examplesDir: options.examplesDir ?? DEFAULT_EXAMPLES_DIR, clientDir: CLIENT_BUNDLE_DIR, adminDir: ADMIN_UI_DIR });

@@ -42,6 +42,34 @@ async function call(server: ChorusServer, path: string, init: RequestInit = {}, 
   return { status: res.status, body, headers: res.headers };
 }
 
+/** Reads the app's activity stream from `server` until `done` holds (or 5 s). */
+async function activityOf(server: ChorusServer, appId: string, act: () => Promise<void>, done: (items: Array<Record<string, unknown>>) => boolean): Promise<Array<Record<string, unknown>>> {
+  const controller = new AbortController();
+  const res = await fetch(`http://127.0.0.1:${server.port}/admin/api/apps/${appId}/activity`, { headers: { authorization: BASIC }, signal: controller.signal });
+  assert.equal(res.headers.get('content-type'), 'text/event-stream; charset=utf-8');
+  const items: Array<Record<string, unknown>> = [];
+  const reading = (async () => {
+    const decoder = new TextDecoder();
+    let buffer = '';
+    for await (const chunk of res.body as unknown as AsyncIterable<Uint8Array>) {
+      buffer += decoder.decode(chunk, { stream: true });
+      let end: number;
+      while ((end = buffer.indexOf('\n\n')) >= 0) {
+        const block = buffer.slice(0, end);
+        buffer = buffer.slice(end + 2);
+        if (block.startsWith('data: ')) items.push(JSON.parse(block.slice('data: '.length)) as Record<string, unknown>);
+      }
+    }
+  })().catch(() => undefined);
+  await settle(100);
+  await act();
+  const deadline = Date.now() + 5000;
+  while (!done(items) && Date.now() < deadline) await settle(50);
+  controller.abort();
+  await reading;
+  return items;
+}
+
 describe('admin API', () => {
   it('is off (404, naming admin.password) without admin credentials in the config', async () => {
     const server = await serverWith();
@@ -122,39 +150,52 @@ describe('admin API', () => {
 
   it('streams the app\'s activity (connections, subscriptions, publications, refusals) as Server-Sent Events', async () => {
     const server = await adminServer();
-    const controller = new AbortController();
-    const res = await fetch(`http://127.0.0.1:${server.port}/admin/api/apps/test/activity`, { headers: { authorization: BASIC }, signal: controller.signal });
-    assert.equal(res.headers.get('content-type'), 'text/event-stream; charset=utf-8');
-    const items: Array<Record<string, unknown>> = [];
-    const reading = (async () => {
-      const decoder = new TextDecoder();
-      let buffer = '';
-      for await (const chunk of res.body as unknown as AsyncIterable<Uint8Array>) {
-        buffer += decoder.decode(chunk, { stream: true });
-        let end: number;
-        while ((end = buffer.indexOf('\n\n')) >= 0) {
-          const block = buffer.slice(0, end);
-          buffer = buffer.slice(end + 2);
-          if (block.startsWith('data: ')) items.push(JSON.parse(block.slice('data: '.length)) as Record<string, unknown>);
-        }
-      }
-    })().catch(() => undefined);
-    await settle(100);
-    const client = track(await TestClient.open(rawUrl(server, 'watched')));
-    client.ws.send(`${'x'.repeat(300)}`);
-    track(new TestClient(rawUrl(server, 'private-nope')));
-    const deadline = Date.now() + 5000;
-    const types = (): string[] => items.map((i) => String(i['type']));
-    while (!(types().includes('publication') && types().includes('refused')) && Date.now() < deadline) await settle(50);
-    controller.abort();
-    await reading;
-    assert.deepEqual(types().slice(0, 3), ['connected', 'subscribed', 'publication']);
+    const types = (items: Array<Record<string, unknown>>): string[] => items.map((i) => String(i['type']));
+    const items = await activityOf(
+      server,
+      'test',
+      async () => {
+        const client = track(await TestClient.open(rawUrl(server, 'watched')));
+        client.ws.send(`${'x'.repeat(300)}`);
+        track(new TestClient(rawUrl(server, 'private-nope')));
+      },
+      (seen) => types(seen).includes('publication') && types(seen).includes('refused'),
+    );
+    assert.deepEqual(types(items).slice(0, 3), ['connected', 'subscribed', 'publication']);
     const publication = items.find((i) => i['type'] === 'publication') ?? {};
     assert.equal(publication['channel'], 'watched');
     assert.equal(publication['bytes'], 300);
     assert.equal(String(publication['preview']).length, 201, 'the payload truncated to 200 characters and an ellipsis');
     const refused = items.find((i) => i['type'] === 'refused') ?? {};
     assert.equal(refused['code'], 4003);
+  });
+
+  it('on Redis, a console on one node sees what happens on the other, each item naming its node', async () => {
+    const redis = await TestRedis.start();
+    try {
+      const engine = { type: 'redis' as const, url: redis.url };
+      const [a, b] = [await serverWith({ admin: ADMIN, apps: [{ ...TEST_APP }], engine }), await serverWith({ admin: ADMIN, apps: [{ ...TEST_APP }], engine })];
+      await settle(300); // both connected to Redis
+      const items = await activityOf(
+        a,
+        'test',
+        async () => {
+          await settle(300); // the watch reached node B
+          const client = track(await TestClient.open(rawUrl(b, 'elsewhere')));
+          client.ws.send('from node B');
+        },
+        (seen) => seen.some((i) => i['type'] === 'publication' && i['preview'] === 'from node B'),
+      );
+      const fromB = items.filter((i) => i['type'] !== 'publication' || i['preview'] === 'from node B');
+      assert.deepEqual(fromB.map((i) => i['type']).slice(0, 3), ['connected', 'subscribed', 'publication'], JSON.stringify(items));
+      const nodes = new Set(fromB.map((i) => i['node']));
+      assert.equal(nodes.size, 1, 'all from one node');
+      const { body } = await call(b, '/admin/api/apps/test/channels/elsewhere');
+      const bConnection = (body['subscribersOnThisNode'] as Array<{ connection: string }>)[0]?.connection ?? '';
+      assert.ok(bConnection.startsWith(`${String([...nodes][0])}.`), `the items name node B (${String([...nodes][0])}), whose connection ids start with its id (${bConnection})`);
+    } finally {
+      await redis.stop();
+    }
   });
 });
 

@@ -83,6 +83,10 @@ export type ControlMessage =
   | { readonly kind: 'disconnect-connection'; readonly appId: string; readonly connectionId: string; readonly code?: number; readonly reason?: string }
   /** A channel's cluster-wide subscription count changed (for Pusher's subscription_count event). */
   | { readonly kind: 'subscription-count'; readonly appId: string; readonly channel: string; readonly count: number }
+  /** A debug console on `node` watches the app until `until` (ms): every node forwards its activity. */
+  | { readonly kind: 'activity-watch'; readonly appId: string; readonly node: string; readonly until: number }
+  /** One activity item of `node`, for the consoles watching the app on other nodes. */
+  | { readonly kind: 'activity'; readonly appId: string; readonly node: string; readonly item: unknown }
   /** An app was added or changed through the admin API: reload it from engine.apps. */
   | { readonly kind: 'app-changed'; readonly appId: string }
   /** A signed-in user's first connection opened or last one closed, cluster-wide (Pusher watchlists). */
