@@ -227,6 +227,7 @@ export class Connection {
     }
     const frames = this.#queue.filter((item): item is Buffer => item instanceof Buffer);
     if (frames.length > 0) this.#socket.write(frames.length === 1 ? (frames[0] as Buffer) : Buffer.concat(frames));
+    this.traffic.messagesOut += frames.length;
     this.#dropQueue();
   }
 
