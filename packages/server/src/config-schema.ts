@@ -51,6 +51,12 @@ export const configSchema = {
       properties: {
         type: { enum: ['memory', 'redis'] },
         url: { type: 'string', pattern: '^rediss?://' },
+        sentinels: {
+          type: 'array',
+          minItems: 1,
+          items: { type: 'object', additionalProperties: false, required: ['host', 'port'], properties: { host: { type: 'string', minLength: 1 }, port: { type: 'integer', minimum: 1, maximum: 65535 } } },
+        },
+        name: { type: 'string', minLength: 1 },
         probeIntervalMs: { type: 'integer', minimum: 100 },
         presenceTtlMs: { type: 'integer', minimum: 1000 },
         nodeTtlMs: { type: 'integer', minimum: 1000 },

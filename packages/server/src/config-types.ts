@@ -201,7 +201,12 @@ export type EngineConfig =
   | { type: 'memory' }
   | {
       type: 'redis';
-      url: string;
+      /** One Redis (redis:// or rediss://); or give `sentinels` and `name`. */
+      url?: string;
+      /** Redis Sentinel: the sentinels to ask for the primary of `name` (failover moves the engine with it). */
+      sentinels?: Array<{ host: string; port: number }>;
+      /** The primary's name as the sentinels monitor it. */
+      name?: string;
       /** How often each node checks its pub/sub connection with a probe to itself (ms, default 2000). */
       probeIntervalMs?: number;
       /** How long a crashed node's presence members stay listed (ms, default 30000). */

@@ -189,7 +189,9 @@ export function generateDevelopmentApp(): AppConfigInput {
 
 function resolveEngine(engine: ChorusConfigInput['engine'], source: string): EngineConfig {
   if (!engine || engine.type === 'memory') return { type: 'memory' };
-  if (!engine.url) throw new ConfigError(`${source}: engine.url is required for the redis engine (redis://host:port)`);
+  if (engine.sentinels && !engine.name) throw new ConfigError(`${source}: engine.name is required with engine.sentinels (the primary's name the sentinels monitor)`);
+  if (engine.url && engine.sentinels) throw new ConfigError(`${source}: give engine.url or engine.sentinels, not both`);
+  if (!engine.url && !engine.sentinels) throw new ConfigError(`${source}: engine.url is required for the redis engine (redis://host:port), or engine.sentinels and engine.name for Redis Sentinel`);
   return engine;
 }
 

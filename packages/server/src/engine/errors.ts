@@ -4,6 +4,20 @@
  * of an internal error.
  */
 
+/**
+ * Replies and client errors that mean "Redis is not there to take it right now", not a bug: the
+ * connection went away under the command (it may be back already when the error arrives, as
+ * after a Sentinel failover), the server is a replica or still loading, or no primary is known.
+ */
+const UNAVAILABLE_REPLY = /^(READONLY|LOADING|MASTERDOWN|TRYAGAIN|CLUSTERDOWN)\b/;
+const UNAVAILABLE_CODE = new Set(['ECONNREFUSED', 'ECONNRESET', 'EPIPE', 'ETIMEDOUT', 'EHOSTUNREACH']);
+
+export function isUnavailableError(error: unknown): boolean {
+  if (!(error instanceof Error)) return false;
+  if (error.name === 'MaxRetriesPerRequestError' || error.message === 'Connection is closed.' || error.message.startsWith("Stream isn't writeable")) return true;
+  return UNAVAILABLE_REPLY.test(error.message) || UNAVAILABLE_CODE.has((error as NodeJS.ErrnoException).code ?? '');
+}
+
 /** The engine's backing store (Redis) cannot be reached: nothing was stored or published. */
 export class EngineUnavailableError extends Error {
   override name = 'EngineUnavailableError';

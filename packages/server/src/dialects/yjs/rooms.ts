@@ -47,7 +47,7 @@ export class YjsRooms {
     this.#log = log;
     this.#counts = counts;
     this.#idleUnloadMs = config.yjs.idleUnloadMs;
-    this.#store = config.engine.type === 'redis' ? new RedisDocumentStore(config.engine.url, log) : new MemoryDocumentStore(config.yjs.directory, log);
+    this.#store = config.engine.type === 'redis' ? new RedisDocumentStore(config.engine, log) : new MemoryDocumentStore(config.yjs.directory, log);
   }
 
   get store(): DocumentStore {

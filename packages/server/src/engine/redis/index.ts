@@ -20,10 +20,11 @@
  *   node keeps running and logs the outage once, and the return.
  */
 import { randomBytes } from 'node:crypto';
-import { Redis, type RedisOptions } from 'ioredis';
+import type { Redis} from 'ioredis';
+import { type RedisOptions } from 'ioredis';
 import type { Logger } from 'pino';
 import type { Member } from '@chorus/protocol';
-import { EngineUnavailableError } from '../errors.js';
+import { EngineUnavailableError, isUnavailableError } from '../errors.js';
 import { EngineState } from '../state.js';
 import type {
   AppStore,
@@ -46,10 +47,10 @@ import type {
 import { STREAM_IDLE_TTL_MS } from '../memory-history.js';
 import { decodePublication, encodePresence, messageHeaderFields } from './codec.js';
 import { COUNT_SCRIPTS, RedisCounts, type CountCommands } from './counts.js';
+import { connectRedis, describeTarget, type RedisTarget } from './target.js';
 import { HISTORY, PRESENCE_JOIN, PRESENCE_LEAVE, PRESENCE_MEMBERS, PRESENCE_REFRESH, PRESENCE_SWEEP, PUBLISH } from './scripts.js';
 
-export interface RedisEngineOptions {
-  readonly url: string;
+export interface RedisEngineOptions extends RedisTarget {
   readonly nodeId: string;
   readonly log: Logger;
   readonly handlers: EngineHandlers;
@@ -117,17 +118,6 @@ function keysOf(appId: string, channel: string): { tag: string; meta: string; st
   };
 }
 
-/** The URL without its password, for logs. */
-function safeUrl(url: string): string {
-  try {
-    const parsed = new URL(url);
-    if (parsed.password) parsed.password = '***';
-    return parsed.toString();
-  } catch {
-    return 'redis://(unparsable url)';
-  }
-}
-
 interface Attachment {
   readonly appId: string;
   readonly channel: string;
@@ -178,8 +168,8 @@ class RedisEngine implements Engine, Broker, PresenceStore {
       retryStrategy: (attempt) => Math.min(100 * 2 ** Math.min(attempt, 6), 5_000),
       connectionName: `chorus-${options.nodeId}`,
     };
-    this.#cmd = new Redis(options.url, common) as CommandClient;
-    this.#sub = new Redis(options.url, { ...common, autoResubscribe: false, connectionName: `chorus-${options.nodeId}-sub` });
+    this.#cmd = connectRedis(options, common) as CommandClient;
+    this.#sub = connectRedis(options, { ...common, autoResubscribe: false, connectionName: `chorus-${options.nodeId}-sub` });
     this.#defineCommands();
     this.counts = new RedisCounts({ nodeId: options.nodeId, log: this.#log, nodeTtlMs: options.nodeTtlMs, commands: () => this.#commands(), onChange: options.handlers.onCountChange });
     for (const [name, client] of [['commands', this.#cmd], ['pubsub', this.#sub]] as const) {
@@ -216,14 +206,14 @@ class RedisEngine implements Engine, Broker, PresenceStore {
     this.#state.up = false;
     if (this.#down || this.#closing) return;
     this.#down = true;
-    this.#log.warn({ connection, url: safeUrl(this.#options.url), code: error?.code }, message);
+    this.#log.warn({ connection, url: describeTarget(this.#options), code: error?.code }, message);
   }
 
   #onReady(connection: 'commands' | 'pubsub'): void {
     if (this.#down) {
       this.#down = false;
       this.#state.reconnects++;
-      this.#log.info({ connection, url: safeUrl(this.#options.url) }, 'redis connected again');
+      this.#log.info({ connection, url: describeTarget(this.#options) }, 'redis connected again');
     }
     this.#state.up = this.#cmd.status === 'ready' && this.#sub.status === 'ready';
     if (connection !== 'pubsub') return;
@@ -284,7 +274,9 @@ class RedisEngine implements Engine, Broker, PresenceStore {
     ).catch((error: unknown) => {
       // The connection went away under the command (ioredis: "Connection is closed", retries
       // exhausted): the caller must hear "not accepted, retry later", not "internal error".
-      throw commands.status === 'ready' ? error : new EngineUnavailableError('redis connection lost during publish', { cause: error });
+      // Judged by the error, not by the status now: after a failover the connection can be
+      // ready again (to the new primary) by the time a command that died with the old one fails.
+      throw commands.status !== 'ready' || isUnavailableError(error) ? new EngineUnavailableError('redis connection lost during publish', { cause: error }) : error;
     });
     if (timed !== 0) this.#state.commandTimed?.('publish', performance.now() - timed);
     return { offset: Number(offset), epoch: String(epoch), duplicate: Number(duplicate) === 1 };

@@ -17,9 +17,10 @@
  *
  * These are the store's own two connections (commands, subscriber), beside the channel engine's.
  */
-import { Redis } from 'ioredis';
+import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import type { DocumentStore, RoomFeed, RoomKey } from './types.js';
+import { connectRedis, type RedisTarget } from '../../../engine/redis/target.js';
 
 const KIND_UPDATE = 0x75; // 'u'
 const KIND_AWARENESS = 0x61; // 'a'
@@ -77,12 +78,12 @@ export class RedisDocumentStore implements DocumentStore {
   readonly #rooms = new Map<string, OpenRoom>();
   #subscriberReadyOnce = false;
 
-  constructor(url: string, log: Logger) {
+  constructor(target: RedisTarget, log: Logger) {
     this.#log = log;
-    this.#cmd = new Redis(url, { maxRetriesPerRequest: 2, lazyConnect: false }) as ChorusYjsRedis;
+    this.#cmd = connectRedis(target, { maxRetriesPerRequest: 2, lazyConnect: false }) as ChorusYjsRedis;
     this.#cmd.defineCommand('chorusYjsAppend', { numberOfKeys: 2, lua: APPEND });
     this.#cmd.defineCommand('chorusYjsCompact', { numberOfKeys: 2, lua: COMPACT });
-    this.#sub = new Redis(url, { maxRetriesPerRequest: 2, lazyConnect: false });
+    this.#sub = connectRedis(target, { maxRetriesPerRequest: 2, lazyConnect: false });
     for (const client of [this.#cmd, this.#sub]) client.on('error', (error: Error) => log.warn({ err: error }, 'yjs: redis connection error'));
     this.#sub.on('messageBuffer', (channel: Buffer, message: Buffer) => this.#deliver(channel.toString(), message));
     this.#sub.on('ready', () => {

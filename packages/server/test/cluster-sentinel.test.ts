@@ -1,0 +1,119 @@
+/**
+ * Redis with Sentinel failover (issue 16, first part): a real primary, a replica and three
+ * sentinels on free ports; two Chorus nodes find the primary through the sentinels. The primary
+ * is SIGKILLed; the sentinels promote the replica, and both nodes move to it by themselves:
+ * REST publishes are refused with 503 meanwhile (never lost silently) and accepted again after,
+ * and a raw subscriber on the other node receives again. The time to recover is reported.
+ */
+import assert from 'node:assert/strict';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, describe, it } from 'node:test';
+import { Redis } from 'ioredis';
+import { TEST_APP, TestClient, closeAfterwards, rawUrl, settle, withTimeout } from './helpers.ts';
+import { freePort } from './redis.ts';
+
+const { serverWith, track } = closeAfterwards();
+const processes: ChildProcess[] = [];
+after(() => {
+  for (const child of processes) if (child.exitCode === null) child.kill('SIGKILL');
+});
+
+/** Starts redis-server with `args`, resolving once it accepts connections (or, for a sentinel, is running). */
+async function redisProcess(args: string[], ready: RegExp): Promise<ChildProcess> {
+  const child = spawn('redis-server', args, { stdio: ['ignore', 'pipe', 'pipe'] });
+  processes.push(child);
+  let output = '';
+  await withTimeout(
+    new Promise<void>((resolve, reject) => {
+      child.stdout?.on('data', (chunk: Buffer) => {
+        output += chunk.toString();
+        if (ready.test(output)) resolve();
+      });
+      child.once('exit', (code) => reject(new Error(`redis-server ${args.join(' ')} exited with ${code}: ${output}`)));
+    }),
+    10_000,
+    `redis-server ${args[0] ?? ''} did not start`,
+  );
+  return child;
+}
+
+async function until(predicate: () => Promise<boolean>, what: string, timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await predicate().catch(() => false))) {
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    await settle(100);
+  }
+}
+
+async function restPublish(port: number, message: string): Promise<number> {
+  const res = await fetch(`http://127.0.0.1:${port}/api/publish`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ key: TEST_APP.key, secret: TEST_APP.secret, channelId: 'ha', message }),
+  });
+  return res.status;
+}
+
+describe('Redis Sentinel failover', { timeout: 90_000 }, () => {
+  it('both nodes follow the promoted replica: publishes are refused with 503 during the failover, then accepted and delivered across nodes', async (t) => {
+    const common = ['--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--protected-mode', 'no'];
+    const [primaryPort, replicaPort] = [await freePort(), await freePort()];
+    const primary = await redisProcess(['--port', String(primaryPort), ...common], /Ready to accept connections/);
+    await redisProcess(['--port', String(replicaPort), '--replicaof', '127.0.0.1', String(primaryPort), ...common], /Ready to accept connections/);
+    const replica = new Redis(replicaPort, '127.0.0.1', { lazyConnect: false });
+    await until(async () => (await replica.info('replication')).includes('master_link_status:up'), 'the replica to sync', 10_000);
+
+    const dir = mkdtempSync(join(tmpdir(), 'chorus-sentinel-'));
+    const sentinels: Array<{ host: string; port: number }> = [];
+    for (let i = 0; i < 3; i++) {
+      const port = await freePort();
+      const file = join(dir, `sentinel-${i}.conf`);
+      writeFileSync(
+        file,
+        [`port ${port}`, 'bind 127.0.0.1', 'protected-mode no', `sentinel monitor chorus 127.0.0.1 ${primaryPort} 2`, 'sentinel down-after-milliseconds chorus 1000', 'sentinel failover-timeout chorus 5000', ''].join('\n'),
+      );
+      await redisProcess([file, '--sentinel'], /monitor master chorus/);
+      sentinels.push({ host: '127.0.0.1', port });
+    }
+    const sentinel = new Redis(sentinels[0]?.port ?? 0, '127.0.0.1', { lazyConnect: false });
+    await until(async () => {
+      const known = (await sentinel.call('SENTINEL', 'sentinels', 'chorus')) as unknown[];
+      const replicas = (await sentinel.call('SENTINEL', 'replicas', 'chorus')) as unknown[];
+      return known.length === 2 && replicas.length === 1;
+    }, 'the sentinels to know each other and the replica', 20_000);
+
+    const engine = { type: 'redis' as const, sentinels, name: 'chorus', probeIntervalMs: 300 };
+    const [a, b] = [await serverWith({ engine, logLevel: (process.env['SENTINEL_LOG'] ?? 'silent') as 'silent' }), await serverWith({ engine })];
+    const listener = track(await TestClient.open(rawUrl(b, 'ha')));
+    await settle(300); // the raw subscription attaches asynchronously
+    assert.equal(await restPublish(a.port, 'before'), 200);
+    await listener.until(() => listener.received.some((r) => r.text === 'before'), 'the message before the failover', 5000);
+
+    const killedAt = Date.now();
+    primary.kill('SIGKILL');
+    const statuses = new Set<number>();
+    let status = 0;
+    for (let n = 0; status !== 200 && Date.now() - killedAt < 45_000; n++) {
+      status = await restPublish(a.port, `during-${n}`);
+      statuses.add(status);
+      if (status !== 200) await settle(100);
+    }
+    const recoveredAfterMs = Date.now() - killedAt;
+    t.diagnostic(`node A accepted publishes again ${recoveredAfterMs} ms after the primary was killed (down-after 1000 ms); answers meanwhile: ${[...statuses].join(', ')}`);
+    assert.equal(status, 200, 'publishes are accepted again after the failover');
+    assert.deepEqual([...statuses].filter((s) => s !== 200 && s !== 503), [], 'refused with 503 while there is no primary, nothing else');
+
+    // Node B's pub/sub moved to the new primary as well: a publish through A reaches B's subscriber.
+    await until(async () => {
+      await restPublish(a.port, 'after');
+      await settle(200);
+      return listener.received.some((r) => r.text === 'after');
+    }, 'a message after the failover at the subscriber on node B', 15_000);
+    t.diagnostic(`delivered across nodes again ${Date.now() - killedAt} ms after the kill`);
+    replica.disconnect();
+    sentinel.disconnect();
+  });
+});
