@@ -213,7 +213,7 @@ describe('presence when a node dies', { timeout: 60_000 }, () => {
     await doomed.close();
     // Every leave carries the roster: one script announcing all would queue ~40 MB to the
     // subscriber at once, and Redis would cut it off (32 MB) and drop every one of them.
-    await waitFor(() => lefts(delivered).length >= count, 20_000);
+    await waitFor(() => lefts(delivered).length >= count, 40_000);
     await settle(600);
     const left = lefts(delivered);
     assert.equal(left.length, count, `${left.length} of ${count} leaves arrived`);
