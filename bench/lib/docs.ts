@@ -106,6 +106,39 @@ function renderMarkdown(input: DocsInput): string {
     }
   }
 
+  const flood = summary.flood ?? [];
+  if (flood.length) {
+    const sizes = [...new Set(flood.map((row) => row.subscribers))].sort((a, b) => a - b);
+    out.push('### Flood: 1 unpaced publisher → N subscribers');
+    out.push('');
+    out.push(
+      'The publisher writes as fast as its own socket takes (10 frames per write, again on every `drain`) instead of keeping a window: the server must push back on it, ' +
+        'or queue, drop or cut subscribers. Delivered messages/s, CPU-seconds per million deliveries, and what was lost (deliveries missing after draining, subscribers cut).',
+    );
+    out.push('');
+    const header = ['server', ...sizes.flatMap((n) => [`${formatInteger(n)} subs msg/s`, 'CPU-s/M', 'missing / cut'])];
+    const rows = summary.peers
+      .filter((peer) => flood.some((row) => row.server === peer.id))
+      .map((peer) => [
+        peer.label,
+        ...sizes.flatMap((n) => {
+          const row = flood.find((candidate) => candidate.server === peer.id && candidate.subscribers === n);
+          return row ? [formatInteger(row.deliveredPerSecond) + (row.generatorBound ? GENERATOR_MARK : ''), formatFixed(row.cpuPerMillion, 2), `${formatInteger(row.undelivered)} / ${row.closedSubscribers}`] : ['n/a', 'n/a', 'n/a'];
+        }),
+      ]);
+    out.push(markdownTable(header, rows));
+    out.push('');
+  }
+
+  const atBunRate = summary.latencyAtBunRate?.[0];
+  if (atBunRate) {
+    out.push(
+      `*Latency at the same rate*: Chorus at Bun's ${Math.round((summary.latency.find((row) => row.server === 'bun')?.steps.at(-1)?.load ?? 0.5) * 100)} % rate ` +
+        `(${formatInteger(atBunRate.rate)} msg/s × 1,000): p50 ${formatFixed(atBunRate.p50, 2)} ms, p99 ${formatFixed(atBunRate.p99, 2)} ms, p99.9 ${formatFixed(atBunRate.p999, 2)} ms.`,
+    );
+    out.push('');
+  }
+
   if (summary.latency.length) {
     const loads = [...new Set(summary.latency.flatMap((row) => row.steps.map((step) => step.load)))].sort((a, b) => a - b);
     out.push(`### Latency: 1,000 subscribers at ${loads.map((share) => `${Math.round(share * 100)} %`).join(', ')} of each server’s own saturation rate`);

@@ -504,11 +504,18 @@ export interface PublisherOptions {
    * subscriber. Keeps the server saturated without letting queues grow without bound.
    */
   window: number;
+  /**
+   * `window` (default): paced by the subscribers, as above. `socket`: unpaced, like one client
+   * that writes as fast as its own socket takes: whole batches until `write` reports a full
+   * buffer, again on 'drain'; `window` is then ignored. The server must push back (read less
+   * from the publisher) or queue, drop or cut subscribers: the scenario reports which.
+   */
+  pace?: 'window' | 'socket';
 }
 
 /**
  * Publishes at saturation: whenever subscribers report progress, it tops the window up with
- * whole batches, once per event-loop turn.
+ * whole batches, once per event-loop turn (or, unpaced, whenever its socket takes more).
  */
 export class Publisher {
   /** Messages written so far. */
@@ -518,6 +525,7 @@ export class Publisher {
   readonly #batchFrames: Buffer;
   readonly #batch: number;
   readonly #window: number;
+  readonly #unpaced: boolean;
   #stop: (() => void) | undefined;
 
   constructor(ws: RawWebSocket, subscribers: SubscriberPool, options: PublisherOptions) {
@@ -528,6 +536,7 @@ export class Publisher {
     this.#batchFrames = Buffer.concat(Array.from({ length: options.batch }, () => frame));
     this.#batch = options.batch;
     this.#window = options.window;
+    this.#unpaced = options.pace === 'socket';
   }
 
   /** Messages published but not yet received by the average subscriber. */
@@ -541,7 +550,29 @@ export class Publisher {
   }
 
   start(): void {
-    this.#stop ??= this.#subscribers.pumpOnDelivery(this.#pump);
+    if (this.#unpaced) this.#stop ??= this.#floodWhileWritable();
+    else this.#stop ??= this.#subscribers.pumpOnDelivery(this.#pump);
+  }
+
+  /**
+   * Writes batches until the socket's buffer is full, then waits for 'drain'; at most 64 writes
+   * per turn, so the generator's subscribers are still read in between.
+   */
+  #floodWhileWritable(): () => void {
+    let stopped = false;
+    const socket = this.#ws.socket;
+    const flood = (): void => {
+      for (let writes = 0; !stopped && !this.#ws.closed && writes < 64; writes++) {
+        this.sent += this.#batch;
+        if (!this.#ws.send(this.#batchFrames)) return void socket.once('drain', flood);
+      }
+      if (!stopped && !this.#ws.closed) setImmediate(flood);
+    };
+    flood();
+    return () => {
+      stopped = true;
+      socket.off('drain', flood);
+    };
   }
 
   stop(): void {
