@@ -14,6 +14,7 @@ import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import fc from 'fast-check';
 import { pino } from 'pino';
+import WebSocket from 'ws';
 import { CloseCodes, ErrorCodes, HttpErrors, PusherCloseCodes } from '@chorus/protocol';
 import { startServer, type ChorusConfigInput, type ChorusServer } from '../../src/index.ts';
 import { OTHER_APP, TEST_APP, TestClient, rawUrl, withTimeout } from '../helpers.ts';
@@ -152,4 +153,51 @@ async function eventually(check: () => Promise<void>, what: string, timeoutMs = 
       await new Promise((resolve) => setTimeout(resolve, 50));
     }
   }
+}
+
+// ---- one WebSocket case -------------------------------------------------------------------------
+
+export interface WsOutcome {
+  /** The HTTP status when the upgrade was answered without a WebSocket. */
+  readonly httpStatus: number | undefined;
+  readonly opened: boolean;
+  /** Text frames received (binary ones as `<n bytes>`). */
+  readonly frames: string[];
+  /** The close code the client saw (the server's, when the server closed first). */
+  readonly closeCode: number | undefined;
+  readonly closeReason: string;
+}
+
+/**
+ * Opens `url`, lets `session` talk (it resolves when it has what it waits for), then closes with
+ * 1000 and resolves once the socket is closed: a server that never answers the close fails the
+ * case through the per-case deadline.
+ */
+export function wsCase(url: string, session: (ws: WebSocket, frames: string[]) => Promise<void> = () => Promise.resolve(), options: WebSocket.ClientOptions = {}): Promise<WsOutcome> {
+  return new Promise((resolve, reject) => {
+    const ws = new WebSocket(url, { perMessageDeflate: false, ...options });
+    const frames: string[] = [];
+    let opened = false;
+    let httpStatus: number | undefined;
+    ws.on('message', (data: Buffer, binary: boolean) => frames.push(binary ? `<${data.length} bytes>` : data.toString('utf8')));
+    ws.on('unexpected-response', (_req, res) => {
+      httpStatus = res.statusCode;
+      res.resume();
+      ws.terminate();
+    });
+    ws.on('error', () => undefined);
+    ws.on('open', () => {
+      opened = true;
+      session(ws, frames).then(
+        () => ws.close(1000),
+        (error: unknown) => {
+          ws.terminate();
+          reject(error);
+        },
+      );
+    });
+    ws.on('close', (code: number, reason: Buffer) => {
+      resolve({ httpStatus, opened, frames, closeCode: httpStatus === undefined ? code : undefined, closeReason: reason.toString() });
+    });
+  });
 }
