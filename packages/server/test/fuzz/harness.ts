@@ -192,7 +192,7 @@ export function wsCase(url: string, session: (ws: WebSocket, frames: string[]) =
         () => ws.close(1000),
         (error: unknown) => {
           ws.terminate();
-          reject(error);
+          reject(error instanceof Error ? error : new Error(String(error)));
         },
       );
     });
