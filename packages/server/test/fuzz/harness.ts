@@ -28,7 +28,7 @@ export const CASE_TIMEOUT_MS = 5_000;
 /** fast-check parameters: `base` cases (times FUZZ_FACTOR), this file's seed unless FUZZ_SEED is set. */
 export function fuzzParameters<T>(seed: number, base: number): fc.Parameters<T> {
   const envSeed = process.env['FUZZ_SEED'];
-  return { seed: envSeed === undefined ? seed : Number(envSeed), numRuns: base * FUZZ_FACTOR, endOnFailure: true };
+  return { seed: envSeed === undefined ? seed : Number(envSeed), numRuns: base * FUZZ_FACTOR };
 }
 
 /** Runs `check` on `arbitrary`'s values with a deadline per case; see fuzzParameters. */

@@ -154,7 +154,7 @@ async function triggerEvent(ctx: ServerContext, app: App, body: Record<string, u
   const event = parseEvent(app, body, '');
   await publishEvent(ctx, app, event);
   if (event.info.length === 0) return {};
-  const channels: Record<string, unknown> = {};
+  const channels = byChannel();
   for (const channel of event.channels) channels[channel] = await attributes(ctx, app, channel, event.info);
   return { channels };
 }
@@ -175,6 +175,11 @@ async function triggerBatch(ctx: ServerContext, app: App, body: Record<string, u
 }
 
 // ---- queries ------------------------------------------------------------------------------------
+
+/** An object keyed by channel name without a prototype: `__proto__` is a valid channel name. */
+function byChannel(): Record<string, unknown> {
+  return Object.create(null) as Record<string, unknown>;
+}
 
 /** The `info` attributes asked for one channel. */
 async function attributes(ctx: ServerContext, app: App, channel: string, info: readonly string[]): Promise<Record<string, unknown>> {
@@ -203,7 +208,7 @@ async function listChannels(ctx: ServerContext, app: App, params: ReadonlyMap<st
   if (info.includes('user_count') && !prefix.startsWith('presence-')) {
     throw new ApiError(400, 'info=user_count needs filter_by_prefix=presence-');
   }
-  const channels: Record<string, unknown> = {};
+  const channels = byChannel();
   for (const channel of (await ctx.engine.counts.list(app.id, 'subscriptions', prefix)).keys()) {
     if (channel.startsWith('#')) continue;
     channels[channel] = info.includes('user_count') ? { user_count: await userCount(ctx, app, channel) } : {};

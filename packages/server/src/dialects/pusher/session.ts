@@ -227,7 +227,8 @@ export class PusherSession {
 
   #sendSucceeded(channel: string, subscription: Subscription, roster?: readonly Member[]): void {
     if (subscription.member === undefined) return this.#connection.send(eventFrame('pusher_internal:subscription_succeeded', channel, '{}'));
-    const hash: Record<string, unknown> = {};
+    // No prototype: a user id is any string, `__proto__` or `constructor` too (fuzzing found them missing).
+    const hash = Object.create(null) as Record<string, unknown>;
     for (const m of roster ?? [subscription.member]) hash[m.user] ??= userInfo(m);
     const ids = Object.keys(hash);
     const presence = { ids, hash, count: ids.length };
