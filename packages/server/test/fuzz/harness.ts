@@ -10,6 +10,7 @@
  * fast-check's error names the seed, the path to the shrunk case and the counterexample.
  */
 import assert from 'node:assert/strict';
+import { Agent, request } from 'node:http';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import fc from 'fast-check';
@@ -28,7 +29,7 @@ export const CASE_TIMEOUT_MS = 5_000;
 /** fast-check parameters: `base` cases (times FUZZ_FACTOR), this file's seed unless FUZZ_SEED is set. */
 export function fuzzParameters<T>(seed: number, base: number): fc.Parameters<T> {
   const envSeed = process.env['FUZZ_SEED'];
-  return { seed: envSeed === undefined ? seed : Number(envSeed), numRuns: base * FUZZ_FACTOR };
+  return { seed: envSeed === undefined ? seed : Number(envSeed), numRuns: base * FUZZ_FACTOR, includeErrorInReport: true };
 }
 
 /** Runs `check` on `arbitrary`'s values with a deadline per case; see fuzzParameters. */
@@ -78,7 +79,7 @@ export interface FuzzServer {
   readonly server: ChorusServer;
   /** Error-level log lines so far (each a JSON line). */
   readonly errors: string[];
-  /** Fails the case if the server logged an error while handling it. */
+  /** Fails the case if the server logged an error while handling it (and forgets those errors). */
   assertNoErrors(): void;
   /** Stops the canary, runs the end-of-run checks and stops the server. */
   finish(report: (line: string) => void): Promise<void>;
@@ -110,7 +111,8 @@ export async function startFuzzServer(overrides: ChorusConfigInput = {}): Promis
     server,
     errors,
     assertNoErrors() {
-      assert.deepEqual(errors, [], 'the server logged an error');
+      // Taken out, so the cases fast-check tries while shrinking are judged on their own.
+      assert.deepEqual(errors.splice(0), [], 'the server logged an error');
     },
     stop,
     async finish(report) {
@@ -199,5 +201,23 @@ export function wsCase(url: string, session: (ws: WebSocket, frames: string[]) =
     ws.on('close', (code: number, reason: Buffer) => {
       resolve({ httpStatus, opened, frames, closeCode: httpStatus === undefined ? code : undefined, closeReason: reason.toString() });
     });
+  });
+}
+
+// ---- one HTTP request ---------------------------------------------------------------------------
+
+const keepAlive = new Agent({ keepAlive: true, maxSockets: 4 });
+
+/** A request with the path sent exactly as given (fetch would normalize `.` segments and more). */
+export function httpRequest(port: number, method: string, path: string, body = '', headers: Record<string, string> = {}): Promise<{ status: number; text: string }> {
+  return new Promise((resolve, reject) => {
+    const req = request({ host: '127.0.0.1', port, method, path, agent: keepAlive, headers: { 'content-type': 'application/json', ...headers } }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (chunk: Buffer) => chunks.push(chunk));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, text: Buffer.concat(chunks).toString('utf8') }));
+      res.on('error', reject);
+    });
+    req.on('error', reject);
+    req.end(body === '' ? undefined : body);
   });
 }
