@@ -38,6 +38,9 @@ export async function fuzz<T>(seed: number, base: number, arbitrary: fc.Arbitrar
   await fc.assert(property, { ...fuzzParameters<[T]>(seed, base), examples: examples.map((e) => [e]) });
 }
 
+/** JSON nested `depth` levels deep: small on the wire, too deep for JSON.stringify past a few thousand. */
+export const deeplyNested = (depth: number): string => `${'['.repeat(depth)}${']'.repeat(depth)}`;
+
 // ---- what counts as a coded outcome -------------------------------------------------------------
 
 export const CHORUS_CLOSE_CODES: ReadonlySet<number> = new Set(Object.values(CloseCodes).map((c) => c.code));

@@ -13,7 +13,7 @@ import fc from 'fast-check';
 import { isValidChannelName } from '../../src/dialects/pusher/names.ts';
 import { channelAuthSignature, userAuthSignature } from '../../src/dialects/pusher/signatures.ts';
 import { TEST_APP, wsBase } from '../helpers.ts';
-import { PUSHER_CLOSE_CODES, fuzz, startFuzzServer, wsCase, type FuzzServer } from './harness.ts';
+import { PUSHER_CLOSE_CODES, deeplyNested, fuzz, startFuzzServer, wsCase, type FuzzServer } from './harness.ts';
 
 type Auth = 'valid' | 'bad-signature' | 'wrong-key' | 'malformed' | 'none';
 
@@ -34,6 +34,8 @@ type Frame =
   | { kind: 'signin'; userData: string; auth: Auth }
   | { kind: 'client'; event: string; channel: unknown; data: unknown }
   | { kind: 'text'; text: string }
+  /** Data thousands of levels deep, in a client event on a channel it subscribes first, or in presence user_info. */
+  | { kind: 'deep'; where: 'client-event' | 'user_info'; depth: number }
   | { kind: 'binary'; bytes: Buffer }
   | { kind: 'invalid-utf8' };
 
@@ -57,6 +59,7 @@ const frame: fc.Arbitrary<Frame> = fc.oneof(
   { arbitrary: fc.record({ kind: fc.constant('client' as const), event: fc.oneof(fc.constant('client-x'), fc.string({ maxLength: 12 }).map((s) => `client-${s}`), fc.constant(`client-${'e'.repeat(200)}`)), channel: fc.oneof(channel, anything), data: anything }), weight: 3 },
   { arbitrary: fc.oneof(fc.json({ maxDepth: 2 }), fc.string({ maxLength: 30 }), fc.constantFrom('{"event":"pusher:ping"}', '{"event":"pusher:pong"}', '{"event":"nope"}', '{"event":7}', '{"event":"pusher:subscribe","data":"{\\"channel\\":"}')).map((text) => ({ kind: 'text' as const, text })), weight: 2 },
   { arbitrary: fc.uint8Array({ maxLength: 20 }).map((bytes) => ({ kind: 'binary' as const, bytes: Buffer.from(bytes) })), weight: 1 },
+  { arbitrary: fc.record({ kind: fc.constant('deep' as const), where: fc.constantFrom('client-event' as const, 'user_info' as const), depth: fc.integer({ min: 3000, max: 15_000 }) }), weight: 1 },
   { arbitrary: fc.constant({ kind: 'invalid-utf8' as const }), weight: 1 },
 );
 
@@ -75,7 +78,7 @@ function signed(kind: Auth, sign: () => string): string | undefined {
   }
 }
 
-function textOf(f: Frame, socketId: string): string | Buffer {
+function textOf(f: Frame, socketId: string): string | Buffer | string[] {
   switch (f.kind) {
     case 'subscribe': {
       const data = { channel: f.channel, auth: signed(f.auth, () => channelAuthSignature(TEST_APP, socketId, f.channel, f.channel.startsWith('presence-') ? f.channelData : undefined)), channel_data: f.channelData };
@@ -89,6 +92,16 @@ function textOf(f: Frame, socketId: string): string | Buffer {
       return JSON.stringify({ event: f.event, channel: f.channel, data: f.data });
     case 'text':
       return f.text;
+    case 'deep': {
+      if (f.where === 'client-event') {
+        const channel = 'private-deep';
+        const subscribe = JSON.stringify({ event: 'pusher:subscribe', data: { channel, auth: channelAuthSignature(TEST_APP, socketId, channel) } });
+        return [subscribe, `{"event":"client-deep","channel":"${channel}","data":${deeplyNested(f.depth)}}`];
+      }
+      const channel = 'presence-deep';
+      const channelData = `{"user_id":"deep","user_info":${deeplyNested(f.depth)}}`;
+      return [JSON.stringify({ event: 'pusher:subscribe', data: { channel, auth: channelAuthSignature(TEST_APP, socketId, channel, channelData), channel_data: channelData } })];
+    }
     case 'binary':
       return f.bytes;
     case 'invalid-utf8':
@@ -139,7 +152,8 @@ describe('fuzz: Pusher frames', () => {
         });
         for (const f of frames) {
           const text = textOf(f, established);
-          ws.send(text, { binary: f.kind === 'binary' });
+          if (Array.isArray(text)) for (const part of text) ws.send(part);
+          else ws.send(text, { binary: f.kind === 'binary' });
         }
         ws.send('{"event":"pusher:ping","data":{}}');
         await new Promise<void>((resolve) => {
@@ -193,6 +207,9 @@ describe('fuzz: Pusher frames', () => {
       fuzzed.assertNoErrors();
     }, [
       // Found by this fuzz: the roster was a plain object, so these user ids were not listed.
+      // Found by this fuzz: data too deep for JSON.stringify failed on the server (logged as errors).
+      [{ kind: 'deep', where: 'client-event', depth: 10_000 } satisfies Frame],
+      [{ kind: 'deep', where: 'user_info', depth: 10_000 } satisfies Frame],
       ...['toString', '__proto__', 'constructor'].map((id): Frame[] => [{ kind: 'subscribe', channel: 'presence-', auth: 'valid', channelData: JSON.stringify({ user_id: id }), dataAsString: true }]),
     ]);
     t.diagnostic(`server events: ${JSON.stringify(Object.fromEntries(events))}`);

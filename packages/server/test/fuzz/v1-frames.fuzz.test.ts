@@ -13,7 +13,7 @@ import fc from 'fast-check';
 import { CloseCodes, ErrorCodes } from '@chorus/protocol';
 import { parseFrame } from '../../src/dialects/v1/commands.ts';
 import { TEST_APP, wsBase } from '../helpers.ts';
-import { CHORUS_CLOSE_CODES, V1_ERROR_CODES, fuzz, fuzzParameters, startFuzzServer, wsCase, type FuzzServer } from './harness.ts';
+import { CHORUS_CLOSE_CODES, V1_ERROR_CODES, deeplyNested, fuzz, fuzzParameters, startFuzzServer, wsCase, type FuzzServer } from './harness.ts';
 
 /** The id of the ping that ends each case; fuzzed ids stay below it. */
 const FINAL_PING_ID = 2 ** 31;
@@ -55,6 +55,8 @@ type Frame = { text: string } | { binary: Buffer } | { invalidUtf8: Buffer };
 const frame: fc.Arbitrary<Frame> = fc.oneof(
   { arbitrary: command.map((c) => ({ text: JSON.stringify(c) })), weight: 40 },
   { arbitrary: fc.json({ maxDepth: 3 }).map((text) => ({ text })), weight: 1 },
+  // A publish whose data is thousands of levels deep: JSON.stringify throws on it.
+  { arbitrary: fc.tuple(fc.integer({ min: 1, max: 1_000_000 }), fc.integer({ min: 3000, max: 20_000 })).map(([n, depth]) => ({ text: `{"id":${n},"type":"publish","channel":"fuzz","data":${deeplyNested(depth)}}` })), weight: 1 },
   { arbitrary: fc.string({ maxLength: 40 }).map((text) => ({ text })), weight: 1 },
   { arbitrary: fc.uint8Array({ maxLength: 30 }).map((bytes) => ({ binary: Buffer.from(bytes) })), weight: 1 },
   { arbitrary: fc.constantFrom(Buffer.of(0xc0, 0x80), Buffer.of(0x7b, 0xff, 0x7d), Buffer.of(0xed, 0xa0, 0x80)).map((bytes) => ({ invalidUtf8: bytes })), weight: 1 },
@@ -135,7 +137,10 @@ describe('fuzz: protocol v1 frames', () => {
         }
       }
       fuzzed.assertNoErrors();
-    });
+    }, [
+      // Found by this fuzz: publish data too deep for JSON.stringify was an internal error (100).
+      { connectFirst: true, frames: [{ text: `{"id":1,"type":"publish","channel":"fuzz","data":${deeplyNested(10_000)}}` }] },
+    ]);
     t.diagnostic(`closes: ${JSON.stringify(Object.fromEntries(closes))}`);
     await fuzzed.finish((line) => t.diagnostic(line));
   });
