@@ -24,6 +24,17 @@ const SCRIPT = fileURLToPath(new URL('./holder-process.ts', import.meta.url));
 const REPO_ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const STOP_TIMEOUT_MS = 10_000;
 
+/**
+ * Starts a helper script (`node --import tsx <script> '<config JSON>'`) pinned to the generator's
+ * core, with its stderr shown under `label`.
+ */
+export function spawnHelper(script: string, config: unknown, label: string): ChildProcessWithoutNullStreams {
+  const args = ['--import', 'tsx', script, JSON.stringify(config)];
+  const child = canPin ? spawn('taskset', ['--cpu-list', String(GENERATOR_CPU), process.execPath, ...args], { cwd: REPO_ROOT }) : spawn(process.execPath, args, { cwd: REPO_ROOT });
+  child.stderr.on('data', (chunk: Buffer) => process.stderr.write(`[${label}] ${chunk.toString()}`));
+  return child;
+}
+
 /** Hands out a fresh source address per holder (127.0.0.2 … 127.0.0.254), so ports left in TIME_WAIT by an earlier run never run out. */
 let nextAddress = 2;
 export function nextSourceAddress(): string {
@@ -46,11 +57,7 @@ export class ConnectionHolder {
 
   /** Starts a holder and waits until all its connections are open; `onProgress` gets the count while connecting. */
   static start(config: HolderConfig, onProgress?: (opened: number) => void, timeoutMs = 120_000): Promise<ConnectionHolder> {
-    const args = ['--import', 'tsx', SCRIPT, JSON.stringify(config)];
-    const child = canPin
-      ? spawn('taskset', ['--cpu-list', String(GENERATOR_CPU), process.execPath, ...args], { cwd: REPO_ROOT })
-      : spawn(process.execPath, args, { cwd: REPO_ROOT });
-    child.stderr.on('data', (chunk: Buffer) => process.stderr.write(`[holder ${config.localAddress}] ${chunk.toString()}`));
+    const child = spawnHelper(SCRIPT, config, `holder ${config.localAddress}`);
     const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
     const holder = new ConnectionHolder(config, child, exited);
     return new Promise((resolve, reject) => {
