@@ -16,7 +16,8 @@
  * documents) is bounded and anything that grows with the number of connections is a leak.
  *
  * Started by soak.ts through holders.ts's spawnHelper: node --import tsx bench/lib/churn-process.ts '<ChurnConfig JSON>'
- * Prints `{"stats":{…}}` (cumulative counters) every second; stops and exits when stdin closes.
+ * Prints `{"stats":{…}}` (cumulative counters) every second; `pause` and `resume` on stdin stop
+ * and restart new clients (those open end as planned); stops and exits when stdin closes.
  */
 import { createHmac } from 'node:crypto';
 import { createInterface } from 'node:readline';
@@ -171,8 +172,11 @@ function startClient(index: number): void {
 }
 
 let next = 0;
-const startedAt = performance.now();
+let startedAt = performance.now();
+/** While paused (the soak's mid-run reading without clients) no client is started. */
+let paused = false;
 const ticker = setInterval(() => {
+  if (paused) return;
   const due = Math.floor(((performance.now() - startedAt) / 1000) * config.rate);
   while (next < due) {
     if (pending >= MAX_PENDING) {
@@ -189,7 +193,16 @@ const reporter = setInterval(() => {
   process.stdout.write(`${JSON.stringify({ stats })}\n`);
 }, 1000);
 
-createInterface({ input: process.stdin }).on('close', () => {
+const commands = createInterface({ input: process.stdin });
+commands.on('line', (line) => {
+  if (line.trim() === 'pause') paused = true;
+  if (line.trim() === 'resume' && paused) {
+    paused = false;
+    // Carry on at the same rate from now, without catching up on the pause.
+    startedAt = performance.now() - (next / config.rate) * 1000;
+  }
+});
+commands.on('close', () => {
   stopping = true;
   clearInterval(ticker);
   clearInterval(reporter);
