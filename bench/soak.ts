@@ -20,7 +20,7 @@
  * bench/results/soak-<timestamp>.json, the section between `<!-- bench:soak:begin -->` and
  * `<!-- bench:soak:end -->` in docs/benchmarks.md and the chart docs/benchmarks-soak.svg.
  */
-import { mkdirSync } from 'node:fs';
+import { mkdirSync, readFileSync } from 'node:fs';
 import { availableParallelism, cpus } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { ChurnHelper, sumStats } from './lib/churn.ts';
@@ -52,7 +52,16 @@ const settings = readSettings(process.argv.slice(2), 'Usage: npm run bench:soak 
   { name: 'snapshots', description: 'write heap snapshots at the two pauses (half time, end) and diff them', default: false },
   { name: 'docs', description: 'update docs/benchmarks.md and docs/benchmarks-soak.svg even after a run shorter than 2 minutes', default: false },
   { name: 'no-docs', description: 'never update the docs', default: false },
+  { name: 'render', description: 'only rewrite the docs from a saved run (bench/results/soak-….json)', default: '' },
 ]);
+
+if (settings.render) {
+  // Rewrites the docs from a saved run (bench/results/soak-….json).
+  const saved = JSON.parse(readFileSync(settings.render, 'utf8')) as Omit<SoakRun, 'date'> & { date: string };
+  console.log(renderSoak({ ...saved, date: new Date(saved.date) }, true).text);
+  console.log('Updated docs/benchmarks.md (bench:soak section) and docs/benchmarks-soak.svg');
+  process.exit(0);
+}
 
 function parseDuration(text: string): number {
   const match = /^(\d+(?:\.\d+)?)(s|m|h)?$/.exec(text.trim());

@@ -187,14 +187,22 @@ function renderChart(run: SoakRun, rate: number): string {
     `${run.setup}; ${formatInteger(rate)} connections/s over ${run.options.dialects.join(', ')}; ${formatFixed(samples.at(-1)!.atSeconds / 60, 1)} min; after 2 full GCs; shared 2-core box.`,
     [
       {
-        title: 'Memory',
+        title: 'JS heap (after 2 full GCs)',
         xLabel: 'connections served (thousands)',
         yLabel: 'MiB',
         series: [
-          { label: 'JS heap used', color: '#2563eb', points: samples.map((s) => ({ x: k(s.connections), y: mib(s.heapUsed) })) },
-          { label: 'heap, no clients', color: '#111827', points: idle.map((s) => ({ x: k(s.connections), y: mib(s.heapUsed) })) },
-          { label: 'RSS', color: '#f59e0b', points: samples.map((s) => ({ x: k(s.connections), y: mib(s.rss) })) },
-          { label: 'heap fit, 2nd half', color: '#6b7280', dashed: true, points: [secondHalf[0]!, secondHalf.at(-1)!].map((s) => ({ x: k(s.connections), y: mib(fit[0]! + fit[1]! * s.connections) })) },
+          { label: 'while churning', color: '#2563eb', points: samples.map((s) => ({ x: k(s.connections), y: mib(s.heapUsed) })) },
+          { label: 'no clients', color: '#111827', points: idle.map((s) => ({ x: k(s.connections), y: mib(s.heapUsed) })) },
+          { label: 'fit, 2nd half', color: '#6b7280', dashed: true, points: [secondHalf[0]!, secondHalf.at(-1)!].map((s) => ({ x: k(s.connections), y: mib(fit[0]! + fit[1]! * s.connections) })) },
+        ],
+      },
+      {
+        title: 'RSS',
+        xLabel: 'connections served (thousands)',
+        yLabel: 'MiB (a heap snapshot adds its own)',
+        series: [
+          { label: 'while churning', color: '#f59e0b', points: samples.map((s) => ({ x: k(s.connections), y: mib(s.rss) })) },
+          { label: 'no clients', color: '#111827', points: idle.map((s) => ({ x: k(s.connections), y: mib(s.rss) })) },
         ],
       },
       {
@@ -209,6 +217,6 @@ function renderChart(run: SoakRun, rate: number): string {
         ],
       },
     ],
-    2,
+    3,
   );
 }
