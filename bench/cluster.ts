@@ -36,7 +36,7 @@ import { replaceDocSection } from './lib/docs.ts';
 import { LatencyRecorder, Publisher, RatePublisher, RawWebSocket, SubscriberPool, messagePayload, type Endpoint, type LatencySummary } from './lib/loadgen.ts';
 import { drain } from './lib/measure.ts';
 import { booleanSetting, listSetting, numberSetting, readSettings } from './lib/options.ts';
-import { coreTimes, ownCpuSeconds, procCpuSeconds, type CoreTimes } from './lib/process.ts';
+import { coreTimes, ownCpuSeconds, type CoreTimes } from './lib/process.ts';
 import { formatFixed, formatInteger, formatPercent, markdownTable, progress, sleep, writeResult } from './lib/report.ts';
 import { defaultWindow } from './scenarios/fanout.ts';
 
