@@ -270,7 +270,13 @@ try {
     const label = `${formatInteger(step)}`;
     const growStart = performance.now();
     const before = cluster.connections;
-    await cluster.grow(step, options.members, label);
+    try {
+      await cluster.grow(step, options.members, label);
+    } catch (error) {
+      warnings.push(`stopped at ${formatInteger(step)} connections: ${error instanceof Error ? error.message : String(error)}`);
+      progress(label, `WARNING: ${warnings.at(-1)}`);
+      break;
+    }
     progress(label, `opened ${formatInteger(step - before)} connections at ${formatInteger((step - before) / ((performance.now() - growStart) / 1000))}/s`);
     const result = await measureStep(cluster, baseline);
     results.push(result);

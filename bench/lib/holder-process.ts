@@ -77,10 +77,11 @@ if (!peer) {
         return { host: BENCH_HOST, port, path: channelPath(peer, channel), dialect: peer.dialect, localAddress: config.localAddress };
       },
       config.count,
-      { concurrency: 128, probe },
+      // Chat holders (bench:scale) open tens of thousands of connections on a shared box: a handshake stalled past the server's headersTimeoutMs is tried again.
+      { concurrency: 128, probe, retries: chat ? 3 : 0 },
     );
     if (chat) startPublishing(chat, pool);
-    send({ ready: true, open: pool.size });
+    send({ ready: true, open: pool.size, retried: pool.retried });
   } catch (error) {
     send({ error: error instanceof Error ? error.message : String(error) });
   }

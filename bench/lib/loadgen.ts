@@ -420,6 +420,8 @@ export interface PoolOptions {
   concurrency?: number;
   /** Which subscribers (by index) are latency probes, and where their samples go. */
   probe?: { every: number; onStamp: (sentMicros: number) => void };
+  /** Attempts after a failed handshake before the pool gives up (a busy box may stall one for seconds); default 0. */
+  retries?: number;
 }
 
 /** Many subscribers, with one running total of messages received. */
@@ -429,6 +431,8 @@ export class SubscriberPool {
   delivered = 0;
   /** Called after every read that completed at least one message. */
   onDelivery: (() => void) | undefined;
+  /** Handshakes that failed and were tried again (PoolOptions.retries). */
+  retried = 0;
 
   readonly #count = (messages: number): void => {
     this.delivered += messages;
@@ -437,7 +441,7 @@ export class SubscriberPool {
 
   /** Opens `count` subscribers on one endpoint (or on `endpoint(i)`), `concurrency` handshakes at a time. */
   static async open(endpoint: Endpoint | ((index: number) => Endpoint), count: number, options: PoolOptions | number = {}): Promise<SubscriberPool> {
-    const { concurrency = 64, probe } = typeof options === 'number' ? { concurrency: options } : options;
+    const { concurrency = 64, probe, retries = 0 } = typeof options === 'number' ? { concurrency: options } : options;
     const pool = new SubscriberPool();
     const endpointOf = typeof endpoint === 'function' ? endpoint : (): Endpoint => endpoint;
     const clients: (RawWebSocket | undefined)[] = new Array<RawWebSocket | undefined>(count);
@@ -446,7 +450,15 @@ export class SubscriberPool {
       while (next < count) {
         const index = next++;
         const isProbe = probe !== undefined && index % probe.every === 0;
-        clients[index] = await RawWebSocket.connect(endpointOf(index), { onMessages: pool.#count, onStamp: isProbe ? probe.onStamp : undefined });
+        for (let attempt = 0; ; attempt++) {
+          try {
+            clients[index] = await RawWebSocket.connect(endpointOf(index), { onMessages: pool.#count, onStamp: isProbe ? probe.onStamp : undefined });
+            break;
+          } catch (error) {
+            if (attempt >= retries) throw error;
+            pool.retried++;
+          }
+        }
         pool.clients.push(clients[index]);
       }
     };
