@@ -171,6 +171,8 @@ function renderSection(run: ScaleRun, table: string, slopeText: string): string 
       `(${formatInteger(options.perHolder)} each, each from its own 127.0.0.x address), raw dialect, in channels of ${options.members} whose members are spread over all nodes; ` +
       `every ${options.publishEvery}th connection publishes ${options.publishRate} message/s of ${options.size} bytes with a timestamp (one channel in ten is active), and every connection measures publish→deliver latency ` +
       `(${options.warmupMs / 1000} s warm-up, ${options.measureMs / 1000} s measured per step). *RSS/conn* and *heap/conn*: the sum over the nodes after two full GCs, minus the reading before any connection. ` +
+      'A node just started holds memory it gives back within its first minute (start-up, the wrapper\'s TypeScript compile), so RSS/conn at the first step can even come out below zero; ' +
+      'the slopes below do not depend on that baseline. ' +
       `*µs/pub*: CPU time of redis-server and of all nodes per publication. The open-files limit (20,000 per process) caps a node at ${formatInteger(run.nodeCap)} connections, so the top step is ${formatInteger(capacity)}. ` +
       'Nothing is pinned, and the machine (2 cores) was shared with other jobs (load average 12–20 during the run): CPU and latency are inflated by that, memory is not; compare the steps with each other.',
     '',
