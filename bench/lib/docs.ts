@@ -30,19 +30,27 @@ export interface DocsInput {
 /** Updates both files; returns their paths relative to the repo. */
 export function writeDocs(input: DocsInput): string[] {
   writeFileSync(SVG, renderSvg(input.summary, input.date));
-  const section = `${BEGIN}\n${renderMarkdown(input)}\n${END}`;
+  replaceDocSection(BEGIN, END, renderMarkdown(input), 'after-intro');
+  return ['docs/benchmarks.md', 'docs/benchmarks.svg'];
+}
+
+/**
+ * Puts `body` between the markers `begin` and `end` in docs/benchmarks.md, leaving everything
+ * outside them as it is. Without the markers the section goes after the page's introduction
+ * (before the first second-level heading) or at the end of the page.
+ */
+export function replaceDocSection(begin: string, end: string, body: string, where: 'after-intro' | 'end'): void {
+  const section = `${begin}\n${body}\n${end}`;
   let doc = readFileSync(DOC, 'utf8');
-  const begin = doc.indexOf(BEGIN);
-  const end = doc.indexOf(END);
-  if (begin >= 0 && end > begin) {
-    doc = doc.slice(0, begin) + section + doc.slice(end + END.length);
+  const from = doc.indexOf(begin);
+  const to = doc.indexOf(end);
+  if (from >= 0 && to > from) {
+    doc = doc.slice(0, from) + section + doc.slice(to + end.length);
   } else {
-    // After the introduction: before the first second-level heading.
-    const at = doc.search(/^## /m);
+    const at = where === 'after-intro' ? doc.search(/^## /m) : -1;
     doc = at >= 0 ? `${doc.slice(0, at)}${section}\n\n${doc.slice(at)}` : `${doc.trimEnd()}\n\n${section}\n`;
   }
   writeFileSync(DOC, doc);
-  return ['docs/benchmarks.md', 'docs/benchmarks.svg'];
 }
 
 const GENERATOR_MARK = ' †';
@@ -382,6 +390,6 @@ function renderSvg(summary: SuiteSummary, date: Date): string {
   return `${parts.join('\n')}\n`;
 }
 
-function escapeXml(text: string): string {
+export function escapeXml(text: string): string {
   return text.replaceAll('&', '&amp;').replaceAll('<', '&lt;').replaceAll('>', '&gt;').replaceAll('"', '&quot;');
 }
