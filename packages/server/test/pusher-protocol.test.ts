@@ -335,6 +335,9 @@ describe('closes of open connections', () => {
     const EVENT_BYTES = 100 * 1024;
     const s = await serverWith({
       apps: [{ ...APP, limits: { maxPendingBytes: 256 * 1024, maxMessageSize: 256 * 1024 }, pusher: { maxEventBytes: EVENT_BYTES } }],
+      // The cut comes early in the flood, and a loaded machine may take longer than the default
+      // 5 s to send the rest: the slow consumer's socket must still be there when it reads again.
+      closeTimeoutMs: 60_000,
     });
     const slow = await connect(s);
     const reader = await connect(s);
@@ -352,7 +355,7 @@ describe('closes of open connections', () => {
     assert.equal(reader.client.closeCode, undefined, 'the reader keeps its connection');
 
     // The close frame sits behind what the paused reader has not read; reading again reaches it
-    // (the server cuts the socket 5 s after its close frame, so this comes well before).
+    // (the server resets the socket closeTimeoutMs after its close frame, 60 s here).
     slow.client.ws.resume();
     const { code, reason } = await slow.client.closed(4000);
     assert.deepEqual({ code, reason }, { code: PusherCloseCodes.OVER_CAPACITY.code, reason: PusherCloseCodes.OVER_CAPACITY.reason });
