@@ -75,6 +75,47 @@ export class TestRedisCluster {
     }
   }
 
+  /** CLUSTER NODES as the first running node sees it: id, port, flags, primary id per node. */
+  async clusterNodes(): Promise<Array<{ id: string; port: number; flags: string[]; primaryId: string }>> {
+    const client = this.nodeClient(this.running()[0]?.port ?? 0);
+    try {
+      const text = String(await client.call('CLUSTER', 'NODES'));
+      return text.trim().split('\n').map((line) => {
+        const [id = '', address = '', flags = '', primaryId = ''] = line.split(' ');
+        return { id, port: Number(/:(\d+)@/.exec(address)?.[1]), flags: flags.split(','), primaryId };
+      });
+    } finally {
+      client.disconnect();
+    }
+  }
+
+  async primaryPorts(): Promise<number[]> {
+    return (await this.clusterNodes()).filter((n) => n.flags.includes('master') && !n.flags.includes('fail')).map((n) => n.port);
+  }
+
+  /** The port of a replica of the primary with this node id. */
+  async replicaOf(primaryId: string): Promise<number> {
+    const replica = (await this.clusterNodes()).find((n) => n.primaryId === primaryId && !n.flags.includes('fail'));
+    if (!replica) throw new Error(`no replica of ${primaryId}`);
+    return replica.port;
+  }
+
+  /** A manual failover (CLUSTER FAILOVER on the replica): it becomes the primary once it has caught up. */
+  async failover(replicaPort: number): Promise<void> {
+    const replica = this.nodeClient(replicaPort);
+    try {
+      await replica.call('CLUSTER', 'FAILOVER');
+      const deadline = Date.now() + 15_000;
+      while (!(await replica.info('replication')).includes('role:master')) {
+        if (Date.now() > deadline) throw new Error(`replica ${replicaPort} did not take over`);
+        await settle(50);
+      }
+    } finally {
+      replica.disconnect();
+    }
+    await this.waitUntilOk();
+  }
+
   /**
    * Moves `slot` to the primary on `toPort` the way `redis-cli --cluster reshard` does, one slot
    * at a time: IMPORTING/MIGRATING, MIGRATE of its keys in batches (clients meanwhile get ASK

@@ -19,7 +19,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import type { EventEmitter } from 'node:events';
-import type { Cluster, RedisOptions } from 'ioredis';
+import type { RedisOptions } from 'ioredis';
 import type { Logger } from 'pino';
 import { EngineUnavailableError, isUnavailableError } from '../errors.js';
 import { EngineState } from '../state.js';
@@ -44,10 +44,9 @@ import type {
 import { STREAM_IDLE_TTL_MS } from '../memory-history.js';
 import { decodePublication, encodePresence, messageHeaderFields } from './codec.js';
 import { COUNT_SCRIPTS, RedisCounts, type CountCommands } from './counts.js';
-import { clusterLayout, singleLayout, type ClusterTarget, type RedisClient, type RedisLayout } from './layout.js';
+import { clusterLayout, singleLayout, type ClusterTarget, type PubSubClient, type RedisClient, type RedisLayout } from './layout.js';
 import { RedisPresence, type PresenceCommands } from './presence.js';
 import { HISTORY, PRESENCE_INDEX_DUE, PRESENCE_INDEX_SETTLE, PRESENCE_JOIN, PRESENCE_LEAVE, PRESENCE_MEMBERS, PRESENCE_REFRESH, PRESENCE_SWEEP, PUBLISH, withPublishCommand } from './scripts.js';
-import { SlotFence } from './sharded.js';
 import type { RedisTarget } from './target.js';
 
 /** One Redis (`url`), Sentinel (`sentinels`, `name`) or Redis Cluster (`nodes`). */
@@ -124,11 +123,9 @@ class RedisEngine implements Engine, Broker {
   readonly #log: Logger;
   readonly #layout: RedisLayout;
   readonly #cmd: CommandClient;
-  readonly #sub: RedisClient;
+  readonly #sub: PubSubClient;
   readonly #attached = new Map<string, Attachment>();
   readonly #presenceStore: RedisPresence;
-  /** Redis Cluster: fences channels whose slot moved (sharded.ts). */
-  readonly #fence: SlotFence | undefined;
   readonly #probeChannel: string;
   readonly #timers: NodeJS.Timeout[] = [];
   readonly #state: EngineState;
@@ -153,8 +150,9 @@ class RedisEngine implements Engine, Broker {
       retryStrategy: (attempt) => Math.min(100 * 2 ** Math.min(attempt, 6), 5_000),
       connectionName: `chorus-${options.nodeId}`,
     };
-    this.#cmd = this.#layout.connect(common, 'commands') as CommandClient;
-    this.#sub = this.#layout.connect({ ...common, autoResubscribe: false, connectionName: `chorus-${options.nodeId}-sub` }, 'pubsub');
+    const probeEvery = options.probeIntervalMs ?? 2_000;
+    this.#cmd = this.#layout.connect(common) as CommandClient;
+    this.#sub = this.#layout.connectPubSub({ ...common, autoResubscribe: false, connectionName: `chorus-${options.nodeId}-sub` }, this.#cmd, probeEvery, options.nodeId);
     this.#defineCommands();
     this.#presenceStore = new RedisPresence({
       log: this.#log,
@@ -167,30 +165,19 @@ class RedisEngine implements Engine, Broker {
     this.presence = this.#presenceStore;
     this.counts = new RedisCounts({ nodeId: options.nodeId, log: this.#log, nodeTtlMs: options.nodeTtlMs, commands: () => this.#commands(), onChange: options.handlers.onCountChange });
     // Both kinds of connection are EventEmitters; their typed `on` overloads do not unite.
-    for (const [name, client] of [['commands', this.#cmd as EventEmitter], ['pubsub', this.#sub as EventEmitter]] as const) {
+    for (const [name, client] of [['commands', this.#cmd as EventEmitter], ['pubsub', this.#sub]] as const) {
       client.on('error', (error: NodeJS.ErrnoException) => this.#onDown(name, 'redis unreachable; retrying with backoff', error));
       client.on('close', () => this.#onDown(name, 'redis connection lost; reconnecting with backoff'));
       client.on('ready', () => this.#onReady(name));
     }
-    (this.#sub as EventEmitter).on(this.#layout.messageEvent, (channel: Buffer, message: Buffer) => this.#onMessage(channel.toString(), message));
-
-    const probeEvery = options.probeIntervalMs ?? 2_000;
+    this.#sub.on(this.#layout.messageEvent, (channel: Buffer, message: Buffer) => this.#onMessage(channel.toString(), message));
+    // Redis Cluster: a channel whose slot moved is subscribed again; what it missed meanwhile is recovered (sharded.ts).
+    this.#sub.on('resynced', (channel: string) => {
+      const attachment = this.#attached.get(channel);
+      if (attachment) this.#gap(attachment);
+    });
     this.#timers.push(setInterval(() => this.#probe(probeEvery), probeEvery).unref());
     this.#timers.push(setInterval(() => this.#reportNode(), NODE_REPORT_MS).unref());
-    this.#fence = this.#layout.cluster
-      ? new SlotFence({
-          sub: this.#sub as Cluster,
-          nodeId: options.nodeId,
-          log: this.#log,
-          intervalMs: probeEvery,
-          channels: () => this.#attached.keys(),
-          publish: (channel, message) => this.#layout.publish(this.#cmd, channel, message),
-          onFenced: (channel) => {
-            const attachment = this.#attached.get(channel);
-            if (attachment) this.#gap(attachment);
-          },
-        })
-      : undefined;
   }
 
   #defineCommands(): void {
@@ -336,7 +323,7 @@ class RedisEngine implements Engine, Broker {
    * Resolves when the connection is ready, waiting a little for a (re)connect in progress, so
    * a node that just started or a short Redis blip does not fail commands at once.
    */
-  #ready(client: RedisClient, waitMs = 3_000): Promise<void> {
+  #ready(client: RedisClient | PubSubClient, waitMs = 3_000): Promise<void> {
     if (client.status === 'ready') return Promise.resolve();
     return new Promise((resolve, reject) => {
       const timer = setTimeout(() => {
@@ -360,7 +347,6 @@ class RedisEngine implements Engine, Broker {
   detach(appId: string, channel: string): void {
     const { pubsub } = keysOf(this.#layout, appId, channel);
     if (!this.#attached.delete(pubsub)) return;
-    this.#fence?.forget(pubsub);
     if (this.#sub.status === 'ready') this.#layout.unsubscribe(this.#sub, pubsub).catch(() => undefined);
   }
 
@@ -378,7 +364,7 @@ class RedisEngine implements Engine, Broker {
       return;
     }
     const attachment = this.#attached.get(channel);
-    if (!attachment || this.#fence?.received(channel, message)) return;
+    if (!attachment) return;
     let publication;
     try {
       publication = decodePublication(message);
@@ -428,7 +414,6 @@ class RedisEngine implements Engine, Broker {
     this.#closing = true;
     for (const timer of this.#timers) clearInterval(timer);
     this.#presenceStore.close();
-    this.#fence?.close();
     await this.counts.close();
     if (this.#cmd.status === 'ready') await this.#cmd.hdel(NODES_KEY, this.#options.nodeId).catch(() => undefined);
     this.#sub.disconnect();

@@ -8,17 +8,29 @@
  *   The hash tag puts the pub/sub channel in the same slot as the channel's keys, which the Lua
  *   scripts need (a script may only SPUBLISH to a channel of its own slot), and a publication
  *   travels to the subscribers of the one shard that owns the slot instead of to every shard, as
- *   plain PUBLISH does in a cluster. ioredis keeps one subscriber connection per primary
- *   (`shardedSubscribers`) and moves subscriptions when slots move (sharded.ts watches that).
+ *   plain PUBLISH does in a cluster. The subscriber side keeps one connection per primary and
+ *   follows moved slots (sharded.ts).
  */
+import type { EventEmitter } from 'node:events';
 import { Cluster, type Redis, type RedisOptions } from 'ioredis';
 import type { EngineConfig } from '../../config-types.js';
+import { ShardedPubSub } from './sharded.js';
 import { connectRedis, describeTarget, type RedisTarget } from './target.js';
 
 export type ClusterTarget = Pick<Extract<EngineConfig, { type: 'redis-cluster' }>, 'nodes'>;
 
-/** A connection of either kind: both speak the same commands (ioredis's RedisCommander). */
+/** A command connection of either kind: both speak the same commands (ioredis's RedisCommander). */
 export type RedisClient = Redis | Cluster;
+
+/**
+ * The subscriber side: a Redis connection, or ShardedPubSub on a cluster. Emits 'ready', 'close',
+ * 'error', the layout's messageEvent, and (cluster) 'resynced' with a channel that may have missed
+ * publications while its slot moved.
+ */
+export interface PubSubClient extends EventEmitter {
+  readonly status: string;
+  disconnect(reconnect?: boolean): void;
+}
 
 export interface RedisLayout {
   readonly cluster: boolean;
@@ -28,9 +40,11 @@ export interface RedisLayout {
   readonly messageEvent: 'messageBuffer' | 'smessageBuffer';
   /** Where a channel's publications travel between nodes. */
   pubsubChannel(appId: string, channel: string): string;
-  connect(options: RedisOptions, role: 'commands' | 'pubsub'): RedisClient;
-  subscribe(client: RedisClient, channels: string[]): Promise<void>;
-  unsubscribe(client: RedisClient, channel: string): Promise<void>;
+  connect(options: RedisOptions): RedisClient;
+  /** The subscriber side, beside `commands` (a cluster's slot map comes from there). */
+  connectPubSub(options: RedisOptions, commands: RedisClient, intervalMs: number, nodeId: string): PubSubClient;
+  subscribe(client: PubSubClient, channels: string[]): Promise<void>;
+  unsubscribe(client: PubSubClient, channel: string): Promise<void>;
   publish(client: RedisClient, channel: string, message: string | Buffer): Promise<unknown>;
   /** For logs: no password, ever. */
   describe(): string;
@@ -43,14 +57,15 @@ export function singleLayout(target: RedisTarget): RedisLayout {
     messageEvent: 'messageBuffer',
     pubsubChannel: (appId, channel) => `chorus:pub:${appId}:${channel}`,
     connect: (options) => connectRedis(target, options),
-    subscribe: async (client, channels) => void (await client.subscribe(...channels)),
-    unsubscribe: async (client, channel) => void (await client.unsubscribe(channel)),
+    connectPubSub: (options) => connectRedis(target, options),
+    subscribe: async (client, channels) => void (await (client as Redis).subscribe(...channels)),
+    unsubscribe: async (client, channel) => void (await (client as Redis).unsubscribe(channel)),
     publish: (client, channel, message) => client.publish(channel, message),
     describe: () => describeTarget(target),
   };
 }
 
-/** How often the subscriber connection asks the cluster for its slot map, so moved slots are followed. */
+/** How often the command connection asks the cluster for its slot map, so moved slots are followed. */
 const SLOTS_REFRESH_MS = 1_000;
 
 export function clusterLayout(target: ClusterTarget): RedisLayout {
@@ -59,19 +74,14 @@ export function clusterLayout(target: ClusterTarget): RedisLayout {
     publishCommand: 'SPUBLISH',
     messageEvent: 'smessageBuffer',
     pubsubChannel: (appId, channel) => `chorus:{${appId}:${channel}}:pub`,
-    connect: (options, role) => {
+    connect: (options) => {
       // Reconnecting is the cluster's job (clusterRetryStrategy); its node connections take the rest.
       const { enableOfflineQueue, retryStrategy, ...perNode } = options;
-      return new Cluster(target.nodes, {
-        enableOfflineQueue,
-        redisOptions: perNode,
-        clusterRetryStrategy: retryStrategy,
-        ...(role === 'pubsub' ? { shardedSubscribers: true, slotsRefreshInterval: SLOTS_REFRESH_MS } : {}),
-      });
+      return new Cluster(target.nodes, { enableOfflineQueue, redisOptions: perNode, clusterRetryStrategy: retryStrategy, slotsRefreshInterval: SLOTS_REFRESH_MS });
     },
-    // Channels of different slots cannot share one SSUBSCRIBE (CROSSSLOT): one call each.
-    subscribe: async (client, channels) => void (await Promise.all(channels.map((channel) => client.ssubscribe(channel)))),
-    unsubscribe: async (client, channel) => void (await client.sunsubscribe(channel)),
+    connectPubSub: (options, commands, intervalMs, nodeId) => new ShardedPubSub({ cluster: commands as Cluster, redisOptions: options, intervalMs, nodeId }),
+    subscribe: (client, channels) => (client as ShardedPubSub).subscribe(channels),
+    unsubscribe: (client, channel) => (client as ShardedPubSub).unsubscribe(channel),
     publish: (client, channel, message) => client.spublish(channel, message),
     describe: () => `redis cluster via ${target.nodes.map((n) => `${n.host}:${n.port}`).join(',')}`,
   };
