@@ -86,3 +86,8 @@ export function clusterLayout(target: ClusterTarget): RedisLayout {
     describe: () => `redis cluster via ${target.nodes.map((n) => `${n.host}:${n.port}`).join(',')}`,
   };
 }
+
+/** The layout an engine config names (not the memory engine). */
+export function layoutOf(engine: Exclude<EngineConfig, { type: 'memory' }>): RedisLayout {
+  return engine.type === 'redis-cluster' ? clusterLayout(engine) : singleLayout(engine);
+}
