@@ -8,7 +8,7 @@
  * (no recovery) lose meanwhile is measured and reported.
  */
 import assert from 'node:assert/strict';
-import { after, before, describe, it } from 'node:test';
+import { after, before, describe, it, type TestContext } from 'node:test';
 import WebSocket from 'ws';
 import { createClient, type ChorusClient } from '../../client/src/index.ts';
 import { TEST_APP, TestClient, settle, startTestServer, wsBase } from './helpers.ts';
@@ -185,68 +185,97 @@ describe('Chorus on a Redis Cluster', { timeout: 90_000 }, () => {
     assert.ok((await client.xlen('{chorus:yjs:test:shared}:updates')) >= 2, 'the updates are stored in the cluster');
   });
 
-  it('a slot migration and a primary\'s failover under traffic: v1 gets every number once in order (or recovered:false); raw loss is measured', async (t) => {
-    const [a, b] = nodes as [Node, Node];
-    const channel = 'busy';
-    const received: number[] = [];
-    let recoveryFailures = 0;
-    const subscriberClient = sdk(a);
-    const ch = subscriberClient.channel(channel);
-    ch.on('n', (data) => received.push(data as number));
-    const failures: string[] = [];
-    ch.on('recovery-failed', (event) => {
-      recoveryFailures++;
-      failures.push(JSON.stringify(event));
-    });
-    await ch.subscribe();
-    const rawSub = await rawClient(a, channel);
-    await settle(200);
-
-    const slot = await slotOf(channel);
-    const publisher = sdk(b).channel(channel);
-    let refused = 0;
-    let published = 0;
-    const events: string[] = [];
-    const total = 600;
-    for (let i = 1; i <= total; i++) {
-      if (i === 150) {
+  it('a slot migration and a CLUSTER FAILOVER under traffic: v1 gets every number once in order (or recovered:false); raw loss is measured', async (t) => {
+    const outcome = await traffic(t, 'busy', 600, {
+      150: async (slot) => {
         const from = await redisCluster.ownerOf(slot);
         const to = (await redisCluster.primaryPorts()).find((port) => port !== from.port) ?? 0;
-        const startedAt = Date.now();
         const { keys } = await redisCluster.migrateSlot(slot, to);
-        events.push(`slot ${slot} (${keys} keys) migrated ${from.port} → ${to} in ${Date.now() - startedAt} ms at number ${i}`);
-      }
-      if (i === 400) {
+        return `slot ${slot} (${keys} keys) migrated ${from.port} → ${to}`;
+      },
+      400: async (slot) => {
         const owner = await redisCluster.ownerOf(slot);
         const replica = await redisCluster.replicaOf(owner.id);
-        const startedAt = Date.now();
         await redisCluster.failover(replica);
-        events.push(`CLUSTER FAILOVER: replica ${replica} took over from ${owner.port} in ${Date.now() - startedAt} ms at number ${i}`);
-      }
-      for (;;) {
-        try {
-          await publisher.publish('n', i);
-          published++;
-          break;
-        } catch {
-          refused++; // refused (engine unavailable): the application retries, as it would
-          await settle(50);
-        }
-      }
-      if (i % 10 === 0) await settle(5);
-    }
-    await until(() => received.length >= total || recoveryFailures > 0, `all ${total} numbers at the v1 subscriber`, 20_000).catch(() => undefined);
-    await settle(1000);
-    const rawNumbers = rawSub.received.map((r) => (JSON.parse(r.text) as { data: number }).data);
-    const rawMissing = range(total).filter((n) => !rawNumbers.includes(n));
-    const rawLost = rawMissing.length;
-    if (process.env['CLUSTER_DEBUG']) t.diagnostic(`failures ${failures.join(' ')} v1 last ${received.slice(-3).join(',')} raw missing: ${rawMissing.join(',')}\n${a.output.split('\n').filter((l) => /redis|slot|fence/i.test(l)).join('\n')}`);
-    t.diagnostic(events.join('; '));
-    const lostAroundMigration = rawMissing.filter((n) => n < 400).length;
-    t.diagnostic(`published ${published} (refused and retried ${refused}); v1 received ${received.length}, recovery failures ${recoveryFailures}; raw received ${rawNumbers.length}, lost ${rawLost}: ${lostAroundMigration} around the migration, ${rawLost - lostAroundMigration} around the failover`);
-    if (recoveryFailures === 0) assert.deepEqual(received, range(total), 'every number once, in order');
-    else assert.deepEqual(received.filter((n, i) => i > 0 && n <= (received[i - 1] ?? 0)), [], 'never a duplicate or a step back, even when told recovered:false');
-    assert.deepEqual(rawNumbers.filter((n, i) => i > 0 && n <= (rawNumbers[i - 1] ?? 0)), [], 'raw: never a duplicate or out of order');
-    for (const node of nodes) assert.equal(node.child.exitCode, null, 'no node crashed');
+        return `CLUSTER FAILOVER: replica ${replica} took over from ${owner.port}`;
+      },
+    });
+    assert.equal(outcome.refused, 0, 'publishes wait for a migrating slot and a manual failover; none is refused');
+  });
+
+  it('the primary owning a busy channel SIGKILLed under traffic: publishes refused until its replica takes over, then accepted; v1 once in order or recovered:false', async (t) => {
+    const outcome = await traffic(t, 'killed', 300, {
+      100: async (slot) => {
+        const owner = await redisCluster.ownerOf(slot);
+        const replica = await redisCluster.replicaOf(owner.id);
+        redisCluster.kill(owner.port);
+        return `primary ${owner.port} SIGKILLed (its replica ${replica}; cluster-node-timeout 1000 ms)`;
+      },
+    });
+    t.diagnostic(`publishing resumed ${outcome.resumedAfterMs} ms after the kill`);
   });
 });
+
+interface Traffic {
+  refused: number;
+  /** From the first action to the first publish accepted after it. */
+  resumedAfterMs: number;
+}
+
+/**
+ * Publishes 1..total through node B (the SDK, retrying what is refused, as an application would)
+ * to an SDK and a raw subscriber on node A; before number n, runs actions[n] (given the channel's
+ * slot). Checks that v1 got every number once in order or was told recovered:false, and that
+ * nothing arrived twice or out of order anywhere; reports what raw lost around each action.
+ */
+async function traffic(t: TestContext, channel: string, total: number, actions: Record<number, (slot: number) => Promise<string>>): Promise<Traffic> {
+  const [a, b] = nodes as [Node, Node];
+  const received: number[] = [];
+  const failures: string[] = [];
+  const subscription = sdk(a).channel(channel);
+  subscription.on('n', (data) => received.push(data as number));
+  subscription.on('recovery-failed', (event) => failures.push(JSON.stringify(event)));
+  await subscription.subscribe();
+  const rawSub = await rawClient(a, channel);
+  await settle(200);
+
+  const slot = await slotOf(channel);
+  const publisher = sdk(b).channel(channel);
+  let refused = 0;
+  let actedAt = 0;
+  let resumedAfterMs = 0;
+  const events: string[] = [];
+  for (let i = 1; i <= total; i++) {
+    const action = actions[i];
+    if (action) {
+      const startedAt = Date.now();
+      actedAt ||= startedAt;
+      events.push(`${await action(slot)} in ${Date.now() - startedAt} ms, before number ${i}`);
+    }
+    for (;;) {
+      try {
+        await publisher.publish('n', i);
+        if (actedAt > 0 && resumedAfterMs === 0) resumedAfterMs = Date.now() - actedAt;
+        break;
+      } catch {
+        refused++; // refused (engine unavailable): the application retries, as it would
+        await settle(50);
+      }
+    }
+    if (i % 10 === 0) await settle(5);
+  }
+  await until(() => received.length >= total || failures.length > 0, `all ${total} numbers at the v1 subscriber`, 20_000).catch(() => undefined);
+  await settle(1000);
+  const rawNumbers = rawSub.received.map((r) => (JSON.parse(r.text) as { data: number }).data);
+  const rawMissing = range(total).filter((n) => !rawNumbers.includes(n));
+  const starts = Object.keys(actions).map(Number);
+  const lostPerAction = starts.map((start, k) => rawMissing.filter((n) => n >= start && n < (starts[k + 1] ?? Infinity)).length);
+  t.diagnostic(events.join('; '));
+  t.diagnostic(`publishes refused and retried: ${refused}; v1 received ${received.length} of ${total}, recovery failures ${failures.length} ${failures.join(' ')}; raw received ${rawNumbers.length}, lost ${rawMissing.length} (${lostPerAction.map((lost, k) => `${lost} from number ${starts[k]}`).join(', ')})`);
+  if (process.env['CLUSTER_DEBUG']) t.diagnostic(`raw missing: ${rawMissing.join(',')}\n${a.output.split('\n').filter((l) => /redis/i.test(l)).join('\n')}`);
+  if (failures.length === 0) assert.deepEqual(received, range(total), 'every number once, in order');
+  else assert.deepEqual(received.filter((n, i) => i > 0 && n <= (received[i - 1] ?? 0)), [], 'never a duplicate or a step back, even when told recovered:false');
+  assert.deepEqual(rawNumbers.filter((n, i) => i > 0 && n <= (rawNumbers[i - 1] ?? 0)), [], 'raw: never a duplicate or out of order');
+  for (const node of nodes) assert.equal(node.child.exitCode, null, 'no node crashed');
+  return { refused, resumedAfterMs };
+}

@@ -148,6 +148,11 @@ export class TestRedisCluster {
     }
   }
 
+  /** SIGKILL: the node is gone without a word; its replica takes over after cluster-node-timeout. */
+  kill(port: number): void {
+    this.nodes.find((n) => n.port === port)?.process.kill('SIGKILL');
+  }
+
   async stop(): Promise<void> {
     await Promise.all(
       this.nodes.map(async ({ process: child }) => {

@@ -42,6 +42,8 @@ interface ChannelState {
 const SUBSCRIBE_TIMEOUT_MS = 2_000;
 /** Markers sent without an answer before the channel is subscribed again from scratch. */
 const MARKER_TRIES = 3;
+/** How soon a failed SSUBSCRIBE is tried again (the command connection learns a moved slot from its next MOVED). */
+const RETRY_MS = 100;
 /** Starts every marker; no publication, control message or probe does. */
 const FENCE_PREFIX = 'chorus-fence:';
 
@@ -59,6 +61,7 @@ export class ShardedPubSub extends EventEmitter {
   /** Channels whose subscription moved, until their marker comes back: markers sent since. */
   readonly #unsure = new Map<string, number>();
   readonly #timer: NodeJS.Timeout;
+  #retry: NodeJS.Timeout | undefined;
 
   constructor(options: ShardedPubSubOptions) {
     super();
@@ -101,10 +104,11 @@ export class ShardedPubSub extends EventEmitter {
     }
     if (!reconnect) {
       clearInterval(this.#timer);
+      clearTimeout(this.#retry);
       this.#channels.clear();
       return;
     }
-    this.#check(); // at once: the engine's next probe must find the probe channel subscribed
+    this.#subscribeMoved(); // at once: the engine's next probe must find the probe channel subscribed
   }
 
   #ownerOf(slot: number): string | undefined {
@@ -122,9 +126,13 @@ export class ShardedPubSub extends EventEmitter {
         clearTimeout(timer);
         connection.off('moved', onMoved);
         if (!error) return resolve();
-        // Tried again by the next check, at whichever primary the slot map names by then.
+        // Tried again soon, at whichever primary the slot map names by then.
         if (state.node === owner) state.node = undefined;
         this.#cluster.refreshSlotsCache();
+        this.#retry ??= setTimeout(() => {
+          this.#retry = undefined;
+          this.#subscribeMoved();
+        }, RETRY_MS).unref();
         reject(error);
       };
       const onMoved = (): void => done(new Error(`redis cluster: ${owner} no longer owns slot ${state.slot}`));
@@ -155,7 +163,7 @@ export class ShardedPubSub extends EventEmitter {
       if (state?.node === node) state.node = undefined;
       this.#suspect(dropped);
       // Subscribed at the new owner as soon as the slot map names it, not at the next check.
-      this.#cluster.refreshSlotsCache(() => this.#check());
+      this.#cluster.refreshSlotsCache(() => this.#subscribeMoved());
     });
     connection.on('close', () => {
       for (const [channel, state] of this.#channels) {
@@ -183,18 +191,23 @@ export class ShardedPubSub extends EventEmitter {
   /** Every interval: channels not subscribed at their slot's owner are subscribed there; moved ones are fenced. */
   #check(): void {
     if (this.#cluster.status !== 'ready') return;
+    this.#subscribeMoved();
+    for (const [channel, sent] of this.#unsure) {
+      const state = this.#channels.get(channel);
+      if (sent >= MARKER_TRIES && state) state.node = undefined; // subscribed again at the next check
+      this.#unsure.set(channel, sent >= MARKER_TRIES ? 0 : sent + 1);
+      this.#cluster.spublish(channel, this.#marker).catch(() => undefined);
+    }
+  }
+
+  /** Subscribes each channel that is not subscribed at its slot's owner there (and fences it). */
+  #subscribeMoved(): void {
     for (const [channel, state] of this.#channels) {
       const owner = this.#ownerOf(state.slot);
       if (owner === undefined || state.node === owner) continue;
       if (state.node !== undefined) this.#connections.get(state.node)?.sunsubscribe(channel).catch(() => undefined);
       this.#suspect(channel);
       this.#subscribeAtOwner(channel).catch(() => undefined);
-    }
-    for (const [channel, sent] of this.#unsure) {
-      const state = this.#channels.get(channel);
-      if (sent >= MARKER_TRIES && state) state.node = undefined; // subscribed again at the next check
-      this.#unsure.set(channel, sent >= MARKER_TRIES ? 0 : sent + 1);
-      this.#cluster.spublish(channel, this.#marker).catch(() => undefined);
     }
   }
 }
