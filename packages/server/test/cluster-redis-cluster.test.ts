@@ -8,6 +8,7 @@
  * (no recovery) lose meanwhile is measured and reported.
  */
 import assert from 'node:assert/strict';
+import calculateSlot from 'cluster-key-slot';
 import { after, before, describe, it, type TestContext } from 'node:test';
 import WebSocket from 'ws';
 import { createClient, type ChorusClient } from '../../client/src/index.ts';
@@ -67,6 +68,11 @@ async function until(predicate: () => boolean | Promise<boolean>, what: string, 
     if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
     await settle(25);
   }
+}
+
+/** A channel name other than `not` whose keys share `slot` (hash tag `{app:channel}`). */
+function channelInSlot(slot: number, not: string): string {
+  for (let i = 0; ; i++) if (`k${i}` !== not && calculateSlot(`{${TEST_APP.id}:k${i}}`) === slot) return `k${i}`;
 }
 
 /** The hash slot of a Chorus channel's keys and pub/sub channel (hash tag `{app:channel}`). */
@@ -204,15 +210,27 @@ describe('Chorus on a Redis Cluster', { timeout: 90_000 }, () => {
   });
 
   it('the primary owning a busy channel SIGKILLed under traffic: publishes refused until its replica takes over, then accepted; v1 once in order or recovered:false', async (t) => {
+    const restStatuses = new Map<number, number>();
+    let rest: Promise<void> = Promise.resolve();
     const outcome = await traffic(t, 'killed', 300, {
       100: async (slot) => {
         const owner = await redisCluster.ownerOf(slot);
         const replica = await redisCluster.replicaOf(owner.id);
         redisCluster.kill(owner.port);
+        // Meanwhile REST publishes to another channel of the same slot: refused with 503, never a 500.
+        const sibling = channelInSlot(slot, 'killed');
+        rest = (async () => {
+          for (let status = 0; status !== 200; await settle(100)) {
+            status = (await fetch(`http://127.0.0.1:${(nodes[1] as Node).port}/api/publish`, { method: 'POST', body: JSON.stringify({ key: TEST_APP.key, secret: TEST_APP.secret, channelId: sibling, message: 'x' }) })).status;
+            restStatuses.set(status, (restStatuses.get(status) ?? 0) + 1);
+          }
+        })();
         return `primary ${owner.port} SIGKILLed (its replica ${replica}; cluster-node-timeout 1000 ms)`;
       },
     });
-    t.diagnostic(`publishing resumed ${outcome.resumedAfterMs} ms after the kill`);
+    await rest;
+    t.diagnostic(`publishing resumed ${outcome.resumedAfterMs} ms after the kill; REST answers meanwhile: ${[...restStatuses].map(([status, n]) => `${n} × ${status}`).join(', ')}`);
+    assert.deepEqual([...restStatuses.keys()].filter((status) => status !== 200 && status !== 503), [], 'refused with 503 while the slot has no primary, nothing else');
   });
 });
 
@@ -242,6 +260,7 @@ async function traffic(t: TestContext, channel: string, total: number, actions: 
   const slot = await slotOf(channel);
   const publisher = sdk(b).channel(channel);
   let refused = 0;
+  const refusals = new Set<string>();
   let actedAt = 0;
   let resumedAfterMs = 0;
   const events: string[] = [];
@@ -257,8 +276,9 @@ async function traffic(t: TestContext, channel: string, total: number, actions: 
         await publisher.publish('n', i);
         if (actedAt > 0 && resumedAfterMs === 0) resumedAfterMs = Date.now() - actedAt;
         break;
-      } catch {
+      } catch (error) {
         refused++; // refused (engine unavailable): the application retries, as it would
+        refusals.add(`${String((error as { code?: unknown }).code)} ${(error as Error).message}`);
         await settle(50);
       }
     }
@@ -271,7 +291,7 @@ async function traffic(t: TestContext, channel: string, total: number, actions: 
   const starts = Object.keys(actions).map(Number);
   const lostPerAction = starts.map((start, k) => rawMissing.filter((n) => n >= start && n < (starts[k + 1] ?? Infinity)).length);
   t.diagnostic(events.join('; '));
-  t.diagnostic(`publishes refused and retried: ${refused}; v1 received ${received.length} of ${total}, recovery failures ${failures.length} ${failures.join(' ')}; raw received ${rawNumbers.length}, lost ${rawMissing.length} (${lostPerAction.map((lost, k) => `${lost} from number ${starts[k]}`).join(', ')})`);
+  t.diagnostic(`publishes refused and retried: ${refused} (${[...refusals].join('; ')}); v1 received ${received.length} of ${total}, recovery failures ${failures.length} ${failures.join(' ')}; raw received ${rawNumbers.length}, lost ${rawMissing.length} (${lostPerAction.map((lost, k) => `${lost} from number ${starts[k]}`).join(', ')})`);
   if (process.env['CLUSTER_DEBUG']) t.diagnostic(`raw missing: ${rawMissing.join(',')}\n${a.output.split('\n').filter((l) => /redis/i.test(l)).join('\n')}`);
   if (failures.length === 0) assert.deepEqual(received, range(total), 'every number once, in order');
   else assert.deepEqual(received.filter((n, i) => i > 0 && n <= (received[i - 1] ?? 0)), [], 'never a duplicate or a step back, even when told recovered:false');
