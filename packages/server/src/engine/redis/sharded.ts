@@ -192,6 +192,12 @@ export class ShardedPubSub extends EventEmitter {
   #check(): void {
     if (this.#cluster.status !== 'ready') return;
     this.#subscribeMoved();
+    // A connection that is down and carries no channel (its node failed or gave its slots away) goes.
+    for (const [node, connection] of this.#connections) {
+      if (connection.status === 'ready' || [...this.#channels.values()].some((state) => state.node === node)) continue;
+      connection.disconnect();
+      this.#connections.delete(node);
+    }
     for (const [channel, sent] of this.#unsure) {
       const state = this.#channels.get(channel);
       if (sent >= MARKER_TRIES && state) state.node = undefined; // subscribed again at the next check
