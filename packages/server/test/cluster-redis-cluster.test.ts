@@ -12,7 +12,7 @@ import calculateSlot from 'cluster-key-slot';
 import { after, before, describe, it, type TestContext } from 'node:test';
 import WebSocket from 'ws';
 import { createClient, type ChorusClient } from '../../client/src/index.ts';
-import { TEST_APP, TestClient, settle, startTestServer, wsBase } from './helpers.ts';
+import { TEST_APP, TestClient, settle } from './helpers.ts';
 import { Node } from './cluster.ts';
 import { pusherBackend } from './pusher-helpers.ts';
 import { TestRedisCluster } from './redis-cluster.ts';
@@ -176,11 +176,9 @@ describe('Chorus on a Redis Cluster', { timeout: 90_000 }, () => {
   });
 
   it('Yjs rooms: two nodes share a room through the cluster (the document store follows the engine)', async () => {
-    const config = { engine: { type: 'redis-cluster' as const, nodes: redisCluster.startupNodes }, apps: [{ ...TEST_APP, limits: { messagesPerSecond: 0 } }] };
-    const [one, two] = await Promise.all([startTestServer(config), startTestServer(config)]);
-    cleanups.push(() => one.close(), () => two.close());
-    const a = editor(`${wsBase(one)}/yjs`, 'shared');
-    const b = editor(`${wsBase(two)}/yjs`, 'shared');
+    const [one, two] = nodes as [Node, Node];
+    const a = editor(`ws://127.0.0.1:${one.port}/yjs`, 'shared');
+    const b = editor(`ws://127.0.0.1:${two.port}/yjs`, 'shared');
     cleanups.push(() => a.destroy(), () => b.destroy());
     await Promise.all([synced(a), synced(b)]);
     a.text.insert(0, 'from one ');

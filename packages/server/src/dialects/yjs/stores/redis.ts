@@ -146,7 +146,9 @@ export class RedisDocumentStore implements DocumentStore {
   async close(): Promise<void> {
     this.#rooms.clear();
     this.#sub.disconnect();
-    await this.#cmd.quit().catch(() => this.#cmd.disconnect());
+    // A cluster's QUIT would first connect to every node it has not talked to yet.
+    if (this.#layout.cluster) this.#cmd.disconnect();
+    else await this.#cmd.quit().catch(() => this.#cmd.disconnect());
   }
 
   /** The snapshot and the stream entries after `after` ('-': all), read in one transaction. */
