@@ -49,7 +49,7 @@ export const configSchema = {
       additionalProperties: false,
       required: ['type'],
       properties: {
-        type: { enum: ['memory', 'redis'] },
+        type: { enum: ['memory', 'redis', 'redis-cluster'] },
         url: { type: 'string', pattern: '^rediss?://' },
         sentinels: {
           type: 'array',
@@ -57,6 +57,11 @@ export const configSchema = {
           items: { type: 'object', additionalProperties: false, required: ['host', 'port'], properties: { host: { type: 'string', minLength: 1 }, port: { type: 'integer', minimum: 1, maximum: 65535 } } },
         },
         name: { type: 'string', minLength: 1 },
+        nodes: {
+          type: 'array',
+          minItems: 1,
+          items: { type: 'object', additionalProperties: false, required: ['host', 'port'], properties: { host: { type: 'string', minLength: 1 }, port: { type: 'integer', minimum: 1, maximum: 65535 } } },
+        },
         probeIntervalMs: { type: 'integer', minimum: 100 },
         presenceTtlMs: { type: 'integer', minimum: 1000 },
         nodeTtlMs: { type: 'integer', minimum: 1000 },

@@ -213,6 +213,16 @@ export type EngineConfig =
       presenceTtlMs?: number;
       /** How long a crashed node's share of the cluster-wide counts (subscriptions, signed-in users) stays counted (ms, default 15000). */
       nodeTtlMs?: number;
+    }
+  | {
+      /** Redis Cluster (Redis ≥ 7: sharded pub/sub); see docs/cluster.md#redis-cluster. */
+      type: 'redis-cluster';
+      /** Some of the cluster's nodes, to learn the rest from (any primary or replica). */
+      nodes: Array<{ host: string; port: number }>;
+      /** As for `redis`. */
+      probeIntervalMs?: number;
+      presenceTtlMs?: number;
+      nodeTtlMs?: number;
     };
 
 export interface TlsConfig {

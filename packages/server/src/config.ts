@@ -189,6 +189,15 @@ export function generateDevelopmentApp(): AppConfigInput {
 
 function resolveEngine(engine: ChorusConfigInput['engine'], source: string): EngineConfig {
   if (!engine || engine.type === 'memory') return { type: 'memory' };
+  // The schema lets every engine field through for every type; which belong together is said here.
+  const fields = engine as Partial<Record<'url' | 'sentinels' | 'name' | 'nodes', unknown>>;
+  if (engine.type === 'redis-cluster') {
+    const misplaced = (['url', 'sentinels', 'name'] as const).find((field) => fields[field] !== undefined);
+    if (misplaced) throw new ConfigError(`${source}: engine.${misplaced} is for the redis engine; the redis-cluster engine finds its nodes through engine.nodes`);
+    if (!fields.nodes) throw new ConfigError(`${source}: engine.nodes is required for the redis-cluster engine ([{"host": "10.0.0.5", "port": 6379}, …]: some of the cluster's nodes, to learn the rest from)`);
+    return engine;
+  }
+  if (fields.nodes !== undefined) throw new ConfigError(`${source}: engine.nodes is for the redis-cluster engine: set engine.type to "redis-cluster", or give engine.url for one Redis`);
   if (engine.sentinels && !engine.name) throw new ConfigError(`${source}: engine.name is required with engine.sentinels (the primary's name the sentinels monitor)`);
   if (engine.url && engine.sentinels) throw new ConfigError(`${source}: give engine.url or engine.sentinels, not both`);
   if (!engine.url && !engine.sentinels) throw new ConfigError(`${source}: engine.url is required for the redis engine (redis://host:port), or engine.sentinels and engine.name for Redis Sentinel`);

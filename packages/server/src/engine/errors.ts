@@ -10,12 +10,14 @@
  * after a Sentinel failover), the server is a replica or still loading, or no primary is known.
  */
 const UNAVAILABLE_REPLY = /^(READONLY|LOADING|MASTERDOWN|TRYAGAIN|CLUSTERDOWN)\b/;
+/** ioredis Cluster giving up: redirected until its limit while a slot had no primary, or no node answers. */
+const CLUSTER_GAVE_UP = /^(Too many Cluster redirections|Cluster isn't ready|Failed to refresh slots cache)/;
 const UNAVAILABLE_CODE = new Set(['ECONNREFUSED', 'ECONNRESET', 'EPIPE', 'ETIMEDOUT', 'EHOSTUNREACH']);
 
 export function isUnavailableError(error: unknown): boolean {
   if (!(error instanceof Error)) return false;
   if (error.name === 'MaxRetriesPerRequestError' || error.message === 'Connection is closed.' || error.message.startsWith("Stream isn't writeable")) return true;
-  return UNAVAILABLE_REPLY.test(error.message) || UNAVAILABLE_CODE.has((error as NodeJS.ErrnoException).code ?? '');
+  return UNAVAILABLE_REPLY.test(error.message) || CLUSTER_GAVE_UP.test(error.message) || error.name === 'ClusterAllFailedError' || UNAVAILABLE_CODE.has((error as NodeJS.ErrnoException).code ?? '');
 }
 
 /** The engine's backing store (Redis) cannot be reached: nothing was stored or published. */

@@ -20,8 +20,14 @@ export interface EngineContext {
 export function createEngine(config: ChorusConfig, context: EngineContext): Engine {
   const { engine } = config;
   const created =
-    engine.type === 'redis'
-      ? createRedisEngine({ ...context, url: engine.url, sentinels: engine.sentinels, name: engine.name, probeIntervalMs: engine.probeIntervalMs, presenceTtlMs: engine.presenceTtlMs, nodeTtlMs: engine.nodeTtlMs })
-      : createMemoryEngine(context.handlers, context.policy, context.localStats, config.appsFile);
+    engine.type === 'memory'
+      ? createMemoryEngine(context.handlers, context.policy, context.localStats, config.appsFile)
+      : createRedisEngine({
+          ...context,
+          ...(engine.type === 'redis' ? { url: engine.url, sentinels: engine.sentinels, name: engine.name } : { nodes: engine.nodes }),
+          probeIntervalMs: engine.probeIntervalMs,
+          presenceTtlMs: engine.presenceTtlMs,
+          nodeTtlMs: engine.nodeTtlMs,
+        });
   return withMemberCounts(created);
 }

@@ -50,7 +50,7 @@ async function route(ctx: ServerContext, roots: StaticRoots, url: URL, req: Inco
       engine: ctx.config.engine.type,
       uptimeSeconds: Math.round((Date.now() - ctx.startedAt) / 1000),
       ...local,
-      ...(ctx.config.engine.type === 'redis' ? { cluster: cluster ?? 'unavailable' } : {}),
+      ...(ctx.config.engine.type !== 'memory' ? { cluster: cluster ?? 'unavailable' } : {}),
       yjs: yjsStats(ctx),
     });
   }

@@ -10,6 +10,7 @@ import type { Counts } from '../../engine/types.js';
 import { Room } from './room.js';
 import { MemoryDocumentStore } from './stores/memory.js';
 import { RedisDocumentStore } from './stores/redis.js';
+import { layoutOf } from '../../engine/redis/layout.js';
 import type { DocumentStore } from './stores/types.js';
 
 /** Figures for /health and the metrics. */
@@ -47,7 +48,7 @@ export class YjsRooms {
     this.#log = log;
     this.#counts = counts;
     this.#idleUnloadMs = config.yjs.idleUnloadMs;
-    this.#store = config.engine.type === 'redis' ? new RedisDocumentStore(config.engine, log) : new MemoryDocumentStore(config.yjs.directory, log);
+    this.#store = config.engine.type === 'memory' ? new MemoryDocumentStore(config.yjs.directory, log) : new RedisDocumentStore(layoutOf(config.engine), log);
   }
 
   get store(): DocumentStore {

@@ -13,7 +13,11 @@
  * Every script returns the totals before and after its change, and runs atomically: of all the
  * nodes, exactly one sees each change (the occupied and vacated transitions among them).
  *
- * Like the presence index, the node table and the per-node lists span apps: a single Redis.
+ * Every key of one app's counts carries the hash tag `{app}` (one slot on Redis Cluster), the node
+ * table and the node's lists too: one per app, so each script touches one slot. A per-app tag,
+ * not one well-known tag for all: every count write goes through its app's table, and one shared
+ * slot would put all of them on one shard. The sweep finds the apps to sweep in a small set,
+ * `chorus:cnt:apps`, written with its own command (a key of its own slot).
  */
 import type { Logger } from 'pino';
 import type { CountChange, Counts, CountSpace } from '../types.js';
@@ -22,7 +26,8 @@ import type { CountChange, Counts, CountSpace } from '../types.js';
 const DEFAULT_NODE_TTL_MS = 15_000;
 /** Shares one sweep call removes at most, so a big dead node cannot block Redis for long. */
 const SWEEP_BATCH = 1_000;
-const NODES_KEY = 'chorus:cnt:nodes';
+/** Every app that has (had) counts, for the sweep: a plain set, outside any app's slot. */
+const APPS_KEY = 'chorus:cnt:apps';
 
 const NOW_MS = `local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)`;
@@ -74,16 +79,17 @@ redis.call('ZADD', KEYS[1], now + tonumber(ARGV[2]), ARGV[1])
 return known and 1 or 0`;
 
 /**
- * Removes the shares of nodes whose expiry passed. List entries are `app\nspace\nname` (see
- * entryOf); keys are built here as countKeys builds them. KEYS: node table. ARGV: at most this
- * many shares. Returns a flat list of app, space, name, before, after per changed total.
+ * Removes the shares of nodes whose expiry passed, in one app. List entries are
+ * `app\nspace\nname` (see entryOf); keys are built here as countKeys and appKeys build them.
+ * KEYS: the app's node table. ARGV: at most this many shares, the app. Returns a flat list of
+ * app, space, name, before, after per changed total.
  */
 const SWEEP = `${NOW_MS}
 ${SUM}
 local budget = tonumber(ARGV[1])
 local out = {}
 for _, node in ipairs(redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'LIMIT', 0, 16)) do
-  local list = 'chorus:cnt:node:' .. node
+  local list = 'chorus:cnt:{' .. ARGV[2] .. '}:node:' .. node
   for _, entry in ipairs(redis.call('SPOP', list, budget)) do
     local app, space, name = string.match(entry, '^([^\\n]*)\\n([^\\n]*)\\n(.*)$')
     if app then
@@ -107,6 +113,11 @@ for _, node in ipairs(redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'LIMIT',
 end
 return out`;
 
+/** An app's node table and this node's list of its shares there (see SWEEP). */
+function appKeys(appId: string, nodeId: string): { nodes: string; list: string } {
+  return { nodes: `chorus:cnt:{${appId}}:nodes`, list: `chorus:cnt:{${appId}}:node:${nodeId}` };
+}
+
 /** The `{app}` hash tag keeps one app's counts and its index in one slot. */
 function countKeys(appId: string, space: CountSpace, name: string): { count: string; index: string } {
   const index = `chorus:cnt:{${appId}}:${space}`;
@@ -126,6 +137,8 @@ export interface CountCommands {
   hget(key: string, field: string): Promise<string | null>;
   hscan(key: string, cursor: string, ...args: Array<string | number>): Promise<[string, string[]]>;
   hgetall(key: string): Promise<Record<string, string>>;
+  sadd(key: string, ...members: string[]): Promise<number>;
+  smembers(key: string): Promise<string[]>;
 }
 
 export const COUNT_SCRIPTS = {
@@ -162,8 +175,8 @@ export class RedisCounts implements Counts {
   readonly #onChange: (change: CountChange) => void;
   /** This node's shares, by entry; a share of 0 stays until written, then goes. */
   readonly #shares = new Map<string, Share>();
-  /** The node has been in the node table: missing from it later means it was swept. */
-  #registered = false;
+  /** Apps whose node table this node is in: missing from one later means it was swept. */
+  readonly #registered = new Set<string>();
   #flushScheduled = false;
   #flushing: Promise<void> = Promise.resolve();
   readonly #timers: NodeJS.Timeout[] = [];
@@ -250,12 +263,16 @@ export class RedisCounts implements Counts {
     const due = [...this.#shares.entries()].filter(([, share]) => share.written !== share.local);
     if (due.length === 0) return;
     const commands = await this.#commands();
+    const apps = new Set(due.map(([, share]) => share.appId));
+    await commands.sadd(APPS_KEY, ...apps);
     let resync = false;
     await Promise.all(
       due.map(async ([entry, share]) => {
         const value = share.local;
         const { count, index } = countKeys(share.appId, share.space, share.name);
-        const [before, after, unknownNode] = await commands.chorusCountSet(count, index, `chorus:cnt:node:${this.#nodeId}`, NODES_KEY, this.#nodeId, value, entry, share.name, this.#nodeTtlMs);
+        const { nodes, list } = appKeys(share.appId, this.#nodeId);
+        const [before, after, unknownNode] = await commands.chorusCountSet(count, index, list, nodes, this.#nodeId, value, entry, share.name, this.#nodeTtlMs);
+        this.#registered.add(share.appId);
         share.written = value;
         if (share.local === 0 && value === 0) this.#shares.delete(entry);
         if (Number(unknownNode) === 1) resync = true;
@@ -279,12 +296,14 @@ export class RedisCounts implements Counts {
   async #refresh(): Promise<void> {
     try {
       const commands = await this.#commands();
-      const known = await commands.chorusNodeRefresh(NODES_KEY, this.#nodeId, this.#nodeTtlMs);
-      if (Number(known) === 0 && this.#registered && this.#shares.size > 0) {
-        this.#log.warn({ shares: this.#shares.size }, 'this node\'s counts were swept while it could not reach redis; writing them again');
+      const apps = new Set([...this.#shares.values()].map((share) => share.appId));
+      const known = await Promise.all([...apps].map((appId) => commands.chorusNodeRefresh(appKeys(appId, this.#nodeId).nodes, this.#nodeId, this.#nodeTtlMs)));
+      const swept = [...apps].filter((appId, i) => Number(known[i]) === 0 && this.#registered.has(appId));
+      if (swept.length > 0) {
+        this.#log.warn({ shares: this.#shares.size, apps: swept }, 'this node\'s counts were swept while it could not reach redis; writing them again');
         this.#rewriteAll();
       }
-      this.#registered = true;
+      for (const appId of apps) this.#registered.add(appId);
       // Writes that failed while Redis was away are retried here.
       if ([...this.#shares.values()].some((share) => share.written !== share.local)) this.#scheduleFlush();
     } catch {
@@ -295,7 +314,8 @@ export class RedisCounts implements Counts {
   async #sweep(): Promise<void> {
     try {
       const commands = await this.#commands();
-      const changes = await commands.chorusCountSweep(NODES_KEY, SWEEP_BATCH);
+      const apps = await commands.smembers(APPS_KEY);
+      const changes = (await Promise.all(apps.map((appId) => commands.chorusCountSweep(appKeys(appId, '').nodes, SWEEP_BATCH, appId)))).flat();
       for (let i = 0; i + 4 < changes.length; i += 5) {
         this.#report(String(changes[i]), String(changes[i + 1]) as CountSpace, String(changes[i + 2]), Number(changes[i + 3]), Number(changes[i + 4]));
       }

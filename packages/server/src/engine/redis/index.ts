@@ -9,21 +9,18 @@
  *   gap, a new epoch or a pub/sub reconnect means it may have missed publications, and its
  *   recoverable (v1) subscribers are told to reconnect and resume from history (onGap). A probe
  *   published to itself every probeIntervalMs catches a pub/sub connection that died silently.
- * - Presence: a sorted set of member expiries plus a hash of members per channel, and one index
- *   of all member expiries. Each node refreshes its own members, so a crashed node's members
- *   expire within presenceTtlMs; every node sweeps the index a few times per presenceTtlMs, and
- *   the sweep removes expired members and announces each one's leave in one atomic step, so
- *   every dialect's subscribers on every node see the ghost leave, exactly once.
+ * - Presence: expiring members per channel, a crashed node's swept and announced: presence.ts.
  * - Counts (subscriptions per channel, connections per signed-in user) summed over the nodes,
  *   with a crashed node's share swept: counts.ts.
+ * - One Redis, Sentinel or Redis Cluster: the same engine; what differs (connections, pub/sub
+ *   flavour and names) is in layout.ts, following moved slots in sharded.ts.
  * - Redis down: commands fail fast (no offline queue), ioredis reconnects with backoff, the
  *   node keeps running and logs the outage once, and the return.
  */
 import { randomBytes } from 'node:crypto';
-import type { Redis} from 'ioredis';
-import { type RedisOptions } from 'ioredis';
+import type { EventEmitter } from 'node:events';
+import type { RedisOptions } from 'ioredis';
 import type { Logger } from 'pino';
-import type { Member } from '@chorus/protocol';
 import { EngineUnavailableError, isUnavailableError } from '../errors.js';
 import { EngineState } from '../state.js';
 import type {
@@ -47,10 +44,13 @@ import type {
 import { STREAM_IDLE_TTL_MS } from '../memory-history.js';
 import { decodePublication, encodePresence, messageHeaderFields } from './codec.js';
 import { COUNT_SCRIPTS, RedisCounts, type CountCommands } from './counts.js';
-import { connectRedis, describeTarget, type RedisTarget } from './target.js';
-import { HISTORY, PRESENCE_JOIN, PRESENCE_LEAVE, PRESENCE_MEMBERS, PRESENCE_REFRESH, PRESENCE_SWEEP, PUBLISH } from './scripts.js';
+import { clusterLayout, singleLayout, type ClusterTarget, type PubSubClient, type RedisClient, type RedisLayout } from './layout.js';
+import { RedisPresence, type PresenceCommands } from './presence.js';
+import { HISTORY, PRESENCE_INDEX_DUE, PRESENCE_INDEX_SETTLE, PRESENCE_JOIN, PRESENCE_LEAVE, PRESENCE_MEMBERS, PRESENCE_REFRESH, PRESENCE_SWEEP, PUBLISH, withPublishCommand } from './scripts.js';
+import type { RedisTarget } from './target.js';
 
-export interface RedisEngineOptions extends RedisTarget {
+/** One Redis (`url`), Sentinel (`sentinels`, `name`) or Redis Cluster (`nodes`). */
+export interface RedisEngineOptions extends RedisTarget, Partial<ClusterTarget> {
   readonly nodeId: string;
   readonly log: Logger;
   readonly handlers: EngineHandlers;
@@ -70,14 +70,9 @@ export interface RedisEngineOptions extends RedisTarget {
 interface ChorusCommands {
   chorusPublish(...args: Array<string | Buffer | number>): Promise<[number, string, number]>;
   chorusHistoryBuffer(...args: Array<string | number>): Promise<[Buffer, Buffer, Array<[Buffer, Buffer[]]>]>;
-  chorusPresenceJoin(...args: Array<string | number>): Promise<string[] | null>;
-  chorusPresenceLeave(...args: Array<string | number>): Promise<string[] | null>;
-  chorusPresenceMembers(...args: Array<string | number>): Promise<string[]>;
-  chorusPresenceRefresh(...args: Array<string | number>): Promise<number>;
-  chorusPresenceSweep(...args: Array<string | number>): Promise<[number, number, number]>;
 }
 
-type CommandClient = Redis & ChorusCommands & CountCommands;
+type CommandClient = RedisClient & ChorusCommands & CountCommands & PresenceCommands;
 
 const META_TTL_SECONDS = Math.ceil(STREAM_IDLE_TTL_MS / 1000);
 const NODES_KEY = 'chorus:nodes';
@@ -86,26 +81,15 @@ const APPS_KEY = 'chorus:apps';
 /** Every node subscribes to it: control messages (engine.broadcast) reach all of them. */
 const CONTROL_CHANNEL = 'chorus:control';
 const NODE_REPORT_MS = 5_000;
-/** Every member's expiry across channels (`{app:channel}connectionId` → expiry), for the sweep. */
-const PRESENCE_INDEX_KEY = 'chorus:presence:expiries';
-/** Index entries one sweep call reads; a sweep calls again while it gets this many (a node with many members died). */
-const SWEEP_BATCH = 500;
-/**
- * Leave publications one sweep call sends, in bytes (each carries the roster, see PRESENCE_SWEEP):
- * kept far below Redis's 32 MB pub/sub output limit, which Redis applies while a script runs.
- */
-const SWEEP_BYTES_PER_CALL = 512 * 1024;
-/** Calls per sweep at most (4 MB), then the rest after SWEEP_BACKLOG_DELAY_MS, so subscribers drain in between. */
-const SWEEP_MAX_CALLS = 8;
-const SWEEP_BACKLOG_DELAY_MS = 500;
 /** One publish in this many has its round trip timed for /metrics. */
 const PUBLISH_TIMING_EVERY = 16;
 
 /**
- * PRESENCE_SWEEP builds the presence, members and pubsub names from the tag itself: change them
- * here and there together. App ids and channel names hold no `:` or `}`, so the tag parses back.
+ * A channel's keys share the hash tag `{app:channel}`: one slot on Redis Cluster, so every script
+ * of a channel runs on one shard. App ids and channel names hold no `:` or `}`, so the tag parses
+ * back (the presence sweep reads it from its index).
  */
-function keysOf(appId: string, channel: string): { tag: string; meta: string; stream: string; presence: string; members: string; pubsub: string; msgIdPrefix: string } {
+function keysOf(layout: RedisLayout, appId: string, channel: string): { tag: string; meta: string; stream: string; presence: string; members: string; pubsub: string; msgIdPrefix: string } {
   const tag = `{${appId}:${channel}}`;
   return {
     tag,
@@ -114,7 +98,7 @@ function keysOf(appId: string, channel: string): { tag: string; meta: string; st
     presence: `chorus:${tag}:presence`,
     members: `chorus:${tag}:members`,
     msgIdPrefix: `chorus:${tag}:msg:`,
-    pubsub: `chorus:pub:${appId}:${channel}`,
+    pubsub: layout.pubsubChannel(appId, channel),
   };
 }
 
@@ -127,9 +111,9 @@ interface Attachment {
   lastOffset: number;
 }
 
-class RedisEngine implements Engine, Broker, PresenceStore {
+class RedisEngine implements Engine, Broker {
   readonly broker = this;
-  readonly presence = this;
+  readonly presence: PresenceStore;
   readonly counts: RedisCounts;
   readonly apps: AppStore = {
     load: async () => Object.values(await (await this.#commands()).hgetall(APPS_KEY)).map((value) => JSON.parse(value) as StoredApp),
@@ -137,17 +121,15 @@ class RedisEngine implements Engine, Broker, PresenceStore {
   };
   readonly #options: RedisEngineOptions;
   readonly #log: Logger;
+  readonly #layout: RedisLayout;
   readonly #cmd: CommandClient;
-  readonly #sub: Redis;
+  readonly #sub: PubSubClient;
   readonly #attached = new Map<string, Attachment>();
-  /** This node's presence members, refreshed periodically: index entry → keys. */
-  readonly #members = new Map<string, { presence: string; members: string; connectionId: string }>();
+  readonly #presenceStore: RedisPresence;
   readonly #probeChannel: string;
   readonly #timers: NodeJS.Timeout[] = [];
-  readonly #presenceTtlMs: number;
   readonly #state: EngineState;
   #publishes = 0;
-  #sweepTimer: NodeJS.Timeout | undefined;
   #probeSentAt = 0;
   #probeSeenAt = 0;
   #subReadyBefore = false;
@@ -157,7 +139,7 @@ class RedisEngine implements Engine, Broker, PresenceStore {
   constructor(options: RedisEngineOptions) {
     this.#options = options;
     this.#log = options.log.child({ engine: 'redis' });
-    this.#presenceTtlMs = options.presenceTtlMs ?? 30_000;
+    this.#layout = options.nodes ? clusterLayout({ nodes: options.nodes }) : singleLayout(options);
     this.#state = options.state ?? new EngineState();
     this.#state.up = false;
     this.#probeChannel = `chorus:probe:${options.nodeId}`;
@@ -168,34 +150,47 @@ class RedisEngine implements Engine, Broker, PresenceStore {
       retryStrategy: (attempt) => Math.min(100 * 2 ** Math.min(attempt, 6), 5_000),
       connectionName: `chorus-${options.nodeId}`,
     };
-    this.#cmd = connectRedis(options, common) as CommandClient;
-    this.#sub = connectRedis(options, { ...common, autoResubscribe: false, connectionName: `chorus-${options.nodeId}-sub` });
+    const probeEvery = options.probeIntervalMs ?? 2_000;
+    this.#cmd = this.#layout.connect(common) as CommandClient;
+    this.#sub = this.#layout.connectPubSub({ ...common, autoResubscribe: false, connectionName: `chorus-${options.nodeId}-sub` }, this.#cmd, probeEvery, options.nodeId);
     this.#defineCommands();
+    this.#presenceStore = new RedisPresence({
+      log: this.#log,
+      presenceTtlMs: options.presenceTtlMs ?? 30_000,
+      keyTtlSeconds: META_TTL_SECONDS,
+      keysOf: (appId, channel) => keysOf(this.#layout, appId, channel),
+      commands: () => this.#commands(),
+      client: this.#cmd,
+    });
+    this.presence = this.#presenceStore;
     this.counts = new RedisCounts({ nodeId: options.nodeId, log: this.#log, nodeTtlMs: options.nodeTtlMs, commands: () => this.#commands(), onChange: options.handlers.onCountChange });
-    for (const [name, client] of [['commands', this.#cmd], ['pubsub', this.#sub]] as const) {
+    // Both kinds of connection are EventEmitters; their typed `on` overloads do not unite.
+    for (const [name, client] of [['commands', this.#cmd as EventEmitter], ['pubsub', this.#sub]] as const) {
       client.on('error', (error: NodeJS.ErrnoException) => this.#onDown(name, 'redis unreachable; retrying with backoff', error));
       client.on('close', () => this.#onDown(name, 'redis connection lost; reconnecting with backoff'));
       client.on('ready', () => this.#onReady(name));
     }
-    this.#sub.on('messageBuffer', (channel: Buffer, message: Buffer) => this.#onMessage(channel.toString(), message));
-
-    const probeEvery = options.probeIntervalMs ?? 2_000;
+    this.#sub.on(this.#layout.messageEvent, (channel: Buffer, message: Buffer) => this.#onMessage(channel.toString(), message));
+    // Redis Cluster: a channel whose slot moved is subscribed again; what it missed meanwhile is recovered (sharded.ts).
+    this.#sub.on('resynced', (channel: string) => {
+      const attachment = this.#attached.get(channel);
+      if (attachment) this.#gap(attachment);
+    });
     this.#timers.push(setInterval(() => this.#probe(probeEvery), probeEvery).unref());
-    // Three refreshes per TTL: a live member survives two lost or late ones. (A floor of 1 s here
-    // once let members of a 1 s TTL expire between refreshes, and the sweep announce them left.)
-    this.#timers.push(setInterval(() => this.#refreshMembers(), Math.max(100, Math.floor(this.#presenceTtlMs / 3))).unref());
     this.#timers.push(setInterval(() => this.#reportNode(), NODE_REPORT_MS).unref());
-    this.#scheduleSweep();
   }
 
   #defineCommands(): void {
-    this.#cmd.defineCommand('chorusPublish', { numberOfKeys: 3, lua: PUBLISH });
-    this.#cmd.defineCommand('chorusHistory', { numberOfKeys: 2, lua: HISTORY });
-    this.#cmd.defineCommand('chorusPresenceJoin', { numberOfKeys: 3, lua: PRESENCE_JOIN });
-    this.#cmd.defineCommand('chorusPresenceLeave', { numberOfKeys: 3, lua: PRESENCE_LEAVE });
-    this.#cmd.defineCommand('chorusPresenceMembers', { numberOfKeys: 2, lua: PRESENCE_MEMBERS });
-    this.#cmd.defineCommand('chorusPresenceRefresh', { numberOfKeys: 3, lua: PRESENCE_REFRESH });
-    this.#cmd.defineCommand('chorusPresenceSweep', { numberOfKeys: 1, lua: PRESENCE_SWEEP });
+    const define = (name: string, numberOfKeys: number, lua: string): void => this.#cmd.defineCommand(name, { numberOfKeys, lua: withPublishCommand(lua, this.#layout.publishCommand) });
+    define('chorusPublish', 3, PUBLISH);
+    define('chorusHistory', 2, HISTORY);
+    define('chorusPresenceJoin', 2, PRESENCE_JOIN);
+    define('chorusPresenceLeave', 2, PRESENCE_LEAVE);
+    define('chorusPresenceMembers', 2, PRESENCE_MEMBERS);
+    define('chorusPresenceRefresh', 2, PRESENCE_REFRESH);
+    define('chorusPresenceSweep', 2, PRESENCE_SWEEP);
+    define('chorusPresenceIndexDue', 1, PRESENCE_INDEX_DUE);
+    define('chorusPresenceIndexSettle', 1, PRESENCE_INDEX_SETTLE);
     for (const [name, definition] of Object.entries(COUNT_SCRIPTS)) this.#cmd.defineCommand(name, definition);
   }
 
@@ -206,14 +201,14 @@ class RedisEngine implements Engine, Broker, PresenceStore {
     this.#state.up = false;
     if (this.#down || this.#closing) return;
     this.#down = true;
-    this.#log.warn({ connection, url: describeTarget(this.#options), code: error?.code }, message);
+    this.#log.warn({ connection, url: this.#layout.describe(), code: error?.code }, message);
   }
 
   #onReady(connection: 'commands' | 'pubsub'): void {
     if (this.#down) {
       this.#down = false;
       this.#state.reconnects++;
-      this.#log.info({ connection, url: describeTarget(this.#options) }, 'redis connected again');
+      this.#log.info({ connection, url: this.#layout.describe() }, 'redis connected again');
     }
     this.#state.up = this.#cmd.status === 'ready' && this.#sub.status === 'ready';
     if (connection !== 'pubsub') return;
@@ -224,7 +219,7 @@ class RedisEngine implements Engine, Broker, PresenceStore {
     }
     this.#subReadyBefore = true;
     const channels = [this.#probeChannel, CONTROL_CHANNEL, ...this.#attached.keys()];
-    const subscribed = this.#sub.subscribe(...channels).then(() => undefined);
+    const subscribed = this.#layout.subscribe(this.#sub, channels);
     subscribed.catch((error: unknown) => this.#log.warn({ err: error }, 'redis resubscribe failed'));
     for (const attachment of this.#attached.values()) attachment.subscribed = subscribed;
   }
@@ -248,13 +243,13 @@ class RedisEngine implements Engine, Broker, PresenceStore {
     if (this.#probeSentAt > this.#probeSeenAt) return; // still waiting for the last one
     this.#probeSentAt = now;
     const sent = performance.now();
-    this.#cmd.publish(this.#probeChannel, 'probe').then(() => this.#state.commandTimed?.('probe', performance.now() - sent), () => undefined);
+    this.#layout.publish(this.#cmd, this.#probeChannel, 'probe').then(() => this.#state.commandTimed?.('probe', performance.now() - sent), () => undefined);
   }
 
   // ---- broker -----------------------------------------------------------------------------------
 
   async publish(message: MessageInput): Promise<PublishOutcome> {
-    const keys = keysOf(message.appId, message.channel);
+    const keys = keysOf(this.#layout, message.appId, message.channel);
     const policy = this.#options.policy(message.appId, message.channel);
     const hasMsgId = message.msgId !== undefined;
     const commands = await this.#commands();
@@ -283,11 +278,11 @@ class RedisEngine implements Engine, Broker, PresenceStore {
   }
 
   async publishPresence(change: PresencePublication): Promise<void> {
-    await (await this.#commands()).publish(keysOf(change.appId, change.channel).pubsub, encodePresence(change));
+    await this.#layout.publish(await this.#commands(), keysOf(this.#layout, change.appId, change.channel).pubsub, encodePresence(change));
   }
 
   async history(appId: string, channel: string, query: HistoryQuery): Promise<HistoryPage> {
-    const keys = keysOf(appId, channel);
+    const keys = keysOf(this.#layout, appId, channel);
     const policy = this.#options.policy(appId, channel);
     const since = query.since;
     const [epochBuffer, offsetBuffer, entries] = await (await this.#commands()).chorusHistoryBuffer(
@@ -314,13 +309,13 @@ class RedisEngine implements Engine, Broker, PresenceStore {
   }
 
   attach(appId: string, channel: string): Promise<void> {
-    const { pubsub } = keysOf(appId, channel);
+    const { pubsub } = keysOf(this.#layout, appId, channel);
     const existing = this.#attached.get(pubsub);
     if (existing) return existing.subscribed;
     const attachment: Attachment = { appId, channel, subscribed: Promise.resolve(), epoch: undefined, lastOffset: 0 };
     // Registered even when Redis is away: the next 'ready' subscribes it.
     this.#attached.set(pubsub, attachment);
-    attachment.subscribed = this.#ready(this.#sub).then(() => this.#sub.subscribe(pubsub).then(() => undefined));
+    attachment.subscribed = this.#ready(this.#sub).then(() => this.#layout.subscribe(this.#sub, [pubsub]));
     return attachment.subscribed;
   }
 
@@ -328,7 +323,7 @@ class RedisEngine implements Engine, Broker, PresenceStore {
    * Resolves when the connection is ready, waiting a little for a (re)connect in progress, so
    * a node that just started or a short Redis blip does not fail commands at once.
    */
-  #ready(client: Redis, waitMs = 3_000): Promise<void> {
+  #ready(client: RedisClient | PubSubClient, waitMs = 3_000): Promise<void> {
     if (client.status === 'ready') return Promise.resolve();
     return new Promise((resolve, reject) => {
       const timer = setTimeout(() => {
@@ -350,9 +345,9 @@ class RedisEngine implements Engine, Broker, PresenceStore {
   }
 
   detach(appId: string, channel: string): void {
-    const { pubsub } = keysOf(appId, channel);
+    const { pubsub } = keysOf(this.#layout, appId, channel);
     if (!this.#attached.delete(pubsub)) return;
-    if (this.#sub.status === 'ready') this.#sub.unsubscribe(pubsub).catch(() => undefined);
+    if (this.#sub.status === 'ready') this.#layout.unsubscribe(this.#sub, pubsub).catch(() => undefined);
   }
 
   #onMessage(channel: string, message: Buffer): void {
@@ -388,89 +383,6 @@ class RedisEngine implements Engine, Broker, PresenceStore {
     this.#options.handlers.onPublication(publication);
   }
 
-  // ---- presence ---------------------------------------------------------------------------------
-
-  async join(appId: string, channel: string, connectionId: string, member: Member, maxMembers: number): Promise<Member[] | undefined> {
-    const keys = keysOf(appId, channel);
-    const entry = keys.tag + connectionId;
-    const roster = await (await this.#commands()).chorusPresenceJoin(
-      keys.presence,
-      keys.members,
-      PRESENCE_INDEX_KEY,
-      connectionId,
-      memberValue(member),
-      this.#presenceTtlMs,
-      maxMembers,
-      META_TTL_SECONDS,
-      entry,
-    );
-    if (!roster) return undefined;
-    this.#members.set(entry, { presence: keys.presence, members: keys.members, connectionId });
-    return parseRoster(roster);
-  }
-
-  async leave(appId: string, channel: string, connectionId: string): Promise<Member[] | undefined> {
-    const keys = keysOf(appId, channel);
-    const entry = keys.tag + connectionId;
-    this.#members.delete(entry);
-    const roster = await (await this.#commands()).chorusPresenceLeave(keys.presence, keys.members, PRESENCE_INDEX_KEY, connectionId, entry);
-    return roster ? parseRoster(roster) : undefined;
-  }
-
-  async members(appId: string, channel: string): Promise<Member[]> {
-    const keys = keysOf(appId, channel);
-    return parseRoster(await (await this.#commands()).chorusPresenceMembers(keys.presence, keys.members));
-  }
-
-  #refreshMembers(): void {
-    if (this.#cmd.status !== 'ready' || this.#members.size === 0) return;
-    let lost = 0;
-    const refreshes = [...this.#members].map(([entry, { presence, members, connectionId }]) =>
-      this.#cmd.chorusPresenceRefresh(presence, members, PRESENCE_INDEX_KEY, connectionId, this.#presenceTtlMs, META_TTL_SECONDS, entry).then(
-        (alive) => {
-          // Expired (this node could not refresh it for presenceTtlMs) or lost with Redis's data:
-          // the sweep announced it left or nobody lists it; refreshing cannot bring it back.
-          if (alive === 0 && this.#members.delete(entry)) lost++;
-        },
-        () => undefined,
-      ),
-    );
-    void Promise.all(refreshes).then(() => {
-      if (lost > 0) this.#log.warn({ members: lost }, 'presence members of open connections expired (not refreshed within presenceTtlMs, or redis lost them); they stay unlisted until they subscribe again');
-    });
-  }
-
-  /**
-   * Every jittered quarter of presenceTtlMs (at most a third), so the nodes' sweeps spread out
-   * instead of colliding: a dead node's member is announced within 1.33 × presenceTtlMs.
-   */
-  #scheduleSweep(backlog = false): void {
-    if (this.#closing) return;
-    const delay = backlog ? SWEEP_BACKLOG_DELAY_MS : Math.max(100, Math.round((this.#presenceTtlMs / 4) * (0.75 + Math.random() * 0.5)));
-    this.#sweepTimer = setTimeout(() => {
-      void this.#sweep().then((more) => this.#scheduleSweep(more));
-    }, delay).unref();
-  }
-
-  /** Resolves true when ghosts are left over for a sooner next sweep. */
-  async #sweep(): Promise<boolean> {
-    if (this.#cmd.status !== 'ready') return false;
-    let announced = 0;
-    let more = false;
-    try {
-      for (let call = 0; call < SWEEP_MAX_CALLS; call++) {
-        const [swept, read, stopped] = await this.#cmd.chorusPresenceSweep(PRESENCE_INDEX_KEY, SWEEP_BATCH, SWEEP_BYTES_PER_CALL);
-        announced += Number(swept);
-        more = Number(read) === SWEEP_BATCH || Number(stopped) === 1;
-        if (!more) break;
-      }
-    } catch (error) {
-      this.#log.debug({ err: error }, 'presence sweep failed; the next one retries');
-    }
-    if (announced > 0) this.#log.info({ members: announced }, 'presence members whose node stopped refreshing them (it died or lost redis) announced as left');
-    return more;
-  }
-
   // ---- stats and lifecycle --------------------------------------------------------------------
 
   #reportNode(): void {
@@ -479,7 +391,7 @@ class RedisEngine implements Engine, Broker, PresenceStore {
   }
 
   async broadcast(message: ControlMessage): Promise<void> {
-    await (await this.#commands()).publish(CONTROL_CHANNEL, JSON.stringify(message));
+    await this.#layout.publish(await this.#commands(), CONTROL_CHANNEL, JSON.stringify(message));
   }
 
   async stats(): Promise<ClusterStats> {
@@ -501,24 +413,12 @@ class RedisEngine implements Engine, Broker, PresenceStore {
   async close(): Promise<void> {
     this.#closing = true;
     for (const timer of this.#timers) clearInterval(timer);
-    clearTimeout(this.#sweepTimer);
+    this.#presenceStore.close();
     await this.counts.close();
     if (this.#cmd.status === 'ready') await this.#cmd.hdel(NODES_KEY, this.#options.nodeId).catch(() => undefined);
     this.#sub.disconnect();
     this.#cmd.disconnect();
   }
-}
-
-/** The stored form PRESENCE_SWEEP parses with a pattern (it must not re-encode the member JSON). */
-function memberValue(member: Member): string {
-  return `{"j":${Date.now()},"m":${JSON.stringify(member)}}`;
-}
-
-function parseRoster(values: string[]): Member[] {
-  return values
-    .map((value) => JSON.parse(value) as { j: number; m: Member })
-    .sort((a, b) => a.j - b.j)
-    .map((entry) => entry.m);
 }
 
 function newEpoch(): string {

@@ -3,9 +3,11 @@
  * guarantees hold across nodes: an offset is assigned, stored in the stream and published in one
  * step, so every node sees offsets in order and history never disagrees with what was delivered.
  *
- * Keys of one channel share the hash tag `{app:channel}`, so the message scripts would also work
- * on Redis Cluster; the presence scripts also touch one index key for all channels, so they need
- * a single Redis. Times come from Redis (`TIME`), the one clock all nodes share.
+ * Every script touches the keys of one channel only, which share the hash tag `{app:channel}`:
+ * one hash slot, so they run on Redis Cluster as on one Redis. Their PUBLISH goes to the channel's
+ * pub/sub channel, given by the engine (layout.ts): on Redis Cluster the engine swaps it for
+ * SPUBLISH (withPublishCommand) and names the channel with the same tag, as a script's shard
+ * channel must be in its slot. Times come from Redis (`TIME`), the one clock all nodes share.
  */
 
 const NOW_MS = `local t = redis.call('TIME')
@@ -57,13 +59,18 @@ else
 end
 return {epoch, offset, entries}`;
 
+/** The scripts for a pub/sub flavour: 'SPUBLISH' on Redis Cluster (sharded pub/sub). */
+export function withPublishCommand(lua: string, command: 'PUBLISH' | 'SPUBLISH'): string {
+  return lua.replaceAll("redis.call('PUBLISH',", `redis.call('${command}',`);
+}
+
 /**
  * Presence: per channel a sorted set (connection id → expiry) and a hash (connection id → member
  * value `{"j":joinMs,"m":memberJSON}`, written by the engine in exactly that form, which
- * PRESENCE_SWEEP parses), plus one index of every member's expiry across channels
- * (`{app:channel}connectionId` → expiry), so a sweep finds ghosts without scanning keys. The
- * index is the one key outside a channel's hash tag: these scripts need a single Redis (or one
- * shard), not Redis Cluster.
+ * PRESENCE_SWEEP parses). One index of every member's expiry across channels
+ * (`{app:channel}connectionId` → expiry) lets a sweep find ghosts without scanning keys; it lives
+ * in another slot, so the engine writes it with its own commands after each script (presence.ts),
+ * and these scripts touch the channel's keys only.
  *
  * A member whose expiry passed is gone for every script at once (not listed, not counted, not
  * refreshed), but only PRESENCE_SWEEP removes it, and it announces what it removes in the same
@@ -83,8 +90,8 @@ const LIVE_ROSTER = `local function live(presence, members, now)
 end`;
 
 /**
- * KEYS: zset, hash, index. ARGV: connection id, member value, TTL (ms), max members, key TTL (s),
- * index entry. Returns the roster, or nil when full.
+ * KEYS: zset, hash. ARGV: connection id, member value, TTL (ms), max members, key TTL (s).
+ * Returns {expiry, roster}, or nil when full.
  */
 export const PRESENCE_JOIN = `${NOW_MS}
 ${LIVE_ROSTER}
@@ -94,20 +101,18 @@ if not present and redis.call('ZCOUNT', KEYS[1], '(' .. now, '+inf') >= tonumber
 local expiry = now + tonumber(ARGV[3])
 redis.call('ZADD', KEYS[1], expiry, ARGV[1])
 redis.call('HSET', KEYS[2], ARGV[1], ARGV[2])
-redis.call('ZADD', KEYS[3], expiry, ARGV[6])
 redis.call('EXPIRE', KEYS[1], ARGV[5])
 redis.call('EXPIRE', KEYS[2], ARGV[5])
-return live(KEYS[1], KEYS[2], now)`;
+return {expiry, live(KEYS[1], KEYS[2], now)}`;
 
 /**
- * KEYS: zset, hash, index. ARGV: connection id, index entry. Returns the roster after the leave,
- * or nil when the member was not there (a sweep removed and announced it: no second leave).
+ * KEYS: zset, hash. ARGV: connection id. Returns the roster after the leave, or nil when the
+ * member was not there (a sweep removed and announced it: no second leave).
  */
 export const PRESENCE_LEAVE = `${NOW_MS}
 ${LIVE_ROSTER}
 local removed = redis.call('ZREM', KEYS[1], ARGV[1])
 redis.call('HDEL', KEYS[2], ARGV[1])
-redis.call('ZREM', KEYS[3], ARGV[2])
 if removed == 0 then return false end
 return live(KEYS[1], KEYS[2], now)`;
 
@@ -117,26 +122,25 @@ ${LIVE_ROSTER}
 return live(KEYS[1], KEYS[2], now)`;
 
 /**
- * KEYS: zset, hash, index. ARGV: connection id, TTL (ms), key TTL (s), index entry. Extends a
- * live member's expiry; returns 0 for one that is gone or expired (never resurrects it: the
- * sweep announces it as left).
+ * KEYS: zset, hash. ARGV: connection id, TTL (ms), key TTL (s). Extends a live member's expiry
+ * and returns it; returns 0 for one that is gone or expired (never resurrects it: the sweep
+ * announces it as left).
  */
 export const PRESENCE_REFRESH = `${NOW_MS}
 local score = redis.call('ZSCORE', KEYS[1], ARGV[1])
 if not score or tonumber(score) <= now then return 0 end
 local expiry = now + tonumber(ARGV[2])
 redis.call('ZADD', KEYS[1], expiry, ARGV[1])
-redis.call('ZADD', KEYS[3], expiry, ARGV[4])
 redis.call('EXPIRE', KEYS[1], ARGV[3])
 redis.call('EXPIRE', KEYS[2], ARGV[3])
-return 1`;
+return expiry`;
 
 /**
- * Removes expired members (their node stopped refreshing them: it died, or lost Redis for
- * presenceTtlMs) and PUBLISHes a presence 'left' for each, in the codec's format (codec.ts), on
- * the channel's pub/sub channel (keysOf in index.ts). Removal and announcement are one atomic
- * step, so of all the nodes sweeping, exactly one announces each member, and a node dying right
- * after its sweep cannot lose an announcement.
+ * Removes a channel's expired members (their node stopped refreshing them: it died, or lost
+ * Redis for presenceTtlMs) and PUBLISHes a presence 'left' for each, in the codec's format
+ * (codec.ts), on the channel's pub/sub channel. Removal and announcement are one atomic step, so
+ * of all the nodes sweeping, exactly one announces each member, and a node dying right after its
+ * sweep cannot lose an announcement.
  *
  * Each leave carries the roster after it, in which the members not announced yet are still
  * listed: the second-to-last tab of a user leaves with the last one listed, so a dialect that
@@ -145,30 +149,27 @@ return 1`;
  * Every leave carries the whole roster, so the k ghosts of one channel cost O(k²) bytes, all
  * queued to subscribers while the script runs: 1000 members of 60 bytes is 30 MB, past Redis's
  * 32 MB pub/sub output limit, which would disconnect every subscriber and lose it all. So a call
- * publishes about ARGV[2] bytes at most (at least one leave), and the rest waits, still listed
+ * publishes about the byte budget at most (at least one leave), and the rest waits, still listed
  * and still due, for the next call.
  *
- * KEYS: index. ARGV: at most this many index entries per call, byte budget per call.
- * Returns {members announced, index entries read, 1 when the budget stopped it early}.
+ * KEYS: zset, hash. ARGV: app, channel, pub/sub channel, byte budget, then the connection ids
+ * the caller's index lists as due. Returns {members announced, bytes published, 1 when no ghost
+ * is left, then per given id its expiry now, or 0 when it is gone} (the caller settles its index).
  */
 export const PRESENCE_SWEEP = `${NOW_MS}
 ${LIVE_ROSTER}
+local presence, members = KEYS[1], KEYS[2]
 local function parse(value)
   local j, m = string.match(value, '^{"j":(%d+),"m":(.*)}$')
   return tonumber(j) or 0, m
 end
-local function forget(presence, members, tag, id)
+local function forget(id)
   redis.call('HDEL', members, id)
   redis.call('ZREM', presence, id)
-  redis.call('ZREM', KEYS[1], tag .. id)
 end
--- Returns members announced, bytes published, and whether the channel has no ghost left.
-local function sweep(tag, budget)
-  local app, channel = string.match(tag, '^{([^:]*):(.*)}$')
-  local presence = 'chorus:' .. tag .. ':presence'
-  local members = 'chorus:' .. tag .. ':members'
+local function sweep(budget)
   local expired = redis.call('ZRANGEBYSCORE', presence, '-inf', now)
-  if #expired == 0 then return 0, 0, true end
+  if #expired == 0 then return 0, 0, 1 end
   local entries = {}
   for _, value in ipairs(live(presence, members, now)) do
     local j, m = parse(value)
@@ -184,56 +185,50 @@ local function sweep(tag, budget)
       gone[#gone + 1] = entry
       entries[#entries + 1] = entry
     else
-      forget(presence, members, tag, id) -- nothing to announce
+      forget(id) -- nothing to announce
     end
   end
   table.sort(entries, function(x, y) return x.j < y.j end)
   local listed = 0
   for _, entry in ipairs(entries) do listed = listed + #entry.m + 1 end
-  local prefix = '{"k":"p","a":' .. cjson.encode(app) .. ',"c":' .. cjson.encode(channel) .. ',"act":"left","o":'
-  local pubsub = 'chorus:pub:' .. app .. ':' .. channel
+  local prefix = '{"k":"p","a":' .. cjson.encode(ARGV[1]) .. ',"c":' .. cjson.encode(ARGV[2]) .. ',"act":"left","o":'
   local spent = 0
   for rank, leaver in ipairs(gone) do
     listed = listed - #leaver.m - 1
     local size = #prefix + #leaver.id + #leaver.m + listed + 16
-    if spent > 0 and spent + size > budget then return rank - 1, spent, false end
-    forget(presence, members, tag, leaver.id)
+    if spent > 0 and spent + size > budget then return rank - 1, spent, 0 end
+    forget(leaver.id)
     local roster = {}
     for _, entry in ipairs(entries) do
       if entry.rank == 0 or entry.rank > rank then roster[#roster + 1] = entry.m end
     end
-    redis.call('PUBLISH', pubsub, prefix .. cjson.encode(leaver.id) .. ',"m":' .. leaver.m .. ',"ms":[' .. table.concat(roster, ',') .. ']}\\n')
+    redis.call('PUBLISH', ARGV[3], prefix .. cjson.encode(leaver.id) .. ',"m":' .. leaver.m .. ',"ms":[' .. table.concat(roster, ',') .. ']}\\n')
     spent = spent + size
   end
-  return #gone, spent, true
+  return #gone, spent, 1
 end
-local budget = tonumber(ARGV[2])
-local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'LIMIT', 0, tonumber(ARGV[1]))
-local swept = {}
-local announced, spent, more = 0, 0, 0
-for _, entry in ipairs(due) do
-  local tag = string.match(entry, '^{[^}]*}')
-  if not tag then
-    redis.call('ZREM', KEYS[1], entry)
-  else
-    if not swept[tag] then
-      if spent >= budget then
-        more = 1
-        break
-      end
-      swept[tag] = true
-      local count, bytes, done = sweep(tag, budget - spent)
-      announced = announced + count
-      spent = spent + bytes
-      if not done then
-        more = 1
-        break
-      end
-    end
-    -- Gone from the channel, or never there (its keys expired): the entry goes too. Still
-    -- there and live would be an index out of step with it: keep tracking the member.
-    local score = redis.call('ZSCORE', 'chorus:' .. tag .. ':presence', string.sub(entry, #tag + 1))
-    if score then redis.call('ZADD', KEYS[1], score, entry) else redis.call('ZREM', KEYS[1], entry) end
+local announced, spent, done = sweep(tonumber(ARGV[4]))
+local out = {announced, spent, done}
+for i = 5, #ARGV do out[#out + 1] = tonumber(redis.call('ZSCORE', presence, ARGV[i]) or 0) end
+return out`;
+
+/**
+ * The presence index (see above). KEYS: index. ARGV: at most this many. Returns the entries due
+ * by Redis's clock, with their scores, as a flat list.
+ */
+export const PRESENCE_INDEX_DUE = `${NOW_MS}
+return redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'WITHSCORES', 'LIMIT', 0, tonumber(ARGV[1]))`;
+
+/**
+ * Brings index entries in step with their channels after a sweep. KEYS: index. ARGV: triples of
+ * entry, the score the sweep read, the channel's expiry now (0: gone). An entry rewritten since
+ * the sweep read it (its member joined again or was refreshed) is left alone, so a leave of an
+ * old membership never drops the index entry of a new one.
+ */
+export const PRESENCE_INDEX_SETTLE = `for i = 1, #ARGV, 3 do
+  local score = redis.call('ZSCORE', KEYS[1], ARGV[i])
+  if score and tonumber(score) == tonumber(ARGV[i + 1]) then
+    if tonumber(ARGV[i + 2]) > 0 then redis.call('ZADD', KEYS[1], ARGV[i + 2], ARGV[i]) else redis.call('ZREM', KEYS[1], ARGV[i]) end
   end
 end
-return {announced, #due, more}`;
+return 0`;

@@ -17,10 +17,11 @@
  *
  * These are the store's own two connections (commands, subscriber), beside the channel engine's.
  */
-import type { Redis } from 'ioredis';
+import { randomBytes } from 'node:crypto';
 import type { Logger } from 'pino';
 import type { DocumentStore, RoomFeed, RoomKey } from './types.js';
-import { connectRedis, type RedisTarget } from '../../../engine/redis/target.js';
+import type { PubSubClient, RedisClient, RedisLayout } from '../../../engine/redis/layout.js';
+import { withPublishCommand } from '../../../engine/redis/scripts.js';
 
 const KIND_UPDATE = 0x75; // 'u'
 const KIND_AWARENESS = 0x61; // 'a'
@@ -53,6 +54,7 @@ interface RoomKeys {
   readonly channel: string;
 }
 
+/** One hash tag for a room's keys and its pub/sub channel: one slot on Redis Cluster (scripts publish in their slot). */
 function keysOf({ appId, room }: RoomKey): RoomKeys {
   const tag = `{chorus:yjs:${appId}:${room}}`;
   return { updates: `${tag}:updates`, snapshot: `${tag}:snapshot`, channel: tag };
@@ -65,31 +67,38 @@ interface OpenRoom {
   lastId: string;
 }
 
-type ChorusYjsRedis = Redis & {
+type ChorusYjsRedis = RedisClient & {
   chorusYjsAppend(updates: string, channel: string, update: Buffer, originId: string): Promise<string>;
   chorusYjsCompact(snapshot: string, updates: string, state: Buffer, id: string): Promise<number>;
 };
 
 export class RedisDocumentStore implements DocumentStore {
   readonly #cmd: ChorusYjsRedis;
-  readonly #sub: Redis;
+  readonly #sub: PubSubClient;
+  readonly #layout: RedisLayout;
   readonly #log: Logger;
   /** Open rooms by pub/sub channel. */
   readonly #rooms = new Map<string, OpenRoom>();
   #subscriberReadyOnce = false;
 
-  constructor(target: RedisTarget, log: Logger) {
+  constructor(layout: RedisLayout, log: Logger) {
     this.#log = log;
-    this.#cmd = connectRedis(target, { maxRetriesPerRequest: 2, lazyConnect: false }) as ChorusYjsRedis;
-    this.#cmd.defineCommand('chorusYjsAppend', { numberOfKeys: 2, lua: APPEND });
+    this.#layout = layout;
+    this.#cmd = layout.connect({ maxRetriesPerRequest: 2, lazyConnect: false }) as ChorusYjsRedis;
+    this.#cmd.defineCommand('chorusYjsAppend', { numberOfKeys: 2, lua: withPublishCommand(APPEND, layout.publishCommand) });
     this.#cmd.defineCommand('chorusYjsCompact', { numberOfKeys: 2, lua: COMPACT });
-    this.#sub = connectRedis(target, { maxRetriesPerRequest: 2, lazyConnect: false });
-    for (const client of [this.#cmd, this.#sub]) client.on('error', (error: Error) => log.warn({ err: error }, 'yjs: redis connection error'));
-    this.#sub.on('messageBuffer', (channel: Buffer, message: Buffer) => this.#deliver(channel.toString(), message));
+    this.#sub = layout.connectPubSub({ maxRetriesPerRequest: 2, lazyConnect: false }, this.#cmd, 2_000, `yjs-${randomBytes(4).toString('hex')}`);
+    for (const client of [this.#cmd as NodeJS.EventEmitter, this.#sub]) client.on('error', (error: Error) => log.warn({ err: error }, 'yjs: redis connection error'));
+    this.#sub.on(layout.messageEvent, (channel: Buffer, message: Buffer) => this.#deliver(channel.toString(), message));
     this.#sub.on('ready', () => {
       // ioredis resubscribes by itself; what was published while it was away is read back.
       if (this.#subscriberReadyOnce) for (const room of this.#rooms.values()) void this.#catchUp(room);
       this.#subscriberReadyOnce = true;
+    });
+    // Redis Cluster: the room's slot moved and its subscription with it (engine/redis/sharded.ts).
+    this.#sub.on('resynced', (channel: string) => {
+      const room = this.#rooms.get(channel);
+      if (room) void this.#catchUp(room);
     });
   }
 
@@ -98,11 +107,11 @@ export class RedisDocumentStore implements DocumentStore {
     const room: OpenRoom = { key, feed, lastId: '0-0' };
     this.#rooms.set(keys.channel, room);
     try {
-      await this.#sub.subscribe(keys.channel);
+      await this.#layout.subscribe(this.#sub, [keys.channel]);
       return await this.#read(room, '-');
     } catch (error) {
       this.#rooms.delete(keys.channel);
-      await this.#sub.unsubscribe(keys.channel).catch(() => undefined);
+      await this.#layout.unsubscribe(this.#sub, keys.channel).catch(() => undefined);
       throw error;
     }
   }
@@ -114,7 +123,7 @@ export class RedisDocumentStore implements DocumentStore {
 
   publishAwareness(key: RoomKey, update: Uint8Array): void {
     const message = Buffer.concat([Buffer.of(KIND_AWARENESS), update]);
-    this.#cmd.publish(keysOf(key).channel, message).catch((error: unknown) => this.#log.warn({ err: error, app: key.appId, room: key.room }, 'yjs: awareness not published'));
+    this.#layout.publish(this.#cmd, keysOf(key).channel, message).catch((error: unknown) => this.#log.warn({ err: error, app: key.appId, room: key.room }, 'yjs: awareness not published'));
   }
 
   async compact(key: RoomKey, state: Uint8Array): Promise<void> {
@@ -130,13 +139,16 @@ export class RedisDocumentStore implements DocumentStore {
       await this.compact(key, state);
     } finally {
       this.#rooms.delete(keys.channel);
-      await this.#sub.unsubscribe(keys.channel).catch(() => undefined);
+      await this.#layout.unsubscribe(this.#sub, keys.channel).catch(() => undefined);
     }
   }
 
   async close(): Promise<void> {
     this.#rooms.clear();
-    await Promise.all([this.#cmd.quit().catch(() => this.#cmd.disconnect()), this.#sub.quit().catch(() => this.#sub.disconnect())]);
+    this.#sub.disconnect();
+    // A cluster's QUIT would first connect to every node it has not talked to yet.
+    if (this.#layout.cluster) this.#cmd.disconnect();
+    else await this.#cmd.quit().catch(() => this.#cmd.disconnect());
   }
 
   /** The snapshot and the stream entries after `after` ('-': all), read in one transaction. */
