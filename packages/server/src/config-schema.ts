@@ -58,6 +58,8 @@ export const configSchema = {
         },
         name: { type: 'string', minLength: 1 },
         probeIntervalMs: { type: 'integer', minimum: 100 },
+        commandTimeoutMs: { type: 'integer', minimum: 100 },
+        unavailableCloseMs: { type: 'integer', minimum: 0 },
         presenceTtlMs: { type: 'integer', minimum: 1000 },
         nodeTtlMs: { type: 'integer', minimum: 1000 },
       },

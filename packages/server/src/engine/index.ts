@@ -21,7 +21,7 @@ export function createEngine(config: ChorusConfig, context: EngineContext): Engi
   const { engine } = config;
   const created =
     engine.type === 'redis'
-      ? createRedisEngine({ ...context, url: engine.url, sentinels: engine.sentinels, name: engine.name, probeIntervalMs: engine.probeIntervalMs, presenceTtlMs: engine.presenceTtlMs, nodeTtlMs: engine.nodeTtlMs })
+      ? createRedisEngine({ ...context, url: engine.url, sentinels: engine.sentinels, name: engine.name, probeIntervalMs: engine.probeIntervalMs, commandTimeoutMs: engine.commandTimeoutMs, presenceTtlMs: engine.presenceTtlMs, nodeTtlMs: engine.nodeTtlMs })
       : createMemoryEngine(context.handlers, context.policy, context.localStats, config.appsFile);
   return withMemberCounts(created);
 }

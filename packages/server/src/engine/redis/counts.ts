@@ -16,6 +16,7 @@
  * Like the presence index, the node table and the per-node lists span apps: a single Redis.
  */
 import type { Logger } from 'pino';
+import { rethrowUnavailable } from '../errors.js';
 import type { CountChange, Counts, CountSpace } from '../types.js';
 
 /** How long a node's shares outlive its last refresh, by default; it refreshes three times per TTL. */
@@ -196,7 +197,7 @@ export class RedisCounts implements Counts {
     const { count } = countKeys(appId, space, name);
     const commands = await this.#commands();
     const share = this.#shares.get(entryOf(appId, space, name));
-    const stored = await commands.hgetall(count);
+    const stored = await commands.hgetall(count).catch(rethrowUnavailable('count total'));
     let total = share?.local ?? 0;
     for (const [node, value] of Object.entries(stored)) if (node !== this.#nodeId) total += Number(value);
     return total;
@@ -208,7 +209,7 @@ export class RedisCounts implements Counts {
     const out = new Map<string, number>();
     let cursor = '0';
     do {
-      const [next, pairs] = await commands.hscan(index, cursor, 'MATCH', `${globEscape(prefix)}*`, 'COUNT', 1000);
+      const [next, pairs] = await commands.hscan(index, cursor, 'MATCH', `${globEscape(prefix)}*`, 'COUNT', 1000).catch(rethrowUnavailable('count listing'));
       for (let i = 0; i + 1 < pairs.length; i += 2) out.set(pairs[i] as string, Number(pairs[i + 1]));
       cursor = next;
     } while (cursor !== '0');
@@ -225,7 +226,7 @@ export class RedisCounts implements Counts {
   async mark(appId: string, space: CountSpace, name: string, present: boolean): Promise<boolean> {
     // Not under the space's prefix, where a channel named "marks" would have its count.
     const marks = `chorus:cnt:{${appId}}:marks:${space}`;
-    return Number(await (await this.#commands()).chorusCountMark(marks, name, present ? '1' : '0')) === 1;
+    return Number(await (await this.#commands()).chorusCountMark(marks, name, present ? '1' : '0').catch(rethrowUnavailable('count mark'))) === 1;
   }
 
   /** Writes what is pending, then stops the timers; the node's entry expires and is swept. */

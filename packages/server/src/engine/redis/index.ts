@@ -8,7 +8,10 @@
  * - Loss detection: pub/sub is at-most-once. A node tracks the last offset per channel; an offset
  *   gap, a new epoch or a pub/sub reconnect means it may have missed publications, and its
  *   recoverable (v1) subscribers are told to reconnect and resume from history (onGap). A probe
- *   published to itself every probeIntervalMs catches a pub/sub connection that died silently.
+ *   published to itself every probeIntervalMs catches a pub/sub connection that died silently,
+ *   and a command connection that went silent (a partition keeps TCP open: its PUBLISH goes
+ *   unanswered); either is reconnected, which marks the engine down (faults.ts in the server
+ *   then closes clients once that lasts).
  * - Presence: a sorted set of member expiries plus a hash of members per channel, and one index
  *   of all member expiries. Each node refreshes its own members, so a crashed node's members
  *   expire within presenceTtlMs; every node sweeps the index a few times per presenceTtlMs, and
@@ -16,15 +19,16 @@
  *   every dialect's subscribers on every node see the ghost leave, exactly once.
  * - Counts (subscriptions per channel, connections per signed-in user) summed over the nodes,
  *   with a crashed node's share swept: counts.ts.
- * - Redis down: commands fail fast (no offline queue), ioredis reconnects with backoff, the
- *   node keeps running and logs the outage once, and the return.
+ * - Redis down: commands fail fast (no offline queue) or after commandTimeoutMs (no reply), as
+ *   EngineUnavailableError; ioredis reconnects with backoff, the node keeps running and logs the
+ *   outage once, and the return.
  */
 import { randomBytes } from 'node:crypto';
 import type { Redis} from 'ioredis';
 import { type RedisOptions } from 'ioredis';
 import type { Logger } from 'pino';
 import type { Member } from '@chorus/protocol';
-import { EngineUnavailableError, isUnavailableError } from '../errors.js';
+import { EngineUnavailableError, isUnavailableError, rethrowUnavailable } from '../errors.js';
 import { EngineState } from '../state.js';
 import type {
   AppStore,
@@ -58,6 +62,8 @@ export interface RedisEngineOptions extends RedisTarget {
   readonly localStats: LocalStats;
   /** How often a node checks its pub/sub connection with a probe to itself (default 2 s). */
   readonly probeIntervalMs?: number | undefined;
+  /** A command without a reply within this long fails as EngineUnavailableError (default 5 s). */
+  readonly commandTimeoutMs?: number | undefined;
   /** How long a member outlives its node's last refresh (default 30 s). */
   readonly presenceTtlMs?: number | undefined;
   /** How long a node's share of the counts outlives its last refresh (default 15 s; see counts.ts). */
@@ -150,6 +156,7 @@ class RedisEngine implements Engine, Broker, PresenceStore {
   #sweepTimer: NodeJS.Timeout | undefined;
   #probeSentAt = 0;
   #probeSeenAt = 0;
+  #probeAnsweredAt = 0;
   #subReadyBefore = false;
   #down = false;
   #closing = false;
@@ -165,6 +172,9 @@ class RedisEngine implements Engine, Broker, PresenceStore {
       // Fail fast while Redis is away instead of queueing without bound; reconnect with backoff.
       enableOfflineQueue: false,
       maxRetriesPerRequest: 1,
+      // A partition keeps the socket open and answers nothing: without this, commands would wait
+      // until the probe reconnects the connection. Also bounds the handshake (INFO) of a new one.
+      commandTimeout: options.commandTimeoutMs ?? 5_000,
       retryStrategy: (attempt) => Math.min(100 * 2 ** Math.min(attempt, 6), 5_000),
       connectionName: `chorus-${options.nodeId}`,
     };
@@ -235,20 +245,35 @@ class RedisEngine implements Engine, Broker, PresenceStore {
     this.#options.handlers.onGap(attachment.appId, attachment.channel);
   }
 
-  /** Publishes to ourselves; a probe not back within an interval means pub/sub is dead. */
+  /**
+   * Publishes to ourselves. The PUBLISH unanswered for an interval means the command connection
+   * is silent; the probe not back on pub/sub within an interval means pub/sub is. Either is
+   * reconnected (its 'close' marks the engine down until both are ready again). The command
+   * connection is judged first: while it is silent, no probe reaches pub/sub to judge it by.
+   */
   #probe(intervalMs: number): void {
-    if (this.#sub.status !== 'ready' || this.#cmd.status !== 'ready') return;
     const now = Date.now();
-    if (this.#probeSentAt > this.#probeSeenAt && now - this.#probeSentAt > intervalMs) {
-      this.#log.warn({ waitedMs: now - this.#probeSentAt }, 'redis pub/sub probe lost; reconnecting the subscriber');
-      this.#probeSeenAt = this.#probeSentAt = 0;
+    const waited = now - this.#probeSentAt;
+    if (this.#cmd.status === 'ready' && this.#probeSentAt > this.#probeAnsweredAt && waited > intervalMs) {
+      this.#log.warn({ waitedMs: waited }, 'redis command connection silent (probe unanswered); reconnecting it');
+      this.#probeSeenAt = this.#probeAnsweredAt = this.#probeSentAt = 0;
+      this.#cmd.disconnect(true);
+      return;
+    }
+    if (this.#sub.status !== 'ready' || this.#cmd.status !== 'ready') return;
+    if (this.#probeSentAt > this.#probeSeenAt && waited > intervalMs) {
+      this.#log.warn({ waitedMs: waited }, 'redis pub/sub probe lost; reconnecting the subscriber');
+      this.#probeSeenAt = this.#probeAnsweredAt = this.#probeSentAt = 0;
       this.#sub.disconnect(true);
       return;
     }
     if (this.#probeSentAt > this.#probeSeenAt) return; // still waiting for the last one
     this.#probeSentAt = now;
     const sent = performance.now();
-    this.#cmd.publish(this.#probeChannel, 'probe').then(() => this.#state.commandTimed?.('probe', performance.now() - sent), () => undefined);
+    this.#cmd.publish(this.#probeChannel, 'probe').then(() => {
+      this.#probeAnsweredAt = Date.now();
+      this.#state.commandTimed?.('probe', performance.now() - sent);
+    }, () => undefined);
   }
 
   // ---- broker -----------------------------------------------------------------------------------
@@ -283,7 +308,7 @@ class RedisEngine implements Engine, Broker, PresenceStore {
   }
 
   async publishPresence(change: PresencePublication): Promise<void> {
-    await (await this.#commands()).publish(keysOf(change.appId, change.channel).pubsub, encodePresence(change));
+    await (await this.#commands()).publish(keysOf(change.appId, change.channel).pubsub, encodePresence(change)).catch(this.#unavailable('presence publish'));
   }
 
   async history(appId: string, channel: string, query: HistoryQuery): Promise<HistoryPage> {
@@ -297,7 +322,7 @@ class RedisEngine implements Engine, Broker, PresenceStore {
       META_TTL_SECONDS,
       since ? since.offset : -1,
       query.limit,
-    );
+    ).catch(this.#unavailable('history'));
     const epoch = epochBuffer.toString();
     const offset = Number(offsetBuffer.toString());
     const cutoff = Date.now() - policy.ttlMs;
@@ -341,6 +366,11 @@ class RedisEngine implements Engine, Broker, PresenceStore {
       };
       client.once('ready', onReady);
     });
+  }
+
+  /** For `.catch`: Redis being away becomes EngineUnavailableError (a coded "try again" for clients). */
+  #unavailable(what: string): (error: unknown) => never {
+    return rethrowUnavailable(what, () => this.#cmd.status !== 'ready');
   }
 
   /** The command connection, once ready. */
@@ -403,7 +433,7 @@ class RedisEngine implements Engine, Broker, PresenceStore {
       maxMembers,
       META_TTL_SECONDS,
       entry,
-    );
+    ).catch(this.#unavailable('presence join'));
     if (!roster) return undefined;
     this.#members.set(entry, { presence: keys.presence, members: keys.members, connectionId });
     return parseRoster(roster);
@@ -413,13 +443,13 @@ class RedisEngine implements Engine, Broker, PresenceStore {
     const keys = keysOf(appId, channel);
     const entry = keys.tag + connectionId;
     this.#members.delete(entry);
-    const roster = await (await this.#commands()).chorusPresenceLeave(keys.presence, keys.members, PRESENCE_INDEX_KEY, connectionId, entry);
+    const roster = await (await this.#commands()).chorusPresenceLeave(keys.presence, keys.members, PRESENCE_INDEX_KEY, connectionId, entry).catch(this.#unavailable('presence leave'));
     return roster ? parseRoster(roster) : undefined;
   }
 
   async members(appId: string, channel: string): Promise<Member[]> {
     const keys = keysOf(appId, channel);
-    return parseRoster(await (await this.#commands()).chorusPresenceMembers(keys.presence, keys.members));
+    return parseRoster(await (await this.#commands()).chorusPresenceMembers(keys.presence, keys.members).catch(this.#unavailable('presence members')));
   }
 
   #refreshMembers(): void {
@@ -479,12 +509,12 @@ class RedisEngine implements Engine, Broker, PresenceStore {
   }
 
   async broadcast(message: ControlMessage): Promise<void> {
-    await (await this.#commands()).publish(CONTROL_CHANNEL, JSON.stringify(message));
+    await (await this.#commands()).publish(CONTROL_CHANNEL, JSON.stringify(message)).catch(this.#unavailable('broadcast'));
   }
 
   async stats(): Promise<ClusterStats> {
     const local = this.#options.localStats();
-    const reports = await (await this.#commands()).hgetall(NODES_KEY);
+    const reports = await (await this.#commands()).hgetall(NODES_KEY).catch(this.#unavailable('stats'));
     const fresh = Date.now() - 3 * NODE_REPORT_MS;
     const totals = { nodes: 1, ...local };
     for (const [nodeId, report] of Object.entries(reports)) {
