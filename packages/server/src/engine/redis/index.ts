@@ -253,18 +253,18 @@ class RedisEngine implements Engine, Broker, PresenceStore {
    */
   #probe(intervalMs: number): void {
     const now = Date.now();
+    // Judged at the next tick: 90 % of an interval, since timers fire a little early or late.
     const waited = now - this.#probeSentAt;
-    if (this.#cmd.status === 'ready' && this.#probeSentAt > this.#probeAnsweredAt && waited > intervalMs) {
+    const late = waited >= intervalMs * 0.9;
+    if (this.#cmd.status === 'ready' && this.#probeSentAt > this.#probeAnsweredAt && late) {
       this.#log.warn({ waitedMs: waited }, 'redis command connection silent (probe unanswered); reconnecting it');
-      this.#probeSeenAt = this.#probeAnsweredAt = this.#probeSentAt = 0;
-      this.#cmd.disconnect(true);
+      this.#reconnectSilent(this.#cmd);
       return;
     }
     if (this.#sub.status !== 'ready' || this.#cmd.status !== 'ready') return;
-    if (this.#probeSentAt > this.#probeSeenAt && waited > intervalMs) {
+    if (this.#probeSentAt > this.#probeSeenAt && late) {
       this.#log.warn({ waitedMs: waited }, 'redis pub/sub probe lost; reconnecting the subscriber');
-      this.#probeSeenAt = this.#probeAnsweredAt = this.#probeSentAt = 0;
-      this.#sub.disconnect(true);
+      this.#reconnectSilent(this.#sub);
       return;
     }
     if (this.#probeSentAt > this.#probeSeenAt) return; // still waiting for the last one
@@ -274,6 +274,16 @@ class RedisEngine implements Engine, Broker, PresenceStore {
       this.#probeAnsweredAt = Date.now();
       this.#state.commandTimed?.('probe', performance.now() - sent);
     }, () => undefined);
+  }
+
+  /**
+   * Down at once, and the socket destroyed rather than ended: over a dead link a graceful end
+   * waits for a FIN nobody sends, and the 'close' that makes ioredis reconnect comes late.
+   */
+  #reconnectSilent(client: Redis): void {
+    this.#probeSeenAt = this.#probeAnsweredAt = this.#probeSentAt = 0;
+    this.#onDown(client === this.#cmd ? 'commands' : 'pubsub', 'redis connection silent; reconnecting with backoff');
+    client.stream.destroy();
   }
 
   // ---- broker -----------------------------------------------------------------------------------
