@@ -1,7 +1,8 @@
 /**
- * Helpers for the tests of faults between a node and Redis (redis-faults.test.ts): a REST
- * publisher that records every answer, and v1 SDK and pusher-js subscribers that record what
- * they receive, so a test can check that every acknowledged publication arrived.
+ * Helpers for the tests of faults between a node and Redis (redis-faults.test.ts,
+ * cluster-sentinel.test.ts): REST and v1 SDK publishers that record every answer, and v1 SDK and
+ * pusher-js subscribers that record what they receive, so a test can check that every
+ * acknowledged publication arrived.
  */
 import WebSocket from 'ws';
 import { createClient, type ChorusClient } from '../../client/src/index.ts';
@@ -64,6 +65,46 @@ export class RestPublisher {
   }
 }
 
+/**
+ * Publishes `<name>-1`, `<name>-2`… with the v1 SDK, one at a time, each until acknowledged:
+ * a refused or unanswered publish is sent again with the same msgId, so one that did happen is
+ * not stored twice. `acked` holds each acknowledged text with its offset.
+ */
+export class SdkPublisher {
+  readonly acked: Array<{ readonly text: string; readonly offset: number; readonly epoch: string }> = [];
+  refusals = 0;
+  readonly #client: ChorusClient;
+  readonly #done: Promise<void>;
+  #running = true;
+
+  constructor(name: string, port: number, channelName: string, pauseMs: number) {
+    this.#client = createClient(`ws://127.0.0.1:${port}`, { key: TEST_APP.key, WebSocket, minDelayMs: 50, maxDelayMs: 500, commandTimeoutMs: 3000 });
+    const channel = this.#client.channel(channelName);
+    this.#done = (async () => {
+      for (let n = 1; this.#running; n++) {
+        const text = `${name}-${n}`;
+        for (;;) {
+          try {
+            const { offset, epoch } = await channel.publish('n', text, { msgId: text });
+            this.acked.push({ text, offset, epoch });
+            break;
+          } catch {
+            this.refusals++;
+            await settle(50);
+          }
+        }
+        await settle(pauseMs);
+      }
+    })();
+  }
+
+  async stop(): Promise<void> {
+    this.#running = false;
+    await this.#done;
+    this.#client.close();
+  }
+}
+
 /** A v1 SDK subscriber of FAULTS_CHANNEL that records each publication, its disconnects and failed recoveries. */
 export interface SdkSubscriber {
   readonly client: ChorusClient;
@@ -72,12 +113,12 @@ export interface SdkSubscriber {
   recoveryFailures: number;
 }
 
-export async function sdkSubscriber(port: number): Promise<SdkSubscriber> {
+export async function sdkSubscriber(port: number, channelName = FAULTS_CHANNEL): Promise<SdkSubscriber> {
   const client = createClient(`ws://127.0.0.1:${port}`, { key: TEST_APP.key, WebSocket, minDelayMs: 100, maxDelayMs: 1000 });
   const sub: SdkSubscriber = { client, received: [], closeCodes: [], recoveryFailures: 0 };
   client.on('disconnected', (event) => sub.closeCodes.push(event.code));
-  const channel = client.channel(FAULTS_CHANNEL);
-  channel.on('message', (data, publication) => sub.received.push({ offset: publication.offset, text: String(data), at: Date.now() }));
+  const channel = client.channel(channelName);
+  channel.on('*', (data, publication) => sub.received.push({ offset: publication.offset, text: String(data), at: Date.now() }));
   channel.on('recovery-failed', () => sub.recoveryFailures++);
   await channel.subscribe();
   return sub;
@@ -100,11 +141,11 @@ export interface PusherListener {
   readonly errorCodes: Array<number | null>;
 }
 
-export async function pusherListener(port: number): Promise<PusherListener> {
+export async function pusherListener(port: number, channelName = FAULTS_CHANNEL): Promise<PusherListener> {
   const client = new Pusher(TEST_APP.key, { cluster: 'local', wsHost: '127.0.0.1', wsPort: port, forceTLS: false, enabledTransports: ['ws'] });
   const listener: PusherListener = { client, texts: [], errorCodes: [] };
   client.connection.bind('error', (error: { data?: { code?: number | null } }) => listener.errorCodes.push(error.data?.code ?? null));
-  const channel = client.subscribe(FAULTS_CHANNEL);
+  const channel = client.subscribe(channelName);
   channel.bind_global((event: string, data: unknown) => {
     if (!event.startsWith('pusher')) listener.texts.push(String(data));
   });
