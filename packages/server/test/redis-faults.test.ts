@@ -158,8 +158,9 @@ describe('faults between node A and Redis (latency, partition, healing)', { time
     await settle(Math.max(0, partitionedAt + PARTITION_MS - Date.now()));
     const during = pubA.between(partitionedAt + noticedMs, Date.now()).filter((s) => s.status !== 0); // 0: still waiting
     assert.ok(during.length >= 1 && during.every((s) => s.status === 503), `node A refused every publish after noticing: ${JSON.stringify([...new Set(during.map((s) => s.status))])}`);
-    const duringB = pubB.between(partitionedAt, Date.now());
-    assert.ok(duringB.length >= 20 && duringB.every((s) => s.status === 200), 'node B accepted every publish during the partition');
+    const duringB = pubB.between(partitionedAt, Date.now()).filter((s) => s.status !== 0);
+    assert.ok(duringB.length >= 10, `node B published during the partition (${duringB.length})`);
+    assert.deepEqual([...new Set(duringB.map((s) => s.status))], [200], 'node B accepted every publish during the partition');
     const bLatency = duringB.map((s) => (onB.received.find((r) => r.text === s.text)?.at ?? Infinity) - s.at);
     t.diagnostic(`during the partition: node A refused ${during.length} publishes (503); node B accepted ${duringB.length}, delivered on B after at most ${Math.max(...bLatency)} ms`);
     assert.ok(Math.max(...bLatency) < 1000, 'node B kept delivering');
