@@ -11,41 +11,16 @@
  * writes lost are reported.
  */
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it, type TestContext } from 'node:test';
 import { Redis } from 'ioredis';
-import { TEST_APP, TestClient, closeAfterwards, rawUrl, settle, withTimeout } from './helpers.ts';
-import { freePort } from './redis.ts';
+import { TEST_APP, TestClient, closeAfterwards, rawUrl, settle } from './helpers.ts';
+import { freePort, redisProcess } from './redis.ts';
 import { SdkPublisher, pusherListener, sdkSubscriber, waitFor, type PusherListener, type SdkSubscriber } from './redis-faults-helpers.ts';
 
 const { serverWith, track } = closeAfterwards();
-const processes: ChildProcess[] = [];
-after(() => {
-  for (const child of processes) if (child.exitCode === null) child.kill('SIGKILL');
-});
-
-/** Starts redis-server with `args`, resolving once it accepts connections (or, for a sentinel, is running). */
-async function redisProcess(args: string[], ready: RegExp): Promise<ChildProcess> {
-  const child = spawn('redis-server', args, { stdio: ['ignore', 'pipe', 'pipe'] });
-  processes.push(child);
-  let output = '';
-  await withTimeout(
-    new Promise<void>((resolve, reject) => {
-      child.stdout?.on('data', (chunk: Buffer) => {
-        output += chunk.toString();
-        if (ready.test(output)) resolve();
-      });
-      child.once('exit', (code) => reject(new Error(`redis-server ${args.join(' ')} exited with ${code}: ${output}`)));
-    }),
-    10_000,
-    `redis-server ${args[0] ?? ''} did not start`,
-  );
-  return child;
-}
-
 async function until(predicate: () => Promise<boolean>, what: string, timeoutMs: number): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (!(await predicate().catch(() => false))) {

@@ -75,7 +75,7 @@ export interface RedisEngineOptions extends RedisTarget {
 /** Methods defineCommand adds (ioredis does not type them). */
 interface ChorusCommands {
   chorusPublish(...args: Array<string | Buffer | number>): Promise<[number, string, number]>;
-  chorusHistoryBuffer(...args: Array<string | number>): Promise<[Buffer, Buffer, Array<[Buffer, Buffer[]]>]>;
+  chorusHistoryBuffer(...args: Array<string | number>): Promise<[Buffer, Buffer, Array<[Buffer, Buffer[]]>, Buffer, Buffer]>;
   chorusPresenceJoin(...args: Array<string | number>): Promise<string[] | null>;
   chorusPresenceLeave(...args: Array<string | number>): Promise<string[] | null>;
   chorusPresenceMembers(...args: Array<string | number>): Promise<string[]>;
@@ -157,6 +157,8 @@ class RedisEngine implements Engine, Broker, PresenceStore {
   #probeSentAt = 0;
   #probeSeenAt = 0;
   #probeAnsweredAt = 0;
+  /** The current primary's master_replid, read again after every (re)connect (see PUBLISH). */
+  #primaryId: Promise<string> = Promise.resolve('');
   #subReadyBefore = false;
   #down = false;
   #closing = false;
@@ -226,6 +228,7 @@ class RedisEngine implements Engine, Broker, PresenceStore {
       this.#log.info({ connection, url: describeTarget(this.#options) }, 'redis connected again');
     }
     this.#state.up = this.#cmd.status === 'ready' && this.#sub.status === 'ready';
+    if (connection === 'commands') this.#primaryId = this.#readPrimaryId();
     if (connection !== 'pubsub') return;
     // Whatever was published while the pub/sub connection was away is lost to this node.
     if (this.#subReadyBefore) {
@@ -237,6 +240,12 @@ class RedisEngine implements Engine, Broker, PresenceStore {
     const subscribed = this.#sub.subscribe(...channels).then(() => undefined);
     subscribed.catch((error: unknown) => this.#log.warn({ err: error }, 'redis resubscribe failed'));
     for (const attachment of this.#attached.values()) attachment.subscribed = subscribed;
+  }
+
+  /** '' when unknown (INFO refused, say): publishes then skip the failover check. */
+  async #readPrimaryId(): Promise<string> {
+    const info = await this.#cmd.info('replication').catch(() => '');
+    return /^master_replid:(\w+)/m.exec(info)?.[1] ?? '';
   }
 
   #gap(attachment: Attachment): void {
@@ -306,6 +315,7 @@ class RedisEngine implements Engine, Broker, PresenceStore {
       META_TTL_SECONDS,
       newEpoch(),
       hasMsgId ? '1' : '0',
+      await this.#primaryId,
     ).catch((error: unknown) => {
       // The connection went away under the command (ioredis: "Connection is closed", retries
       // exhausted): the caller must hear "not accepted, retry later", not "internal error".
@@ -325,7 +335,7 @@ class RedisEngine implements Engine, Broker, PresenceStore {
     const keys = keysOf(appId, channel);
     const policy = this.#options.policy(appId, channel);
     const since = query.since;
-    const [epochBuffer, offsetBuffer, entries] = await (await this.#commands()).chorusHistoryBuffer(
+    const [epochBuffer, offsetBuffer, entries, prevEpoch, prevOffset] = await (await this.#commands()).chorusHistoryBuffer(
       keys.meta,
       keys.stream,
       newEpoch(),
@@ -342,7 +352,9 @@ class RedisEngine implements Engine, Broker, PresenceStore {
     if (!since) return { epoch, offset, publications: decoded.reverse(), recovered: undefined };
 
     const contiguous = decoded[0]?.offset === since.offset + 1 && decoded.length === Math.min(offset - since.offset, query.limit);
-    const recoverable = since.epoch === epoch && since.offset <= offset && (since.offset === offset || contiguous);
+    // The epoch before a failover continues into this one up to what the new primary holds of it.
+    const sameStream = since.epoch === epoch || (prevEpoch.length > 0 && since.epoch === prevEpoch.toString() && since.offset <= Number(prevOffset.toString()));
+    const recoverable = sameStream && since.offset <= offset && (since.offset === offset || contiguous);
     if (recoverable) return { epoch, offset, publications: decoded, recovered: true };
     const latest = await this.history(appId, channel, { limit: query.limit });
     return { ...latest, recovered: false };
