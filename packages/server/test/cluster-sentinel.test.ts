@@ -17,10 +17,11 @@ import { join } from 'node:path';
 import { after, describe, it, type TestContext } from 'node:test';
 import { Redis } from 'ioredis';
 import { TEST_APP, TestClient, closeAfterwards, rawUrl, settle } from './helpers.ts';
-import { freePort, redisProcess } from './redis.ts';
+import { freePort, killRedisProcesses, redisProcess } from './redis.ts';
 import { SdkPublisher, pusherListener, sdkSubscriber, waitFor, type PusherListener, type SdkSubscriber } from './redis-faults-helpers.ts';
 
 const { serverWith, track } = closeAfterwards();
+after(killRedisProcesses);
 async function until(predicate: () => Promise<boolean>, what: string, timeoutMs: number): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (!(await predicate().catch(() => false))) {

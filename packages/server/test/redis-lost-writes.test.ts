@@ -16,13 +16,14 @@ import { Redis } from 'ioredis';
 import { TcpProxy } from '../../client/test/helpers.ts';
 import { TEST_APP, closeAfterwards, settle } from './helpers.ts';
 import { FAULTS_CHANNEL, RestPublisher, sdkSubscriber, waitFor } from './redis-faults-helpers.ts';
-import { freePort, redisProcess } from './redis.ts';
+import { freePort, killRedisProcesses, redisProcess } from './redis.ts';
 import { V1Client } from './v1-helpers.ts';
 
 const { serverWith } = closeAfterwards();
 const cleanups: Array<() => unknown> = [];
 after(async () => {
   for (const cleanup of cleanups.reverse()) await cleanup();
+  killRedisProcesses();
 });
 
 const COMMON = ['--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--protected-mode', 'no'];

@@ -69,13 +69,15 @@ export class TestRedis {
 }
 
 const processes: ChildProcess[] = [];
-process.once('exit', () => {
-  for (const child of processes) if (child.exitCode === null) child.kill('SIGKILL');
-});
+
+/** Kills what redisProcess started (their pipes keep a test file's process alive). */
+export function killRedisProcesses(): void {
+  for (const child of processes) if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+}
 
 /**
  * Starts redis-server with `args` (a replica, a sentinel…), resolving once its output matches
- * `ready`; killed when the test process exits.
+ * `ready`. Call killRedisProcesses() after the test.
  */
 export async function redisProcess(args: string[], ready: RegExp): Promise<ChildProcess> {
   const child = spawn('redis-server', args, { stdio: ['ignore', 'pipe', 'pipe'] });
