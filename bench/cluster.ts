@@ -26,17 +26,17 @@
  * section between `<!-- bench:cluster:begin -->` and `<!-- bench:cluster:end -->` in
  * docs/benchmarks.md (appended at the end of the file when the markers are missing).
  */
-import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { availableParallelism, cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { Child, startRedis } from './lib/children.ts';
 import { BENCH_APP, BENCH_HOST, rawChannelPath } from './lib/config.ts';
+import { replaceDocSection } from './lib/docs.ts';
 import { LatencyRecorder, Publisher, RatePublisher, RawWebSocket, SubscriberPool, messagePayload, type Endpoint, type LatencySummary } from './lib/loadgen.ts';
 import { drain } from './lib/measure.ts';
 import { booleanSetting, listSetting, numberSetting, readSettings } from './lib/options.ts';
-import { coreTimes, ownCpuSeconds, procCpuSeconds, type CoreTimes } from './lib/process.ts';
+import { coreTimes, ownCpuSeconds, type CoreTimes } from './lib/process.ts';
 import { formatFixed, formatInteger, formatPercent, markdownTable, progress, sleep, writeResult } from './lib/report.ts';
 import { defaultWindow } from './scenarios/fanout.ts';
 
@@ -45,7 +45,6 @@ const CHORUS_BIN = join(REPO_ROOT, 'packages/server/bin/chorus.mjs');
 const DOCS_FILE = join(REPO_ROOT, 'docs/benchmarks.md');
 const BEGIN_MARKER = '<!-- bench:cluster:begin -->';
 const END_MARKER = '<!-- bench:cluster:end -->';
-const START_TIMEOUT_MS = 15_000;
 const CHANNEL = 'cluster';
 /** More than this many cores busy outside the benchmark's processes: the box was probably not quiet. */
 const OTHER_CPU_LIMIT = 0.3;
@@ -94,83 +93,6 @@ if (options.nodes.length === 0 || options.nodes.some((n) => !Number.isInteger(n)
 
 const configDir = mkdtempSync(join(tmpdir(), 'chorus-bench-cluster-'));
 let configCount = 0;
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, BENCH_HOST, () => {
-      const address = server.address();
-      const port = typeof address === 'object' && address ? address.port : 0;
-      server.close(() => resolve(port));
-    });
-  });
-}
-
-/** A child process started and waited for until `ready` matches its stdout. */
-class Child {
-  readonly name: string;
-  readonly process: ChildProcess;
-  output = '';
-
-  constructor(name: string, command: string, args: string[]) {
-    this.name = name;
-    this.process = spawn(command, args, { stdio: ['ignore', 'pipe', 'pipe'] });
-    this.process.stdout?.on('data', (chunk: Buffer) => (this.output += chunk.toString()));
-    this.process.stderr?.on('data', (chunk: Buffer) => (this.output += chunk.toString()));
-  }
-
-  get pid(): number {
-    return this.process.pid ?? -1;
-  }
-
-  /** Resolves with the first match of `ready` in stdout+stderr. */
-  waitFor(ready: RegExp): Promise<RegExpExecArray> {
-    return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => fail(new Error(`${this.name} did not start within ${START_TIMEOUT_MS} ms: ${this.output}`)), START_TIMEOUT_MS);
-      const check = (): void => {
-        const match = ready.exec(this.output);
-        if (!match) return;
-        cleanup();
-        resolve(match);
-      };
-      const onExit = (code: number | null): void => fail(new Error(`${this.name} exited with ${code}: ${this.output}`));
-      const fail = (error: Error): void => {
-        cleanup();
-        reject(error);
-      };
-      const cleanup = (): void => {
-        clearTimeout(timer);
-        this.process.stdout?.off('data', check);
-        this.process.off('exit', onExit);
-      };
-      this.process.stdout?.on('data', check);
-      this.process.once('exit', onExit);
-      check();
-    });
-  }
-
-  cpuSeconds(): number {
-    return procCpuSeconds(this.pid) ?? NaN;
-  }
-
-  async stop(): Promise<void> {
-    const child = this.process;
-    if (child.exitCode !== null || child.signalCode !== null) return;
-    const exited = new Promise((resolve) => child.once('exit', resolve));
-    child.kill('SIGTERM');
-    const timer = setTimeout(() => child.kill('SIGKILL'), 5_000);
-    await exited;
-    clearTimeout(timer);
-  }
-}
-
-async function startRedis(): Promise<{ child: Child; url: string }> {
-  const port = await freePort();
-  const child = new Child('redis-server', 'redis-server', ['--port', String(port), '--bind', BENCH_HOST, '--save', '', '--appendonly', 'no', '--protected-mode', 'no']);
-  await child.waitFor(/Ready to accept connections/);
-  return { child, url: `redis://${BENCH_HOST}:${port}` };
-}
 
 interface ChorusNode {
   child: Child;
@@ -580,7 +502,6 @@ console.log(`Saved ${file}`);
 
 if (options.docs && results.length > 0) {
   const section = [
-    BEGIN_MARKER,
     '## Cluster: 3 nodes versus 1 node, Redis engine (`npm run bench:cluster`)',
     '',
     `1 publisher connected to node 1 → ${formatInteger(options.subscribers)} subscribers on one raw channel, spread evenly over the nodes; ` +
@@ -607,14 +528,8 @@ if (options.docs && results.length > 0) {
       'writes every millisecond, so a node writes most messages to each socket on their own (little of the coalescing that ' +
       'saturation gets) and its CPU stays near 100 % even at this rate (see the progress lines); the latencies therefore ' +
       'include queueing in the node, and the generator shares the cores too (it warns when it fell behind its schedule).',
-    END_MARKER,
   ].join('\n');
-  const current = readFileSync(DOCS_FILE, 'utf8');
-  const begin = current.indexOf(BEGIN_MARKER);
-  const end = current.indexOf(END_MARKER);
-  const updated =
-    begin >= 0 && end > begin ? current.slice(0, begin) + section + current.slice(end + END_MARKER.length) : `${current.replace(/\n*$/, '\n')}\n${section}\n`;
-  writeFileSync(DOCS_FILE, updated);
+  replaceDocSection(BEGIN_MARKER, END_MARKER, section, 'end');
   console.log(`Updated ${DOCS_FILE} (${BEGIN_MARKER} … ${END_MARKER})`);
 }
 if (failures.length > 0) process.exitCode = 1;

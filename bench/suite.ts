@@ -3,8 +3,10 @@
  * naive `ws` loop and the raw `net` ceiling — in the same run, scenario by scenario:
  *
  *   fanout    1 channel × {100, 1,000, 10,000} subscribers, publisher at saturation
+ *   flood     fan-out to 1,000 with an unpaced publisher (writes as fast as its socket takes)
  *   pusher    Chorus only: the fan-out to 1,000 again, the subscribers on the Pusher dialect
- *   latency   1,000 subscribers at 50 % of the saturation rate just measured: p50/p99/p99.9
+ *   latency   1,000 subscribers at 50 % of the saturation rate just measured: p50/p99/p99.9;
+ *             Chorus once more at Bun's 50 % rate (the same rate for both)
  *   channels  9,500 channels × 2 members, chat-like traffic (random channel per message)
  *   ingress   100 publishers as fast as they can, 1 subscriber per channel
  *   idle      RSS and heap per idle connection at 10,000 and 19,000 connections
@@ -42,7 +44,7 @@ import { finalGrowthRate, maxGrowth, runLatency, type LatencyResult } from './sc
 import { evaluateTargets, type SuiteSummary } from './lib/targets.ts';
 import { YJS_PEERS, runYjs, type YjsResult } from './scenarios/yjs.ts';
 
-export const SCENARIOS = ['fanout', 'pusher', 'latency', 'channels', 'ingress', 'idle', 'slow', 'yjs'] as const;
+export const SCENARIOS = ['fanout', 'flood', 'pusher', 'latency', 'channels', 'ingress', 'idle', 'slow', 'yjs'] as const;
 export type Scenario = (typeof SCENARIOS)[number];
 
 // ---------------------------------------------------------------------------------------------
@@ -58,6 +60,7 @@ const settings = readSettings(process.argv.slice(2), 'Usage: npm run bench -- [o
   },
   { name: 'rounds', description: 'runs of each scenario per server, interleaved (tables show the median)', default: 1 },
   { name: 'fanout-subscribers', description: 'subscriber counts of the fan-out scenario', default: '100,1000,10000' },
+  { name: 'flood-subscribers', description: 'subscriber counts of the flood scenario (unpaced publisher)', default: '10,1000' },
   { name: 'size', description: 'message payload bytes (envelope included)', default: 100 },
   { name: 'loads', description: 'latency ladder, as shares of the saturation rate; the last is the target step and the slow-reader rate', default: '0.01,0.1,0.5' },
   { name: 'slow-rate', description: 'slow-reader scenario: messages/s, the same for every server (low enough for all of them)', default: 25 },
@@ -113,8 +116,9 @@ const channelCount = numberSetting(settings, 'channels', 1);
 const slowRate = numberSetting(settings, 'slow-rate', 1);
 const slowSize = numberSetting(settings, 'slow-size', 40);
 const fanoutSubscribers = listSetting(settings, 'fanout-subscribers').map(Number);
+const floodSubscribers = listSetting(settings, 'flood-subscribers').map(Number);
 const idleSteps = listSetting(settings, 'idle-steps').map(Number);
-if (fanoutSubscribers.some((n) => !(n >= 1)) || idleSteps.some((n) => !(n >= 1)) || !loads.length || loads.some((n) => !(n > 0 && n <= 1))) {
+if ([...fanoutSubscribers, ...floodSubscribers].some((n) => !(n >= 1)) || idleSteps.some((n) => !(n >= 1)) || !loads.length || loads.some((n) => !(n > 0 && n <= 1))) {
   console.error('--fanout-subscribers and --idle-steps take comma-separated positive numbers, --loads shares in (0, 1]');
   process.exit(2);
 }
@@ -172,9 +176,13 @@ interface Failure {
 
 const runs = {
   fanout: [] as (FanoutResult & { round: number })[],
+  /** Fan-out to 1,000 with an unpaced publisher (scenario `flood`). */
+  flood: [] as (FanoutResult & { round: number })[],
   /** Chorus's fan-out to 1,000 Pusher subscribers (scenario `pusher`). */
   pusher: [] as (FanoutResult & { round: number })[],
   latency: [] as (LatencyResult & { round: number })[],
+  /** Chorus at Bun's target-load rate (scenario `latency`, when both run): p99 at the same rate. */
+  latencyAtBunRate: [] as (LatencyResult & { round: number })[],
   channels: [] as (ChannelsResult & { round: number })[],
   ingress: [] as (IngressResult & { round: number })[],
   idle: [] as (IdleResult & { round: number })[],
@@ -233,6 +241,30 @@ function rateAt(saturation: number, share: number): number {
 }
 
 const chorusPeer = peers.find((peer) => peer.id === 'chorus');
+const bunPeer = peers.find((peer) => peer.id === 'bun');
+
+/**
+ * Chorus once more at Bun's target-load rate: each server's ladder is relative to its own
+ * saturation, so their p99s at "50 %" are at different rates; this one compares like with like.
+ */
+async function latencyAtBunRate(round: number): Promise<void> {
+  if (!chorusPeer || !bunPeer) return;
+  const bunSaturation = await saturationRate(bunPeer);
+  if (bunSaturation === undefined) return;
+  const rate = rateAt(bunSaturation, load);
+  console.log(`${chorusPeer.label} at Bun's ${Math.round(load * 100)} % rate (${formatInteger(rate)} msg/s)`);
+  const result = await attempt('latency at Bun rate', chorusPeer, round, () =>
+    runLatency(chorusPeer, {
+      subscribers: LATENCY_SUBSCRIBERS,
+      size,
+      steps: [{ rate, load, warmupMs: T.latencyWarmup, durationMs: T.latencyTarget }],
+      probeEvery: PROBE_EVERY,
+      slowFraction: 0,
+      label: 'chorus at bun rate',
+    }),
+  );
+  if (result) runs.latencyAtBunRate.push({ ...result, round });
+}
 if (scenarios.includes('pusher') && !chorusPeer) console.log('Scenario pusher skipped: it runs on Chorus only (add chorus to --servers).');
 
 /**
@@ -271,6 +303,19 @@ for (let round = 1; round <= rounds; round++) {
   }
   if (scenarios.includes('pusher') && !pusherNextToRaw) await runPusherFanout(round, roundLabel);
 
+  if (scenarios.includes('flood')) {
+    for (const subscribers of floodSubscribers) {
+      heading(`Flood: 1 unpaced publisher (as fast as its socket takes) → ${formatInteger(subscribers)} subscribers, ${size}-byte messages${roundLabel}`);
+      for (const peer of ordered(round)) {
+        console.log(`${peer.label}`);
+        const result = await attempt('flood', peer, round, () =>
+          runFanout(peer, { subscribers, size, batch: 10, warmupMs: T.warmup, durationMs: T.measure, pace: 'socket', label: `${peer.id} flood` }),
+        );
+        if (result) runs.flood.push({ ...result, round });
+      }
+    }
+  }
+
   if (scenarios.includes('latency')) {
     heading(`Latency: ${formatInteger(LATENCY_SUBSCRIBERS)} subscribers at ${loads.map((share) => `${Math.round(share * 100)} %`).join(', ')} of each server's saturation rate, open-loop${roundLabel}`);
     for (const peer of ordered(round)) {
@@ -286,6 +331,7 @@ for (let round = 1; round <= rounds; round++) {
       const result = await attempt('latency', peer, round, () => runLatency(peer, { subscribers: LATENCY_SUBSCRIBERS, size, steps, probeEvery: PROBE_EVERY, slowFraction: 0 }));
       if (result) runs.latency.push({ ...result, round });
     }
+    await latencyAtBunRate(round);
   }
 
   if (scenarios.includes('channels')) {
@@ -392,6 +438,18 @@ const summary: SuiteSummary = {
         : [];
     }),
   ),
+  flood: peers.flatMap((peer) =>
+    floodSubscribers.flatMap((subscribers) => {
+      const run = medianRun(runs.flood, peer.id, (r) => r.deliveredPerSecond, 'higher', (r) => r.subscribers === subscribers);
+      return run
+      ? [{ server: peer.id, subscribers, deliveredPerSecond: run.deliveredPerSecond, cpuPerMillion: run.serverCpuSecondsPerMillion, published: run.published, undelivered: run.undelivered, closedSubscribers: run.closedSubscribers, generatorBound: run.measurement.generatorBound, warnings: run.warnings }]
+      : [];
+    }),
+  ),
+  latencyAtBunRate: [medianRun(runs.latencyAtBunRate, 'chorus', targetP99, 'lower')].flatMap((run) => {
+    const step = run?.steps.at(-1);
+    return run && step ? [{ server: run.server, rate: step.rate, p50: step.latency.p50, p99: step.latency.p99, p999: step.latency.p999 }] : [];
+  }),
   pusherFanout: chorusPeer
     ? [medianRun(runs.pusher, chorusPeer.id, (r) => r.deliveredPerSecond, 'higher')].flatMap((run) =>
         run
@@ -463,6 +521,7 @@ for (const target of targets) console.log(`  ${target.status.padEnd(4)}  ${targe
 
 const warnings = [
   ...runs.fanout.flatMap((run) => run.warnings.map((warning) => `fan-out ${formatInteger(run.subscribers)}, ${run.server}: ${warning}`)),
+  ...runs.flood.flatMap((run) => run.warnings.map((warning) => `flood ${formatInteger(run.subscribers)}, ${run.server}: ${warning}`)),
   ...runs.pusher.flatMap((run) => run.warnings.map((warning) => `Pusher fan-out ${formatInteger(run.subscribers)}, ${run.server}: ${warning}`)),
   ...runs.latency.flatMap((run) => run.warnings.map((warning) => `latency, ${run.server}: ${warning}`)),
   ...runs.channels.flatMap((run) => run.warnings.map((warning) => `many channels, ${run.server}: ${warning}`)),
@@ -519,6 +578,12 @@ function printableSummary(): string {
     }
   }
   if (!pusherPrinted) for (const pusher of pusherRows) lines.push(fanoutLine(pusher, `${label(pusher.server)} Pusher`));
+  for (const row of summary.flood ?? []) {
+    lines.push(
+      `flood ${formatInteger(row.subscribers).padStart(6)} subs    ${label(row.server).padEnd(16)} ${formatInteger(row.deliveredPerSecond).padStart(11)} msg/s  ${formatFixed(row.cpuPerMillion, 2).padStart(6)} CPU-s/M  ` +
+        `${formatInteger(row.undelivered)} deliveries missing, ${row.closedSubscribers} subscribers cut${row.generatorBound ? '  (generator-bound)' : ''}`,
+    );
+  }
   for (const row of summary.latency) {
     for (const step of row.steps) {
       lines.push(
@@ -526,6 +591,9 @@ function printableSummary(): string {
           `p50 ${formatFixed(step.p50, 2)} ms  p99 ${formatFixed(step.p99, 2)} ms  p99.9 ${formatFixed(step.p999, 2)} ms`,
       );
     }
+  }
+  for (const row of summary.latencyAtBunRate ?? []) {
+    lines.push(`latency at Bun's rate ${formatInteger(row.rate).padStart(6)}/s ${label(row.server).padEnd(16)} p50 ${formatFixed(row.p50, 2)} ms  p99 ${formatFixed(row.p99, 2)} ms  p99.9 ${formatFixed(row.p999, 2)} ms`);
   }
   for (const row of summary.channels) {
     lines.push(`many channels          ${label(row.server).padEnd(16)} ${formatInteger(row.deliveredPerSecond).padStart(11)} msg/s  ${formatFixed(row.cpuPerMillion, 2).padStart(6)} CPU-s/M${row.generatorBound ? '  (generator-bound)' : ''}`);

@@ -30,19 +30,27 @@ export interface DocsInput {
 /** Updates both files; returns their paths relative to the repo. */
 export function writeDocs(input: DocsInput): string[] {
   writeFileSync(SVG, renderSvg(input.summary, input.date));
-  const section = `${BEGIN}\n${renderMarkdown(input)}\n${END}`;
+  replaceDocSection(BEGIN, END, renderMarkdown(input), 'after-intro');
+  return ['docs/benchmarks.md', 'docs/benchmarks.svg'];
+}
+
+/**
+ * Puts `body` between the markers `begin` and `end` in docs/benchmarks.md, leaving everything
+ * outside them as it is. Without the markers the section goes after the page's introduction
+ * (before the first second-level heading) or at the end of the page.
+ */
+export function replaceDocSection(begin: string, end: string, body: string, where: 'after-intro' | 'end'): void {
+  const section = `${begin}\n${body}\n${end}`;
   let doc = readFileSync(DOC, 'utf8');
-  const begin = doc.indexOf(BEGIN);
-  const end = doc.indexOf(END);
-  if (begin >= 0 && end > begin) {
-    doc = doc.slice(0, begin) + section + doc.slice(end + END.length);
+  const from = doc.indexOf(begin);
+  const to = doc.indexOf(end);
+  if (from >= 0 && to > from) {
+    doc = doc.slice(0, from) + section + doc.slice(to + end.length);
   } else {
-    // After the introduction: before the first second-level heading.
-    const at = doc.search(/^## /m);
+    const at = where === 'after-intro' ? doc.search(/^## /m) : -1;
     doc = at >= 0 ? `${doc.slice(0, at)}${section}\n\n${doc.slice(at)}` : `${doc.trimEnd()}\n\n${section}\n`;
   }
   writeFileSync(DOC, doc);
-  return ['docs/benchmarks.md', 'docs/benchmarks.svg'];
 }
 
 const GENERATOR_MARK = ' †';
@@ -104,6 +112,39 @@ function renderMarkdown(input: DocsInput): string {
       );
       out.push('');
     }
+  }
+
+  const flood = summary.flood ?? [];
+  if (flood.length) {
+    const sizes = [...new Set(flood.map((row) => row.subscribers))].sort((a, b) => a - b);
+    out.push('### Flood: 1 unpaced publisher → N subscribers');
+    out.push('');
+    out.push(
+      'The publisher writes as fast as its own socket takes (10 frames per write, again on every `drain`) instead of keeping a window: the server must push back on it, ' +
+        'or queue, drop or cut subscribers. Delivered messages/s, CPU-seconds per million deliveries, and what was lost (deliveries missing after draining, subscribers cut).',
+    );
+    out.push('');
+    const header = ['server', ...sizes.flatMap((n) => [`${formatInteger(n)} subs msg/s`, 'CPU-s/M', 'missing / cut'])];
+    const rows = summary.peers
+      .filter((peer) => flood.some((row) => row.server === peer.id))
+      .map((peer) => [
+        peer.label,
+        ...sizes.flatMap((n) => {
+          const row = flood.find((candidate) => candidate.server === peer.id && candidate.subscribers === n);
+          return row ? [formatInteger(row.deliveredPerSecond) + (row.generatorBound ? GENERATOR_MARK : ''), formatFixed(row.cpuPerMillion, 2), `${formatInteger(row.undelivered)} / ${row.closedSubscribers}`] : ['n/a', 'n/a', 'n/a'];
+        }),
+      ]);
+    out.push(markdownTable(header, rows));
+    out.push('');
+  }
+
+  const atBunRate = summary.latencyAtBunRate?.[0];
+  if (atBunRate) {
+    out.push(
+      `*Latency at the same rate*: Chorus at Bun's ${Math.round((summary.latency.find((row) => row.server === 'bun')?.steps.at(-1)?.load ?? 0.5) * 100)} % rate ` +
+        `(${formatInteger(atBunRate.rate)} msg/s × 1,000): p50 ${formatFixed(atBunRate.p50, 2)} ms, p99 ${formatFixed(atBunRate.p99, 2)} ms, p99.9 ${formatFixed(atBunRate.p999, 2)} ms.`,
+    );
+    out.push('');
   }
 
   if (summary.latency.length) {
@@ -349,6 +390,6 @@ function renderSvg(summary: SuiteSummary, date: Date): string {
   return `${parts.join('\n')}\n`;
 }
 
-function escapeXml(text: string): string {
+export function escapeXml(text: string): string {
   return text.replaceAll('&', '&amp;').replaceAll('<', '&lt;').replaceAll('>', '&gt;').replaceAll('"', '&quot;');
 }

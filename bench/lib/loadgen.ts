@@ -37,6 +37,11 @@ export interface Endpoint {
   localAddress?: string;
   /** `pusher` dialect: the channel to `pusher:subscribe` to (the path names only the app). */
   channel?: string;
+  /**
+   * `pusher` dialect, private and presence channels: the subscription's `auth` (and presence
+   * `channel_data`) for the socket id the server sent, as the app's auth endpoint would sign them.
+   */
+  pusherAuth?: (socketId: string) => { auth: string; channel_data?: string };
 }
 
 /** Shared by all sockets: `onread` callbacks run one at a time and consume it synchronously. */
@@ -210,9 +215,21 @@ function envelope(head: string, tail: string, size: number): Buffer {
   return Buffer.from(head + 'x'.repeat(size - head.length - tail.length) + tail);
 }
 
-/** Microseconds on this process's monotonic clock: what timestamps in payloads hold. */
+/** Added to performance.now() in timestamps: 0, or this process's offset from a shared origin (setClockOrigin). */
+let clockOffsetMs = 0;
+
+/**
+ * Makes timestamps comparable across processes (a publisher in one helper process, its
+ * receivers in others): from now on they count from `originMs`, a wall-clock time (Date.now())
+ * every process was given.
+ */
+export function setClockOrigin(originMs: number): void {
+  clockOffsetMs = performance.timeOrigin - originMs;
+}
+
+/** Microseconds on this process's monotonic clock (from the shared origin, if set): what timestamps in payloads hold. */
 export function nowMicros(): number {
-  return Math.round(performance.now() * 1000);
+  return Math.round((performance.now() + clockOffsetMs) * 1000);
 }
 
 export interface RawWebSocketOptions {
@@ -332,12 +349,17 @@ export class RawWebSocket {
   #pusherHandshake(endpoint: Endpoint): (buffer: Uint8Array, start: number, end: number) => boolean {
     const channel = endpoint.channel;
     if (channel === undefined) throw new Error('a pusher endpoint needs the channel to subscribe to');
-    const subscribe = maskedTextFrame(Buffer.from(JSON.stringify({ event: 'pusher:subscribe', data: { channel } })));
+    const publicSubscribe = maskedTextFrame(Buffer.from(JSON.stringify({ event: 'pusher:subscribe', data: { channel } })));
+    const subscribe = (text: string): Buffer => {
+      const socketId = /socket_id\\?":\\?"([\d.]+)/.exec(text)?.[1];
+      if (!endpoint.pusherAuth || socketId === undefined) return publicSubscribe;
+      return maskedTextFrame(Buffer.from(JSON.stringify({ event: 'pusher:subscribe', data: { channel, ...endpoint.pusherAuth(socketId) } })));
+    };
     return (buffer, start, end) => {
       if (!this.#settle) return this.#onStamp ? this.#onProbePayload(buffer, start, end) : true;
       const text = Buffer.from(buffer.buffer, buffer.byteOffset + start, end - start).toString('utf8');
       const event = /^\{"event":"([^"]*)"/.exec(text)?.[1];
-      if (event === 'pusher:connection_established') this.socket.write(subscribe);
+      if (event === 'pusher:connection_established') this.socket.write(subscribe(text));
       else if (event === 'pusher_internal:subscription_succeeded') this.#ready();
       else if (event === 'pusher:error' || event === 'pusher:subscription_error') this.#settle(new Error(`Pusher subscription to ${channel} refused: ${text}`));
       return false;
@@ -398,6 +420,8 @@ export interface PoolOptions {
   concurrency?: number;
   /** Which subscribers (by index) are latency probes, and where their samples go. */
   probe?: { every: number; onStamp: (sentMicros: number) => void };
+  /** Attempts after a failed handshake before the pool gives up (a busy box may stall one for seconds); default 0. */
+  retries?: number;
 }
 
 /** Many subscribers, with one running total of messages received. */
@@ -407,6 +431,8 @@ export class SubscriberPool {
   delivered = 0;
   /** Called after every read that completed at least one message. */
   onDelivery: (() => void) | undefined;
+  /** Handshakes that failed and were tried again (PoolOptions.retries). */
+  retried = 0;
 
   readonly #count = (messages: number): void => {
     this.delivered += messages;
@@ -415,7 +441,7 @@ export class SubscriberPool {
 
   /** Opens `count` subscribers on one endpoint (or on `endpoint(i)`), `concurrency` handshakes at a time. */
   static async open(endpoint: Endpoint | ((index: number) => Endpoint), count: number, options: PoolOptions | number = {}): Promise<SubscriberPool> {
-    const { concurrency = 64, probe } = typeof options === 'number' ? { concurrency: options } : options;
+    const { concurrency = 64, probe, retries = 0 } = typeof options === 'number' ? { concurrency: options } : options;
     const pool = new SubscriberPool();
     const endpointOf = typeof endpoint === 'function' ? endpoint : (): Endpoint => endpoint;
     const clients: (RawWebSocket | undefined)[] = new Array<RawWebSocket | undefined>(count);
@@ -424,7 +450,15 @@ export class SubscriberPool {
       while (next < count) {
         const index = next++;
         const isProbe = probe !== undefined && index % probe.every === 0;
-        clients[index] = await RawWebSocket.connect(endpointOf(index), { onMessages: pool.#count, onStamp: isProbe ? probe.onStamp : undefined });
+        for (let attempt = 0; ; attempt++) {
+          try {
+            clients[index] = await RawWebSocket.connect(endpointOf(index), { onMessages: pool.#count, onStamp: isProbe ? probe.onStamp : undefined });
+            break;
+          } catch (error) {
+            if (attempt >= retries) throw error;
+            pool.retried++;
+          }
+        }
         pool.clients.push(clients[index]);
       }
     };
@@ -504,11 +538,18 @@ export interface PublisherOptions {
    * subscriber. Keeps the server saturated without letting queues grow without bound.
    */
   window: number;
+  /**
+   * `window` (default): paced by the subscribers, as above. `socket`: unpaced, like one client
+   * that writes as fast as its own socket takes: whole batches until `write` reports a full
+   * buffer, again on 'drain'; `window` is then ignored. The server must push back (read less
+   * from the publisher) or queue, drop or cut subscribers: the scenario reports which.
+   */
+  pace?: 'window' | 'socket';
 }
 
 /**
  * Publishes at saturation: whenever subscribers report progress, it tops the window up with
- * whole batches, once per event-loop turn.
+ * whole batches, once per event-loop turn (or, unpaced, whenever its socket takes more).
  */
 export class Publisher {
   /** Messages written so far. */
@@ -518,6 +559,7 @@ export class Publisher {
   readonly #batchFrames: Buffer;
   readonly #batch: number;
   readonly #window: number;
+  readonly #unpaced: boolean;
   #stop: (() => void) | undefined;
 
   constructor(ws: RawWebSocket, subscribers: SubscriberPool, options: PublisherOptions) {
@@ -528,6 +570,7 @@ export class Publisher {
     this.#batchFrames = Buffer.concat(Array.from({ length: options.batch }, () => frame));
     this.#batch = options.batch;
     this.#window = options.window;
+    this.#unpaced = options.pace === 'socket';
   }
 
   /** Messages published but not yet received by the average subscriber. */
@@ -541,7 +584,29 @@ export class Publisher {
   }
 
   start(): void {
-    this.#stop ??= this.#subscribers.pumpOnDelivery(this.#pump);
+    if (this.#unpaced) this.#stop ??= this.#floodWhileWritable();
+    else this.#stop ??= this.#subscribers.pumpOnDelivery(this.#pump);
+  }
+
+  /**
+   * Writes batches until the socket's buffer is full, then waits for 'drain'; at most 64 writes
+   * per turn, so the generator's subscribers are still read in between.
+   */
+  #floodWhileWritable(): () => void {
+    let stopped = false;
+    const socket = this.#ws.socket;
+    const flood = (): void => {
+      for (let writes = 0; !stopped && !this.#ws.closed && writes < 64; writes++) {
+        this.sent += this.#batch;
+        if (!this.#ws.send(this.#batchFrames)) return void socket.once('drain', flood);
+      }
+      if (!stopped && !this.#ws.closed) setImmediate(flood);
+    };
+    flood();
+    return () => {
+      stopped = true;
+      socket.off('drain', flood);
+    };
   }
 
   stop(): void {
@@ -639,12 +704,33 @@ export class RatePublisher {
       const base = n * frameLength;
       this.#template.copy(out, base);
       const intendedMs = this.#startMs + (this.sent - this.#base + n) / this.#perMs;
-      writeMaskedDigits(out, base, this.#digitsAt, this.#template, Math.round(intendedMs * 1000));
+      writeMaskedDigits(out, base, this.#digitsAt, this.#template, Math.round((intendedMs + clockOffsetMs) * 1000));
     }
     this.maxLagMs = Math.max(this.maxLagMs, now - (this.#startMs + (this.sent - this.#base) / this.#perMs));
     this.#ws.send(out);
     this.sent = due;
   };
+}
+
+/** Stamped frames one at a time, for many publishers at a low rate each (bench:scale): the time of the call in each. */
+export class StampedFrames {
+  readonly #template: Buffer;
+  readonly #digitsAt: number;
+
+  /** `payload`: a stamped payload (messagePayload(…, true)). */
+  constructor(payload: Buffer) {
+    this.#template = maskedTextFrame(payload);
+    const mark = payload.indexOf(STAMP_MARK);
+    if (mark < 0) throw new Error('StampedFrames needs a stamped payload (messagePayload(…, true))');
+    this.#digitsAt = this.#template.length - payload.length + mark + 1;
+  }
+
+  /** A new masked frame carrying nowMicros(). */
+  next(): Buffer {
+    const out = Buffer.from(this.#template);
+    writeMaskedDigits(out, 0, this.#digitsAt, this.#template, nowMicros());
+    return out;
+  }
 }
 
 /** Writes `value` as STAMP_DIGITS decimal digits at `at`, masked like the template's payload byte there. */

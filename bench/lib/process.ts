@@ -6,11 +6,11 @@
  * server and generator may share a core and the results say so.
  */
 import { execFileSync, spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { readFileSync, readdirSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
-import type { CpuMessage, MemMessage, ReadyMessage } from '../servers/harness.ts';
+import type { CpuMessage, MemMessage, ReadyMessage, ResourcesMessage, SnapshotMessage } from '../servers/harness.ts';
 
 const REPO_ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const READY_TIMEOUT_MS = 20_000;
@@ -98,8 +98,8 @@ export interface ServerProcessOptions {
   name: string;
   /** A server script speaking the harness protocol (bench/servers/harness.ts). */
   script: string;
-  /** Core to pin the server to (ignored without taskset). */
-  cpu: number;
+  /** Core to pin the server to (ignored without taskset); undefined: not pinned (several nodes sharing the cores). */
+  cpu: number | undefined;
   /**
    * The program and its arguments before the script; default: this Node with `--expose-gc`
    * (so the harness can collect garbage before a memory reading) and tsx.
@@ -124,6 +124,15 @@ export function procRssBytes(pid: number): number | undefined {
   try {
     const match = /^VmRSS:\s*(\d+)\s*kB$/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
     return match ? Number(match[1]) * 1024 : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Open file descriptors of a process (entries of /proc/PID/fd), or undefined off Linux. */
+export function procFdCount(pid: number): number | undefined {
+  try {
+    return readdirSync(`/proc/${pid}/fd`).length;
   } catch {
     return undefined;
   }
@@ -154,10 +163,11 @@ export class ServerProcess {
     const [program = process.execPath, ...args] = options.command ?? [process.execPath, '--expose-gc', '--import', 'tsx'];
     const argv = [...args, options.script];
     const spawnOptions = { cwd: REPO_ROOT, env: { ...process.env, ...options.env } };
-    const child = canPin ? spawn('taskset', ['--cpu-list', String(options.cpu), program, ...argv], spawnOptions) : spawn(program, argv, spawnOptions);
+    const pin = canPin && options.cpu !== undefined;
+    const child = pin ? spawn('taskset', ['--cpu-list', String(options.cpu), program, ...argv], spawnOptions) : spawn(program, argv, spawnOptions);
     child.stderr.on('data', (chunk: Buffer) => process.stderr.write(`[${options.name}] ${chunk.toString()}`));
     const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
-    const replies: Replies = { cpu: [], mem: [] };
+    const replies: Replies = { cpu: [], mem: [], resources: [], snapshot: [] };
 
     return new Promise((resolve, reject) => {
       let server: ServerProcess | undefined;
@@ -181,12 +191,16 @@ export class ServerProcess {
         }
         if (!server && isReady(message)) {
           clearTimeout(timer);
-          server = new ServerProcess(options.name, message, canPin, child, replies, exited);
+          server = new ServerProcess(options.name, message, pin, child, replies, exited);
           resolve(server);
         } else if (isCpu(message)) {
           replies.cpu.shift()?.(message);
         } else if (isMem(message)) {
           replies.mem.shift()?.(message);
+        } else if (isObjectWith(message, 'resources')) {
+          replies.resources.shift()?.(message as ResourcesMessage);
+        } else if (isObjectWith(message, 'snapshot')) {
+          replies.snapshot.shift()?.(message as SnapshotMessage);
         }
       });
     });
@@ -211,6 +225,29 @@ export class ServerProcess {
       this.#child.stdin.write('mem\n');
     });
     return { rss: procRssBytes(this.pid) ?? reply.mem.rss, heapUsed: reply.mem.heapUsed, gc: reply.mem.gc };
+  }
+
+  /** After two full GCs: memory, live handles by type and timers (harness `resources`). */
+  async resources(): Promise<ResourcesMessage['resources']> {
+    const reply = await new Promise<ResourcesMessage>((resolve) => {
+      this.#replies.resources.push(resolve);
+      this.#child.stdin.write('resources\n');
+    });
+    return { ...reply.resources, rss: procRssBytes(this.pid) ?? reply.resources.rss };
+  }
+
+  /** Writes a V8 heap snapshot of the server to `path` (harness `snapshot`); resolves with the file written. */
+  async heapSnapshot(path: string): Promise<string> {
+    const reply = await new Promise<SnapshotMessage>((resolve) => {
+      this.#replies.snapshot.push(resolve);
+      this.#child.stdin.write(`snapshot ${path}\n`);
+    });
+    return reply.snapshot;
+  }
+
+  /** Open file descriptors right now (undefined off Linux). */
+  fdCount(): number | undefined {
+    return procFdCount(this.pid);
   }
 
   /** Resident set size right now, without a GC (undefined off Linux). */
@@ -246,6 +283,12 @@ function isReady(message: unknown): message is ReadyMessage {
 interface Replies {
   cpu: ((message: CpuMessage) => void)[];
   mem: ((message: MemMessage) => void)[];
+  resources: ((message: ResourcesMessage) => void)[];
+  snapshot: ((message: SnapshotMessage) => void)[];
+}
+
+function isObjectWith(message: unknown, key: string): boolean {
+  return typeof message === 'object' && message !== null && key in message;
 }
 
 function isMem(message: unknown): message is MemMessage {

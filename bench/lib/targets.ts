@@ -2,6 +2,8 @@
  * The suite's summary (one row per server and scenario) and the targets of issue 6, judged
  * against the peers measured in the same run. Printed as PASS/MISS; never a test failure.
  */
+import { compare, compareAtMost, type TargetResult } from './target-result.ts';
+import { evaluateWorkloadTargets } from './workload-targets.ts';
 import type { RssPoint } from '../scenarios/latency.ts';
 import { formatFixed, formatInteger, formatKiB, formatMiB } from './report.ts';
 
@@ -15,6 +17,10 @@ export interface SuiteSummary {
    * results saved before it existed have none.
    */
   pusherFanout?: FanoutRow[];
+  /** Fan-out to 1,000 with an unpaced publisher (scenario `flood`); optional like pusherFanout. */
+  flood?: FloodRow[];
+  /** Chorus's latency at Bun's target-load rate (scenario `latency` with both peers). */
+  latencyAtBunRate?: { server: string; rate: number; p50: number; p99: number; p999: number }[];
   latency: {
     server: string;
     subscribers: number;
@@ -59,13 +65,20 @@ export interface FanoutRow {
   warnings: string[];
 }
 
-export type TargetStatus = 'PASS' | 'MISS' | 'n/a';
+export type { TargetResult, TargetStatus } from './target-result.ts';
 
-export interface TargetResult {
-  name: string;
-  status: TargetStatus;
-  detail: string;
+export interface FloodRow {
+  server: string;
+  subscribers: number;
+  deliveredPerSecond: number;
+  cpuPerMillion: number;
+  published: number;
+  undelivered: number;
+  closedSubscribers: number;
+  generatorBound: boolean;
+  warnings: string[];
 }
+
 
 const CHORUS = 'chorus';
 const LATENCY_P99_LIMIT_MS = 5;
@@ -235,15 +248,6 @@ export function evaluateTargets(summary: SuiteSummary): TargetResult[] {
   } else {
     results.push({ name: 'memory bounded with 10 % slow readers', status: 'n/a', detail: 'slow-reader scenario did not run for Chorus' });
   }
+  results.push(...evaluateWorkloadTargets(summary));
   return results;
-}
-
-function compare(name: string, ours: number | undefined, theirs: number | undefined, factor: number, detail: (ours: number, theirs: number) => string): TargetResult {
-  if (ours === undefined || theirs === undefined || !Number.isFinite(ours) || !Number.isFinite(theirs)) return { name, status: 'n/a', detail: 'not measured in this run' };
-  return { name, status: ours >= factor * theirs ? 'PASS' : 'MISS', detail: detail(ours, theirs) };
-}
-
-function compareAtMost(name: string, ours: number | undefined, theirs: number | undefined, factor: number, detail: (ours: number, theirs: number) => string): TargetResult {
-  if (ours === undefined || theirs === undefined || !Number.isFinite(ours) || !Number.isFinite(theirs)) return { name, status: 'n/a', detail: 'not measured in this run' };
-  return { name, status: ours <= factor * theirs ? 'PASS' : 'MISS', detail: detail(ours, theirs) };
 }

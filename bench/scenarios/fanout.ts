@@ -29,6 +29,8 @@ export interface FanoutSettings {
   label?: string;
   /** How subscribers connect: the peer's own dialect (default) or Chorus's Pusher dialect. */
   subscriberDialect?: 'peer' | 'pusher';
+  /** `socket`: the publisher writes as fast as its socket takes instead of keeping a window (see Publisher). */
+  pace?: 'window' | 'socket';
 }
 
 export interface FanoutResult {
@@ -70,6 +72,7 @@ export async function runFanout(peer: Peer, settings: FanoutSettings): Promise<F
       payload: messagePayload(peer.dialect, settings.size),
       batch: settings.batch,
       window,
+      pace: settings.pace ?? 'window',
     });
     const connectMs = performance.now() - connectStart;
     progress(label, `pid ${server.pid}, port ${server.port}: ${formatInteger(subscribers.size)} ${subscriberDialect === 'pusher' ? 'Pusher ' : ''}subscribers + 1 publisher connected in ${Math.round(connectMs)} ms; window ${window} messages`);

@@ -4,7 +4,8 @@
  * benchmark's load switched off (connections per IP, message rate). `maxPendingBytes` (the
  * slow-consumer cap) is 16 MiB so that a burst never disconnects a subscriber, unless
  * BENCH_CHORUS_MAX_PENDING_BYTES says otherwise (the slow-readers scenario runs with the
- * production default).
+ * production default). BENCH_CHORUS_REDIS_URL puts the node on the Redis engine (bench:soak
+ * --redis, bench:scale).
  *
  * Run: node --import tsx bench/servers/chorus.ts   (prints {"ready":true,"port":…} when listening)
  */
@@ -39,6 +40,8 @@ const server = await startServer({
   heartbeatIntervalMs: 60_000,
   // Only when off: a build from before metrics existed (BENCH_CHORUS_DIST) does not know the option.
   ...(metrics ? {} : { metrics: { enabled: false } }),
+  // bench:soak --redis and bench:scale: nodes sharing one redis-server (its URL).
+  ...(process.env.BENCH_CHORUS_REDIS_URL ? { engine: { type: 'redis' as const, url: process.env.BENCH_CHORUS_REDIS_URL } } : {}),
   // The Yjs scenario unloads its rooms quickly, to weigh the stored documents (scenarios/yjs.ts).
   ...(process.env.BENCH_CHORUS_YJS_IDLE_MS ? { yjs: { idleUnloadMs: Number(process.env.BENCH_CHORUS_YJS_IDLE_MS) } } : {}),
 });

@@ -13,6 +13,7 @@ import { admit, noteRefusal, routeUpgrade, type Acceptor, type Dialect, type Pen
 import type { App } from './apps.js';
 import type { ServerContext } from './context.js';
 import { refuseHttp } from './http/refuse.js';
+import { requestUrl } from './http/request-url.js';
 
 /** Frames a rejected-after-upgrade socket may send before we close it: tiny, nothing is read. */
 const REJECTED_SOCKET_MAX_PAYLOAD = 1024;
@@ -43,7 +44,8 @@ export class UpgradeHandler implements Acceptor {
 
   readonly handle = (req: IncomingMessage, socket: Duplex, head: Buffer): void => {
     socket.on('error', this.#logSocketError);
-    const url = new URL(req.url ?? '/', 'http://localhost');
+    const url = requestUrl(req);
+    if (!url) return refuseHttp(socket, HttpErrors.BAD_REQUEST, 'The request target is not a path.');
     const routed = routeUpgrade(this.#dialects, url, this.#ctx.config);
     const dialect = routed?.dialect.name ?? 'none';
     if (this.#ctx.shuttingDown) {

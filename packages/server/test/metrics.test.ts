@@ -140,6 +140,19 @@ describe('GET /metrics', () => {
     }
   });
 
+  it('counts open files and handles once per 10 s: walking every socket at each scrape would stall a busy server', async () => {
+    const server = await serverWith({});
+    const first = await scrape(server);
+    const fds = value(first, 'chorus_process_open_fds');
+    const handles = value(first, 'chorus_nodejs_active_handles_total');
+    assert.ok(fds !== undefined && fds > 0 && handles !== undefined && handles > 0, 'both are exposed');
+    const clients = await Promise.all(Array.from({ length: 20 }, () => TestClient.open(rawUrl(server, 'walk')).then(track)));
+    const second = await scrape(server);
+    assert.equal(value(second, 'chorus_connected'), clients.length, 'the cheap counts are live');
+    assert.equal(value(second, 'chorus_process_open_fds'), fds, 'open fds: the count of the first scrape, until the interval passes');
+    assert.equal(value(second, 'chorus_nodejs_active_handles_total'), handles);
+  });
+
   it('counts rate-limited, schema-refused and slow-consumer messages', async () => {
     const server = await serverWith({
       apps: [{ ...TEST_APP, limits: { messagesPerSecond: 1, messageBurst: 1, maxPendingBytes: 1024 }, channels: [{ pattern: 'typed-*', schema: { type: 'object' } }] }],

@@ -4,42 +4,42 @@
  * stream, after an idle stream was dropped) and a restart can never be mistaken for continuity.
  */
 import { randomBytes } from 'node:crypto';
-import Denque from 'denque';
 import type { StreamPosition } from '@chorus/protocol';
 import { ChannelMap } from '../channel-map.js';
+import { PublicationRing } from './publication-ring.js';
 import type { HistoryPage, HistoryPolicy, HistoryQuery, MessageInput, MessagePublication, PublishOutcome } from './types.js';
 
 /** A stream with no publication for this long is dropped; it restarts later with a new epoch. */
 export const STREAM_IDLE_TTL_MS = 24 * 60 * 60 * 1000;
 /** Idempotency keys remembered per channel at most (the oldest are forgotten first). */
 const MAX_REMEMBERED_MSG_IDS = 10_000;
-/**
- * A payload that is a view on a buffer larger than itself by more than this is copied before it
- * is kept. ws hands payloads out as views on the socket read they arrived in (up to 64 KiB,
- * possibly holding a large message that was refused): kept as is, a 10-byte message could pin
- * that whole read for as long as it stays in history. Below this slack (Node's 8 KiB buffer pool,
- * a read of a few small frames) sharing costs less than copying.
- */
-const MAX_SHARED_SLACK_BYTES = 8 * 1024;
-
 class ChannelStream {
+  readonly appId: string;
+  readonly channel: string;
   readonly epoch = randomBytes(6).toString('base64url');
   offset = 0;
   lastActivity = Date.now();
-  /** Oldest first; at most policy.size, none older than policy.ttlMs. A deque: an array's shift() is O(n). */
-  readonly entries = new Denque<MessagePublication>();
-  /** msgId → accepted offset and time; insertion order is acceptance order. */
-  readonly msgIds = new Map<string, { offset: number; ts: number }>();
+  /** Oldest first; at most policy.size, none older than policy.ttlMs (see PublicationRing). */
+  readonly entries = new PublicationRing();
+  /** msgId → accepted offset and time; insertion order is acceptance order. Made at the first msgId. */
+  msgIds: Map<string, { offset: number; ts: number }> | undefined;
+
+  constructor(appId: string, channel: string) {
+    this.appId = appId;
+    this.channel = channel;
+  }
 
   expire(now: number, policy: HistoryPolicy): void {
     const cutoff = now - policy.ttlMs;
     // Runs on every publish: the common case (nothing old enough) must cost two comparisons.
     const entries = this.entries;
-    while ((entries.peekFront()?.ts ?? Infinity) < cutoff) entries.shift();
-    if (this.msgIds.size === 0) return;
-    for (const [id, accepted] of this.msgIds) {
-      if (accepted.ts >= cutoff && this.msgIds.size <= MAX_REMEMBERED_MSG_IDS) break;
-      this.msgIds.delete(id);
+    while (entries.oldestTs < cutoff) entries.shift();
+    if (entries.length > policy.size) entries.shift(entries.length - policy.size);
+    const msgIds = this.msgIds;
+    if (msgIds === undefined || msgIds.size === 0) return;
+    for (const [id, accepted] of msgIds) {
+      if (accepted.ts >= cutoff && msgIds.size <= MAX_REMEMBERED_MSG_IDS) break;
+      msgIds.delete(id);
     }
   }
 }
@@ -54,7 +54,7 @@ export class MemoryStreams {
     stream.expire(now, policy);
     stream.lastActivity = now;
     if (message.msgId !== undefined) {
-      const earlier = stream.msgIds.get(message.msgId);
+      const earlier = stream.msgIds?.get(message.msgId);
       if (earlier) return { publication: undefined, outcome: { offset: earlier.offset, epoch: stream.epoch, duplicate: true } };
     }
     // An explicit literal, not `{ ...message, … }`: on Node 20 the spread costs ~3.7 µs per
@@ -65,7 +65,7 @@ export class MemoryStreams {
       channel: message.channel,
       originId: message.originId,
       event: message.event,
-      payload: policy.size > 0 ? ownBytes(message.payload) : message.payload,
+      payload: message.payload,
       binary: message.binary,
       msgId: message.msgId,
       userId: message.userId,
@@ -74,11 +74,8 @@ export class MemoryStreams {
       epoch: stream.epoch,
       ts: now,
     };
-    if (policy.size > 0) {
-      stream.entries.push(publication);
-      if (stream.entries.length > policy.size) stream.entries.shift();
-    }
-    if (message.msgId !== undefined) stream.msgIds.set(message.msgId, { offset: publication.offset, ts: now });
+    if (policy.size > 0) stream.entries.push(publication, policy.size);
+    if (message.msgId !== undefined) (stream.msgIds ??= new Map()).set(message.msgId, { offset: publication.offset, ts: now });
     return { publication, outcome: { offset: publication.offset, epoch: stream.epoch, duplicate: false } };
   }
 
@@ -88,14 +85,14 @@ export class MemoryStreams {
     const position: StreamPosition = { offset: stream.offset, epoch: stream.epoch };
     const { since, limit } = query;
     const { entries } = stream;
-    const newest = (): MessagePublication[] => slice(entries, Math.max(0, entries.length - limit), entries.length);
+    const newest = (): MessagePublication[] => entries.slice(stream, entries.length - limit, entries.length);
     if (!since) return { ...position, publications: newest(), recovered: undefined };
 
-    const oldestRetained = entries.peekFront()?.offset ?? stream.offset + 1;
+    const oldestRetained = entries.length > 0 ? entries.oldestOffset : stream.offset + 1;
     const recoverable = since.epoch === stream.epoch && since.offset <= stream.offset && since.offset + 1 >= oldestRetained;
     if (!recoverable) return { ...position, publications: newest(), recovered: false };
     const start = since.offset + 1 - oldestRetained;
-    return { ...position, publications: slice(entries, start, start + limit), recovered: true };
+    return { ...position, publications: entries.slice(stream, start, start + limit), recovered: true };
   }
 
   /** Drops streams idle for longer than STREAM_IDLE_TTL_MS. */
@@ -107,18 +104,7 @@ export class MemoryStreams {
 
   #stream(appId: string, channel: string): ChannelStream {
     let stream = this.#streams.get(appId, channel);
-    if (!stream) this.#streams.set(appId, channel, (stream = new ChannelStream()));
+    if (!stream) this.#streams.set(appId, channel, (stream = new ChannelStream(appId, channel)));
     return stream;
   }
-}
-
-function slice<T>(entries: Denque<T>, start: number, end: number): T[] {
-  const out: T[] = [];
-  for (let index = start; index < Math.min(end, entries.length); index++) out.push(entries.peekAt(index) as T);
-  return out;
-}
-
-/** The payload itself, or a copy of it when it is a small view on a much larger buffer. */
-function ownBytes(payload: Buffer): Buffer {
-  return payload.buffer.byteLength - payload.byteLength > MAX_SHARED_SLACK_BYTES ? Buffer.from(payload) : payload;
 }

@@ -7,6 +7,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { CHANNEL_NAME_RULE, HttpErrors, isValidChannelName } from '@chorus/protocol';
 import type { ServerContext } from '../context.js';
 import { EngineUnavailableError } from '../engine/errors.js';
+import { TOO_DEEP, encodeJson } from '../json-encode.js';
 import { readBody } from './body.js';
 import { sendError, sendJson } from './respond.js';
 
@@ -45,7 +46,9 @@ export async function handlePublish(ctx: ServerContext, req: IncomingMessage, re
   const app = ctx.apps.byKey(key);
   if (!app || !app.isSecret(secret)) return sendError(res, HttpErrors.UNAUTHORIZED);
 
-  const payload = Buffer.from(typeof message === 'string' ? message : JSON.stringify(message));
+  const text = typeof message === 'string' ? message : encodeJson(message);
+  if (text === undefined) return sendError(res, HttpErrors.BAD_REQUEST, `message ${TOO_DEEP}.`);
+  const payload = Buffer.from(text);
   if (payload.length > app.limits.maxMessageSize) {
     return sendError(res, HttpErrors.PAYLOAD_TOO_LARGE, `message is ${payload.length} bytes; this app allows ${app.limits.maxMessageSize}.`);
   }

@@ -9,6 +9,7 @@ import { handleMetrics, handleReady } from './metrics.js';
 import { yjsDialect, yjsStats } from '../dialects/yjs/index.js';
 import { EngineUnavailableError } from '../engine/errors.js';
 import { ENGINE_RETRY_AFTER_SECONDS, handlePublish } from './publish.js';
+import { requestUrl } from './request-url.js';
 import { sendError, sendJson } from './respond.js';
 import { serveStatic } from './static.js';
 
@@ -26,8 +27,10 @@ export interface StaticRoots {
 
 export function createRequestHandler(ctx: ServerContext, roots: StaticRoots) {
   return (req: IncomingMessage, res: ServerResponse): void => {
-    countCall(ctx, req, res);
-    route(ctx, roots, req, res).catch((error: unknown) => {
+    const url = requestUrl(req);
+    countCall(ctx, url, req, res);
+    if (!url) return sendError(res, HttpErrors.BAD_REQUEST, 'The request target is not a path.');
+    route(ctx, roots, url, req, res).catch((error: unknown) => {
       if (error instanceof EngineUnavailableError && !res.headersSent) {
         ctx.log.warn({ err: error, url: req.url }, 'request refused: engine unavailable');
         return sendError(res, HttpErrors.ENGINE_UNAVAILABLE, undefined, { 'retry-after': String(ENGINE_RETRY_AFTER_SECONDS) });
@@ -39,8 +42,8 @@ export function createRequestHandler(ctx: ServerContext, roots: StaticRoots) {
   };
 }
 
-async function route(ctx: ServerContext, roots: StaticRoots, req: IncomingMessage, res: ServerResponse): Promise<void> {
-  const { pathname } = new URL(req.url ?? '/', 'http://localhost');
+async function route(ctx: ServerContext, roots: StaticRoots, url: URL, req: IncomingMessage, res: ServerResponse): Promise<void> {
+  const { pathname } = url;
   const method = req.method ?? 'GET';
 
   if (pathname === '/health') {
@@ -68,13 +71,13 @@ async function route(ctx: ServerContext, roots: StaticRoots, req: IncomingMessag
     const { admin } = ctx.config;
     if (!admin) return sendError(res, HttpErrors.NOT_FOUND, 'The admin API and dashboard are off: set admin.password in the config (docs/admin.md).');
     if (!isAdmin(admin, req)) return refuseAdmin(res);
-    if (pathname.startsWith(ADMIN_API_PREFIX)) return handleAdminApi(ctx, req, res, new URL(req.url ?? '/', 'http://localhost'));
+    if (pathname.startsWith(ADMIN_API_PREFIX)) return handleAdminApi(ctx, req, res, url);
     if (method !== 'GET') return sendError(res, HttpErrors.METHOD_NOT_ALLOWED);
     if (pathname === '/admin') return redirect(res, '/admin/');
     return serveStatic(roots.adminDir, pathname === '/admin/' ? 'index.html' : pathname.slice('/admin/'.length), res);
   }
-  if (isPusherApiPath(ctx, pathname)) return handlePusherApi(ctx, req, res, new URL(req.url ?? '/', 'http://localhost'));
-  if (RAW_PATH.test(pathname) || pathname === V1_PATH || pusherDialect.match(new URL(pathname, 'http://localhost'), ctx.config) || yjsDialect.match(new URL(pathname, 'http://localhost'), ctx.config)) {
+  if (isPusherApiPath(ctx, pathname)) return handlePusherApi(ctx, req, res, url);
+  if (RAW_PATH.test(pathname) || pathname === V1_PATH || pusherDialect.match(url, ctx.config) || yjsDialect.match(url, ctx.config)) {
     return sendError(res, HttpErrors.UPGRADE_REQUIRED, 'This is a WebSocket endpoint: connect with a WebSocket client (ws:// or wss://).');
   }
   if (method === 'GET' && (pathname === '/client.js' || pathname === '/client.js.map')) {
@@ -96,8 +99,8 @@ async function route(ctx: ServerContext, roots: StaticRoots, req: IncomingMessag
  * http_calls_received_total by route, with the request's body bytes (its Content-Length) and the
  * bytes written for the response (what the socket wrote meanwhile: one response at a time).
  */
-function countCall(ctx: ServerContext, req: IncomingMessage, res: ServerResponse): void {
-  const { pathname } = new URL(req.url ?? '/', 'http://localhost');
+function countCall(ctx: ServerContext, url: URL | undefined, req: IncomingMessage, res: ServerResponse): void {
+  const pathname = url?.pathname ?? '';
   const route = ROUTES.get(pathname) ?? (isPusherApiPath(ctx, pathname) ? 'pusher_api' : 'other');
   const writtenBefore = req.socket.bytesWritten;
   res.once('finish', () => ctx.stats.httpCall(route, Number(req.headers['content-length']) || 0, req.socket.bytesWritten - writtenBefore));

@@ -9,6 +9,7 @@
 import type { Member } from '@chorus/protocol';
 import type { MessagePublication, PresencePublication, Publication } from '../../engine/types.js';
 import { NO_FRAME, type PublicationEncoder } from '../../hub.js';
+import { encodeJson } from '../../json-encode.js';
 import { eventFrame, pusherDataText } from './wire.js';
 
 export const pusherEncoder: PublicationEncoder = {
@@ -42,7 +43,9 @@ function rawEnvelope(text: string): { event: string; data: string } | undefined 
   if (typeof value !== 'object' || value === null || Array.isArray(value)) return undefined;
   const { event, data } = value as { event?: unknown; data?: unknown };
   if (typeof event !== 'string' || event.length === 0 || !('data' in value)) return undefined;
-  return { event, data: typeof data === 'string' ? data : JSON.stringify(data) };
+  // Too deep to re-encode: relayed as the plain text it is, like any other non-envelope.
+  const dataText = typeof data === 'string' ? data : encodeJson(data);
+  return dataText === undefined ? undefined : { event, data: dataText };
 }
 
 function encodePresence(change: PresencePublication): Buffer {

@@ -65,20 +65,25 @@ export async function handlePusherApi(ctx: ServerContext, req: IncomingMessage, 
 async function answer(ctx: ServerContext, req: IncomingMessage, url: URL): Promise<unknown> {
   const method = req.method ?? 'GET';
   const [, appId = '', rest = ''] = API_PATH.exec(url.pathname.slice(ctx.config.pusher.pathPrefix.length)) ?? [];
-  const app = ctx.apps.byId(decodeURIComponent(appId));
+  const app = ctx.apps.byId(decodeSegment(appId));
   if (!app) throw new ApiError(404, `Unknown app id ${appId}: the path's app id is the config's apps[].id (PUSHER_APP_ID)`);
   const maxBody = app.pusher.maxEventBytes * MAX_BATCH_SIZE * 2 + BODY_ALLOWANCE;
   const raw = method === 'POST' ? await readBody(req, maxBody) : Buffer.alloc(0);
   if (raw === undefined) throw new ApiError(413, `Request body over ${maxBody} bytes`);
   // SDKs with a path option sign the path as sent (the prefix included). The Node `pusher` SDK
   // has none: it reaches a prefix through `host: 'h:port/prefix'` and signs the path without it.
-  // Both are signatures with the app's secret over this one resource.
+  // Both are signatures with the app's secret over this one resource. The path is the one sent:
+  // url.pathname has `.` segments resolved and some characters escaped, which the client did not
+  // sign (fuzzing found `/channels/.` refused); it is tried second.
   const now = Date.now();
-  let verdict = verifyApiRequest(method, url.pathname, url.search, raw, app.credentials, now);
   const prefix = ctx.config.pusher.pathPrefix;
-  if (!verdict.ok && prefix !== '') {
-    const unprefixed = verifyApiRequest(method, url.pathname.slice(prefix.length), url.search, raw, app.credentials, now);
-    if (unprefixed.ok) verdict = unprefixed;
+  const paths = [...new Set([req.url?.split('?', 1)[0] ?? url.pathname, url.pathname])];
+  if (prefix !== '') paths.push(...paths.filter((path) => path.startsWith(prefix)).map((path) => path.slice(prefix.length)));
+  let verdict = verifyApiRequest(method, paths[0] ?? url.pathname, url.search, raw, app.credentials, now);
+  for (const path of paths.slice(1)) {
+    if (verdict.ok) break;
+    const other = verifyApiRequest(method, path, url.search, raw, app.credentials, now);
+    if (other.ok) verdict = other;
   }
   if (!verdict.ok) throw new ApiError(verdict.status, verdict.message);
   if (!app.enabled) throw new ApiError(403, 'App is disabled ("enabled": false in the server\'s config)');
@@ -89,12 +94,21 @@ async function answer(ctx: ServerContext, req: IncomingMessage, url: URL): Promi
   if (route === 'POST /batch_events') return triggerBatch(ctx, app, parseJson(raw));
   if (route === 'GET /channels') return listChannels(ctx, app, params);
   let match = /^GET \/channels\/([^/]+)$/.exec(route);
-  if (match) return channelInfo(ctx, app, decodeURIComponent(match[1] ?? ''), params);
+  if (match) return channelInfo(ctx, app, decodeSegment(match[1] ?? ''), params);
   match = /^GET \/channels\/([^/]+)\/users$/.exec(route);
-  if (match) return channelUsers(ctx, app, decodeURIComponent(match[1] ?? ''));
+  if (match) return channelUsers(ctx, app, decodeSegment(match[1] ?? ''));
   match = /^POST \/users\/([^/]+)\/terminate_connections$/.exec(route);
-  if (match) return terminateUser(ctx, app, decodeURIComponent(match[1] ?? ''));
+  if (match) return terminateUser(ctx, app, decodeSegment(match[1] ?? ''));
   throw new ApiError(404, `No such API endpoint: ${method} /apps/${appId}${rest}`);
+}
+
+/** A percent-decoded path segment; a malformed escape (`%zz`) is the client's error (fuzzing found a 500). */
+function decodeSegment(segment: string): string {
+  try {
+    return decodeURIComponent(segment);
+  } catch {
+    throw new ApiError(400, `Malformed percent-encoding in the path: ${segment}`);
+  }
 }
 
 function parseJson(raw: Buffer): Record<string, unknown> {
@@ -154,7 +168,7 @@ async function triggerEvent(ctx: ServerContext, app: App, body: Record<string, u
   const event = parseEvent(app, body, '');
   await publishEvent(ctx, app, event);
   if (event.info.length === 0) return {};
-  const channels: Record<string, unknown> = {};
+  const channels = byChannel();
   for (const channel of event.channels) channels[channel] = await attributes(ctx, app, channel, event.info);
   return { channels };
 }
@@ -175,6 +189,11 @@ async function triggerBatch(ctx: ServerContext, app: App, body: Record<string, u
 }
 
 // ---- queries ------------------------------------------------------------------------------------
+
+/** An object keyed by channel name without a prototype: `__proto__` is a valid channel name. */
+function byChannel(): Record<string, unknown> {
+  return Object.create(null) as Record<string, unknown>;
+}
 
 /** The `info` attributes asked for one channel. */
 async function attributes(ctx: ServerContext, app: App, channel: string, info: readonly string[]): Promise<Record<string, unknown>> {
@@ -203,7 +222,7 @@ async function listChannels(ctx: ServerContext, app: App, params: ReadonlyMap<st
   if (info.includes('user_count') && !prefix.startsWith('presence-')) {
     throw new ApiError(400, 'info=user_count needs filter_by_prefix=presence-');
   }
-  const channels: Record<string, unknown> = {};
+  const channels = byChannel();
   for (const channel of (await ctx.engine.counts.list(app.id, 'subscriptions', prefix)).keys()) {
     if (channel.startsWith('#')) continue;
     channels[channel] = info.includes('user_count') ? { user_count: await userCount(ctx, app, channel) } : {};

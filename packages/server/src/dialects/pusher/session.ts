@@ -11,6 +11,7 @@ import type { ServerContext } from '../../context.js';
 import { EngineUnavailableError } from '../../engine/errors.js';
 import type { MessagePublication } from '../../engine/types.js';
 import type { Subscriber } from '../../hub.js';
+import { TOO_DEEP, encodeJson } from '../../json-encode.js';
 import { TokenBucket } from '../../rate-limit.js';
 import { MAX_WATCHLIST, takePendingCount, watchlistFrame, watchlistsOf } from './cluster-events.js';
 import { pusherEncoder, userInfo } from './encoder.js';
@@ -215,7 +216,9 @@ export class PusherSession {
     const userId = String(rawId);
     const { maxUserIdLength, maxUserInfoBytes } = this.#app.pusher;
     if (userId.length > maxUserIdLength) return `user_id is longer than ${maxUserIdLength} characters (pusher.maxUserIdLength)`;
-    const infoBytes = info === undefined ? 0 : Buffer.byteLength(JSON.stringify(info));
+    const infoText = info === undefined ? '' : encodeJson(info);
+    if (infoText === undefined) return `user_info ${TOO_DEEP}`;
+    const infoBytes = Buffer.byteLength(infoText);
     if (infoBytes > maxUserInfoBytes) return `user_info is ${infoBytes} bytes; at most ${maxUserInfoBytes} (pusher.maxUserInfoBytes)`;
     return info === undefined ? { user: userId, uuid: this.#connection.id } : { user: userId, uuid: this.#connection.id, info };
   }
@@ -227,7 +230,8 @@ export class PusherSession {
 
   #sendSucceeded(channel: string, subscription: Subscription, roster?: readonly Member[]): void {
     if (subscription.member === undefined) return this.#connection.send(eventFrame('pusher_internal:subscription_succeeded', channel, '{}'));
-    const hash: Record<string, unknown> = {};
+    // No prototype: a user id is any string, `__proto__` or `constructor` too (fuzzing found them missing).
+    const hash = Object.create(null) as Record<string, unknown>;
     for (const m of roster ?? [subscription.member]) hash[m.user] ??= userInfo(m);
     const ids = Object.keys(hash);
     const presence = { ids, hash, count: ids.length };
@@ -293,6 +297,7 @@ export class PusherSession {
       return refuse(`Client event rejected due to rate limit: at most ${this.#app.pusher.clientEventsPerSecond} per second (pusher.clientEventsPerSecond)`);
     }
     const payload = corePayloadOfValue(frame.data);
+    if (payload === undefined) return refuse(`Client event data ${TOO_DEEP}`);
     if (payload.length > this.#app.limits.maxMessageSize) return refuse(`Client event data is ${payload.length} bytes; at most ${this.#app.limits.maxMessageSize} (limits.maxMessageSize)`);
     const invalid = this.#app.messageCheck(channel)?.({ event, payload, binary: false });
     if (invalid !== undefined) {

@@ -5,6 +5,7 @@
  * docs/pusher.md and /work/shared/reference/pusher-compat.md §1.
  */
 import { textFrame } from '../../frame.js';
+import { encodeJson } from '../../json-encode.js';
 
 /** A frame for `{event, channel?, data: "<dataText>", user_id?}`, `dataText` sent as a JSON string. */
 export function eventFrame(event: string, channel: string | undefined, dataText: string, userId?: string): Buffer {
@@ -68,8 +69,9 @@ export function corePayloadOfData(data: string): Buffer {
   }
 }
 
-/** A client event's `data` (any JSON value pusher-js sent) as the core payload. */
-export function corePayloadOfValue(data: unknown): Buffer {
+/** A client event's `data` (any JSON value pusher-js sent) as the core payload; undefined when too deep to encode. */
+export function corePayloadOfValue(data: unknown): Buffer | undefined {
   if (typeof data === 'string') return corePayloadOfData(data);
-  return Buffer.from(JSON.stringify(data ?? null));
+  const text = encodeJson(data ?? null);
+  return text === undefined ? undefined : Buffer.from(text);
 }

@@ -31,6 +31,7 @@ import type { MessagePublication } from '../../engine/types.js';
 import { textFrame } from '../../frame.js';
 import type { Subscriber } from '../../hub.js';
 import { TokenExpiry } from '../../expiry.js';
+import { TOO_DEEP, encodeJson } from '../../json-encode.js';
 import { TokenBucket } from '../../rate-limit.js';
 import { verifyPresenceChannelAuth, verifyPrivateChannelAuth, type AuthVerdict } from '../pusher/signatures.js';
 import { parseFrame, type ParsedFrame } from './commands.js';
@@ -353,7 +354,9 @@ export class V1Session {
       throw new CommandError(ErrorCodes.PERMISSION_DENIED, 'subscribe to a private- channel (with its token) before publishing to it');
     }
     const binary = command.b64 !== undefined;
-    const payload = binary ? Buffer.from(command.b64 ?? '', 'base64') : Buffer.from(JSON.stringify(command.data));
+    const text = binary ? undefined : encodeJson(command.data);
+    if (!binary && text === undefined) throw new CommandError(ErrorCodes.BAD_REQUEST, `data ${TOO_DEEP}`);
+    const payload = binary ? Buffer.from(command.b64 ?? '', 'base64') : Buffer.from(text ?? '');
     if (payload.length > this.#app.limits.maxMessageSize) {
       throw new CommandError(ErrorCodes.MESSAGE_TOO_LARGE, `payload is ${payload.length} bytes; this app allows ${this.#app.limits.maxMessageSize}`);
     }
