@@ -49,7 +49,7 @@ const OPEN = 1;
 /** Reported in `disconnected` when the SDK itself gave up on a socket (no close frame came). */
 const ABNORMAL_CLOSURE = 1006;
 /** Subscribe refusals worth retrying: the same command may well succeed a moment later. */
-const TRANSIENT_REPLY_CODES: ReadonlySet<number> = new Set([ErrorCodes.INTERNAL.code, ErrorCodes.RATE_LIMITED.code]);
+const TRANSIENT_REPLY_CODES: ReadonlySet<number> = new Set([ErrorCodes.INTERNAL.code, ErrorCodes.RATE_LIMITED.code, ErrorCodes.ENGINE_UNAVAILABLE.code]);
 const MESSAGE_TOO_BIG = 1009;
 
 export const DEFAULT_OPTIONS = Object.freeze({

@@ -17,13 +17,19 @@ interface Pair {
   readonly downstream: Socket;
   readonly upstream: Socket;
   frozen: boolean;
+  /** Server→client chunks held back by latencyMs, in order, each with when it is due. */
+  readonly delayed: Array<{ readonly chunk: Buffer; readonly at: number }>;
 }
 
 /**
  * A TCP proxy in front of a server. `cut()` resets every connection (the client sees 1006 with no
  * close frame), `refusing` drops new connections at once, `hanging` accepts them and never answers,
  * `freeze()` silently stops forwarding on the current connections (a dead link), `dropReplies`
- * loses server→client bytes in transit.
+ * loses server→client bytes in transit. For faults between a server and its Redis: `latencyMs`
+ * delays every server→client chunk (replies, pub/sub messages; like toxiproxy's downstream
+ * latency, so a round trip takes that much longer), and `partition()` stops forwarding in both
+ * directions without closing anything, as a network partition does (TCP buffers the bytes; new
+ * connections are accepted and stay silent too) until `heal()` lets everything through again.
  */
 export class TcpProxy {
   readonly #server: Server;
@@ -33,6 +39,8 @@ export class TcpProxy {
   /** New connections are accepted and then left hanging: no upstream, no bytes back. */
   hanging = false;
   dropReplies = false;
+  latencyMs = 0;
+  #partitioned = false;
   readonly #hung = new Set<Socket>();
   /** Connections accepted so far (refused ones included). */
   accepted = 0;
@@ -73,6 +81,21 @@ export class TcpProxy {
     this.#hung.clear();
   }
 
+  /** Stops forwarding both ways, on current and new connections, without closing any. */
+  partition(): void {
+    this.#partitioned = true;
+    for (const pair of this.#pairs) pause(pair);
+  }
+
+  /** Ends a partition: what was held back flows on. */
+  heal(): void {
+    this.#partitioned = false;
+    for (const pair of this.#pairs) {
+      pair.downstream.resume();
+      pair.upstream.resume();
+    }
+  }
+
   /** Stops forwarding anything on the current connections, without closing them. */
   freeze(): void {
     for (const pair of this.#pairs) pair.frozen = true;
@@ -97,14 +120,18 @@ export class TcpProxy {
     }
     const upstream = netConnect(this.targetPort, '127.0.0.1');
     upstream.on('error', () => undefined);
-    const pair: Pair = { downstream, upstream, frozen: false };
+    const pair: Pair = { downstream, upstream, frozen: false, delayed: [] };
     this.#pairs.add(pair);
     downstream.on('data', (chunk) => {
       if (!pair.frozen) upstream.write(chunk);
     });
-    upstream.on('data', (chunk) => {
-      if (!pair.frozen && !this.dropReplies) downstream.write(chunk);
+    upstream.on('data', (chunk: Buffer) => {
+      if (pair.frozen || this.dropReplies) return;
+      if (this.latencyMs <= 0 && pair.delayed.length === 0) return void downstream.write(chunk);
+      pair.delayed.push({ chunk, at: Date.now() + this.latencyMs });
+      if (pair.delayed.length === 1) setTimeout(() => releaseDue(pair), this.latencyMs);
     });
+    if (this.#partitioned) pause(pair);
     const end = (): void => {
       if (!this.#pairs.delete(pair)) return;
       downstream.destroy();
@@ -113,6 +140,18 @@ export class TcpProxy {
     downstream.on('close', end);
     upstream.on('close', end);
   }
+}
+
+/** Writes the delayed chunks that are due, in order, and waits for the next one. */
+function releaseDue(pair: Pair): void {
+  while (pair.delayed.length > 0 && (pair.delayed[0]?.at ?? 0) <= Date.now()) pair.downstream.write(pair.delayed.shift()?.chunk ?? Buffer.alloc(0));
+  const next = pair.delayed[0];
+  if (next) setTimeout(() => releaseDue(pair), Math.max(0, next.at - Date.now()));
+}
+
+function pause(pair: Pair): void {
+  pair.downstream.pause();
+  pair.upstream.pause();
 }
 
 const clients = new Set<ChorusClient>();

@@ -44,6 +44,7 @@ export const CloseCodes = Object.freeze({
   RATE_LIMITED: closeCode(4502, 'Rate limit exceeded', true, 'Raw dialect: the client sent more than messagesPerSecond (with messageBurst) allows. Reconnect with backoff and send slower.'),
   TOKEN_EXPIRED: closeCode(4503, 'Token expired', true, 'The connection token (v1) or channel token (raw) expired and was not refreshed within tokenGraceMs. Reconnect with a fresh token.'),
   INSUFFICIENT_STATE: closeCode(4504, 'Insufficient state', true, 'Cluster mode: this node may have missed publications of one of your channels (Redis pub/sub reconnect, offset gap, history loss). Reconnect and resume from your last offset.'),
+  ENGINE_UNAVAILABLE: closeCode(4505, 'Engine unavailable', true, 'Cluster mode: this node could not reach its engine (Redis) for longer than engine.unavailableCloseMs, so it can neither store nor deliver your publications. Reconnect with backoff (a load balancer sends you to another node).'),
   INVALID_YJS_MESSAGE: closeCode(4020, 'Invalid Yjs message', false, 'Yjs rooms (/yjs/{room}): a frame was not one complete y-protocols sync or awareness message (text frame, truncated varint, length past the frame, trailing bytes, unknown type, or an update Yjs cannot decode).'),
   DOCUMENT_TOO_LARGE: closeCode(4021, 'Document too large', false, 'Yjs rooms: the update would grow the room\'s stored document past yjs.maxDocumentBytes; the update was not stored.'),
 } satisfies Record<string, CloseCodeInfo>);
@@ -64,6 +65,7 @@ export const PusherCloseCodes = Object.freeze({
   NO_PROTOCOL: closeCode(4008, 'No protocol version supplied', false, 'The protocol query parameter is missing.'),
   UNAUTHORIZED: closeCode(4009, 'Connection is unauthorized', false, 'A pusher:signin with a bad signature or user_data, or the app terminated the user\'s connections (HTTP API terminate_connections).'),
   OVER_CAPACITY: closeCode(4100, 'Over capacity', true, 'The app\'s maxConnectionsPerIp is reached, or the client read too slowly (maxPendingBytes); pusher-js retries after a back-off.'),
+  ENGINE_UNAVAILABLE: closeCode(4101, 'Engine unavailable', true, 'This node could not reach its engine (Redis) for longer than engine.unavailableCloseMs; pusher-js reconnects after 1 s, to another node behind a balancer.'),
   RECONNECT: closeCode(4200, 'Server shutting down', true, 'The server is stopping (SIGTERM/SIGINT); pusher-js reconnects at once, to another node behind a balancer.'),
   PONG_TIMEOUT: closeCode(4201, 'Pong reply not received', true, 'The client did not answer the server\'s pings within heartbeatIntervalMs.'),
   CLIENT_EVENT_RATE_LIMITED: closeCode(4301, 'Client event rejected due to rate limit', false, 'As pusher:error without a close: a client event refused (rate, disabled, channel). As a close: the connection sent more frames than limits.messagesPerSecond allows.'),
@@ -130,6 +132,7 @@ export const ErrorCodes = Object.freeze({
   MESSAGE_TOO_LARGE: replyError(109, 'message_too_large', 'The publication payload is over the app\'s maxMessageSize.'),
   RATE_LIMITED: replyError(110, 'rate_limited', 'More commands than messagesPerSecond (with messageBurst) allows; the command was not executed. Slow down.'),
   INVALID_MESSAGE: replyError(111, 'invalid_message', 'The publication does not match the channel\'s JSON Schema; the message names the failing path. It was not delivered.'),
+  ENGINE_UNAVAILABLE: replyError(112, 'engine_unavailable', 'The server cannot reach its engine (Redis) right now: nothing was stored or published (publish, subscribe with presence or recovery, history, presence). Retry shortly.'),
   QUEUE_FULL: replyError(201, 'queue_full', 'SDK: the offline publish queue is full (maxQueuedPublishes); the publish was not queued.'),
   TIMEOUT: replyError(202, 'timeout', 'SDK: no reply within commandTimeoutMs while connected.'),
   CLIENT_CLOSED: replyError(203, 'client_closed', 'SDK: the client or the channel was closed before the command completed.'),

@@ -63,6 +63,8 @@ export const configSchema = {
           items: { type: 'object', additionalProperties: false, required: ['host', 'port'], properties: { host: { type: 'string', minLength: 1 }, port: { type: 'integer', minimum: 1, maximum: 65535 } } },
         },
         probeIntervalMs: { type: 'integer', minimum: 100 },
+        commandTimeoutMs: { type: 'integer', minimum: 100 },
+        unavailableCloseMs: { type: 'integer', minimum: 0 },
         presenceTtlMs: { type: 'integer', minimum: 1000 },
         nodeTtlMs: { type: 'integer', minimum: 1000 },
       },

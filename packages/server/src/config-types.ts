@@ -209,6 +209,10 @@ export type EngineConfig =
       name?: string;
       /** How often each node checks its pub/sub connection with a probe to itself (ms, default 2000). */
       probeIntervalMs?: number;
+      /** A Redis command without a reply within this long is refused as engine-unavailable (ms, default 5000). */
+      commandTimeoutMs?: number;
+      /** Clients of a node that cannot reach Redis for this long are closed so they reconnect elsewhere (ms, default 10000; 0: never). */
+      unavailableCloseMs?: number;
       /** How long a crashed node's presence members stay listed (ms, default 30000). */
       presenceTtlMs?: number;
       /** How long a crashed node's share of the cluster-wide counts (subscriptions, signed-in users) stays counted (ms, default 15000). */
@@ -221,6 +225,8 @@ export type EngineConfig =
       nodes: Array<{ host: string; port: number }>;
       /** As for `redis`. */
       probeIntervalMs?: number;
+      commandTimeoutMs?: number;
+      unavailableCloseMs?: number;
       presenceTtlMs?: number;
       nodeTtlMs?: number;
     };

@@ -43,4 +43,6 @@ export interface ServerContext {
    * says `draining`, and v1 clients told to reconnect come back within reconnectSpreadMs.
    */
   drain: { readonly reconnectSpreadMs: number } | undefined;
+  /** Whether the engine has been away too long (engine-outage.ts): new upgrades are refused. */
+  outage: { readonly refusing: boolean; readonly message: string } | undefined;
 }

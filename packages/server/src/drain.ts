@@ -9,7 +9,7 @@
  * 1001, Pusher 4200 (Connection.close, closeCodeFor, onClosing).
  */
 import { setTimeout as sleep } from 'node:timers/promises';
-import { CloseCodes } from '@chorus/protocol';
+import { CloseCodes, type CloseCodeInfo } from '@chorus/protocol';
 import type { Connection } from './connection.js';
 
 /**
@@ -22,9 +22,10 @@ export const DRAIN_TICK_MS = 50;
  * Closes `connections` (a snapshot is taken now) in batches every DRAIN_TICK_MS, the last one
  * within `windowMs`: tick t closes the snapshot up to ⌈(t+1)·n/ticks⌉. A connection that closed
  * by itself meanwhile is skipped, and a tick left with nothing to close is not waited for.
- * Resolves after the last batch; the close handshakes may still be running.
+ * Resolves after the last batch; the close handshakes may still be running. Also used, with
+ * ENGINE_UNAVAILABLE, when the node lost Redis for too long (engine-outage.ts).
  */
-export async function drainConnections(connections: Iterable<Connection>, windowMs: number): Promise<void> {
+export async function drainConnections(connections: Iterable<Connection>, windowMs: number, code: CloseCodeInfo = CloseCodes.GOING_AWAY): Promise<void> {
   const pending = [...connections];
   const ticks = Math.max(1, Math.min(pending.length, Math.floor(windowMs / DRAIN_TICK_MS)));
   const start = performance.now();
@@ -37,6 +38,6 @@ export async function drainConnections(connections: Iterable<Connection>, window
     // Against the start, not the previous tick: a busy event loop does not stretch the window.
     const wait = start + tick * DRAIN_TICK_MS - performance.now();
     if (wait > 0) await sleep(wait);
-    for (const connection of batch) if (connection.isOpen) connection.close(CloseCodes.GOING_AWAY);
+    for (const connection of batch) if (connection.isOpen) connection.close(code);
   }
 }

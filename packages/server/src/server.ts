@@ -21,6 +21,7 @@ import { DRAIN_TICK_MS, drainConnections } from './drain.js';
 import { closeYjsRooms, yjsStats } from './dialects/yjs/index.js';
 import { createEngine } from './engine/index.js';
 import { EngineState } from './engine/state.js';
+import { EngineOutage } from './engine-outage.js';
 import { Heartbeat } from './heartbeat.js';
 import { ConnectionGuard } from './http/connection-guard.js';
 import { createRequestHandler } from './http/router.js';
@@ -55,6 +56,7 @@ export class ChorusServer {
   readonly #upgrades: UpgradeHandler;
   readonly #guard: ConnectionGuard;
   #heartbeat: Heartbeat | undefined;
+  readonly #outage: EngineOutage;
   #closing: Promise<void> | undefined;
 
   constructor(config: ChorusConfig, options: ServerOptions = {}) {
@@ -120,7 +122,9 @@ export class ChorusServer {
       startedAt: Date.now(),
       shuttingDown: false,
       drain: undefined,
+      outage: undefined,
     };
+    this.#outage = this.#ctx.outage = new EngineOutage(this.#ctx);
     metrics?.addWebhookMetrics(() => this.#ctx.webhooks.stats);
     metrics?.addYjsMetrics(() => yjsStats(this.#ctx));
     hub.bind(this.#ctx.engine);
@@ -203,6 +207,7 @@ export class ChorusServer {
     const ctx = this.#ctx;
     ctx.shuttingDown = true;
     this.#heartbeat?.stop();
+    this.#outage.stop();
     const windowMs = this.config.drainWindowMs;
     const count = ctx.connections.size;
     if (windowMs > 0 && count > 0) {

@@ -53,6 +53,10 @@ export class UpgradeHandler implements Acceptor {
       // Retry-After: a client that comes back through the load balancer lands on another node.
       return refuseHttp(socket, HttpErrors.SHUTTING_DOWN, undefined, { 'Retry-After': '1' });
     }
+    if (this.#ctx.outage?.refusing) {
+      noteRefusal(this.#ctx, dialect, HttpErrors.ENGINE_UNAVAILABLE.status, 'engine unavailable');
+      return refuseHttp(socket, HttpErrors.ENGINE_UNAVAILABLE, this.#ctx.outage.message, { 'Retry-After': '1' });
+    }
     if (!routed) {
       // The path only: the query string may carry a token.
       noteRefusal(this.#ctx, dialect, HttpErrors.NOT_FOUND.status, 'no WebSocket endpoint at this path', { path: url.pathname });

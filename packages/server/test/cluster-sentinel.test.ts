@@ -3,43 +3,25 @@
  * sentinels on free ports; two Chorus nodes find the primary through the sentinels. The primary
  * is SIGKILLed; the sentinels promote the replica, and both nodes move to it by themselves:
  * REST publishes are refused with 503 meanwhile (never lost silently) and accepted again after,
- * and a raw subscriber on the other node receives again. The time to recover is reported.
+ * and a raw subscriber on the other node receives again. Meanwhile v1 SDK publishers on both
+ * nodes publish continuously: every v1 subscriber must end with every publication the new
+ * primary holds exactly once, in order, and any acknowledged one the replica lost (asynchronous
+ * replication) either received before the failover or announced by `recovery-failed`
+ * (`recovered: false`); pusher-js keeps receiving. The time to recover and the acknowledged
+ * writes lost are reported.
  */
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { after, describe, it } from 'node:test';
+import { after, describe, it, type TestContext } from 'node:test';
 import { Redis } from 'ioredis';
-import { TEST_APP, TestClient, closeAfterwards, rawUrl, settle, withTimeout } from './helpers.ts';
-import { freePort } from './redis.ts';
+import { TEST_APP, TestClient, closeAfterwards, rawUrl, settle } from './helpers.ts';
+import { freePort, killRedisProcesses, redisProcess } from './redis.ts';
+import { SdkPublisher, pusherListener, sdkSubscriber, waitFor, type PusherListener, type SdkSubscriber } from './redis-faults-helpers.ts';
 
 const { serverWith, track } = closeAfterwards();
-const processes: ChildProcess[] = [];
-after(() => {
-  for (const child of processes) if (child.exitCode === null) child.kill('SIGKILL');
-});
-
-/** Starts redis-server with `args`, resolving once it accepts connections (or, for a sentinel, is running). */
-async function redisProcess(args: string[], ready: RegExp): Promise<ChildProcess> {
-  const child = spawn('redis-server', args, { stdio: ['ignore', 'pipe', 'pipe'] });
-  processes.push(child);
-  let output = '';
-  await withTimeout(
-    new Promise<void>((resolve, reject) => {
-      child.stdout?.on('data', (chunk: Buffer) => {
-        output += chunk.toString();
-        if (ready.test(output)) resolve();
-      });
-      child.once('exit', (code) => reject(new Error(`redis-server ${args.join(' ')} exited with ${code}: ${output}`)));
-    }),
-    10_000,
-    `redis-server ${args[0] ?? ''} did not start`,
-  );
-  return child;
-}
-
+after(killRedisProcesses);
 async function until(predicate: () => Promise<boolean>, what: string, timeoutMs: number): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (!(await predicate().catch(() => false))) {
@@ -55,6 +37,56 @@ async function restPublish(port: number, message: string): Promise<number> {
     body: JSON.stringify({ key: TEST_APP.key, secret: TEST_APP.secret, channelId: 'ha', message }),
   });
   return res.status;
+}
+
+const V1_CHANNEL = 'ha-v1';
+
+/**
+ * After the failover: what the new primary holds against what was acknowledged (the replica
+ * loses what had not reached it), and what each v1 subscriber and pusher-js received.
+ */
+async function v1Outcome(
+  t: TestContext,
+  run: { publishers: SdkPublisher[]; subscribers: SdkSubscriber[]; pushers: PusherListener[] },
+): Promise<void> {
+  const { publishers, subscribers, pushers } = run;
+  const counts = publishers.map((p) => p.acked.length);
+  await waitFor(() => publishers.every((p, i) => p.acked.length >= (counts[i] ?? 0) + 50), 'v1 publications after the failover', 15_000);
+  for (const publisher of publishers) await publisher.stop();
+  const acked = publishers.flatMap((p) => p.acked);
+
+  // What the new primary holds, oldest first.
+  const reader = subscribers[2]?.client.channel(V1_CHANNEL);
+  assert.ok(reader);
+  const { epoch, offset: last } = await reader.history({ limit: 1 });
+  const held: string[] = [];
+  for (let offset = 0; offset < last; ) {
+    const page = await reader.history({ limit: 100, since: { epoch, offset } });
+    held.push(...page.publications.map((p) => String(p.data)));
+    offset = page.publications.at(-1)?.offset ?? last;
+  }
+  const kept = new Set(held);
+  const lost = acked.filter((x) => !kept.has(x.text));
+  t.diagnostic(`v1: ${acked.length} publications acknowledged, ${lost.length} of them lost by the promoted replica (${lost.map((x) => `${x.text}@${x.offset}`).join(', ') || 'none'}); publishers saw ${publishers.map((p) => p.refusals).join(' and ')} refusals or timeouts, each retried with the same msgId`);
+
+  const lastHeld = held.at(-1);
+  for (const [i, sub] of subscribers.entries()) {
+    await waitFor(() => sub.received.some((r) => r.text === lastHeld), `the last publication at v1 subscriber ${i}`, 15_000);
+    const texts = sub.received.map((r) => r.text);
+    assert.equal(new Set(texts).size, texts.length, `v1 subscriber ${i}: nothing twice`);
+    const missed = held.filter((text) => !texts.includes(text));
+    const lostUnseen = lost.filter((x) => !texts.includes(x.text));
+    if (sub.recoveryFailures === 0) {
+      assert.deepEqual(texts.filter((text) => kept.has(text)), held, `v1 subscriber ${i}: everything the new primary holds, once, in order`);
+      assert.deepEqual(lostUnseen, [], `v1 subscriber ${i}: a lost write it never saw is announced by recovery-failed`);
+    }
+    t.diagnostic(`v1 subscriber ${i}: ${texts.length} received, ${missed.length} of the held ones missed, ${sub.recoveryFailures} recovery-failed, ${sub.closeCodes.length} disconnects (${[...new Set(sub.closeCodes)].join(', ')})`);
+  }
+  const lastTexts = publishers.map((p) => p.acked.at(-1)?.text);
+  for (const [i, pusher] of pushers.entries()) {
+    await waitFor(() => lastTexts.every((text) => pusher.texts.includes(String(text))), `pusher-js ${i} receiving after the failover`, 10_000);
+  }
+  t.diagnostic(`pusher-js: received ${pushers.map((p) => p.texts.length).join(' and ')} of ${acked.length} (at-most-once)`);
 }
 
 describe('Redis Sentinel failover', { timeout: 90_000 }, () => {
@@ -86,11 +118,21 @@ describe('Redis Sentinel failover', { timeout: 90_000 }, () => {
     }, 'the sentinels to know each other and the replica', 20_000);
 
     const engine = { type: 'redis' as const, sentinels, name: 'chorus', probeIntervalMs: 300 };
-    const [a, b] = [await serverWith({ engine, logLevel: (process.env['SENTINEL_LOG'] ?? 'silent') as 'silent' }), await serverWith({ engine })];
+    const apps = [{ ...TEST_APP, limits: { messagesPerSecond: 0 }, history: { size: 10_000 } }];
+    const [a, b] = [await serverWith({ apps, engine, logLevel: (process.env['SENTINEL_LOG'] ?? 'silent') as 'silent' }), await serverWith({ apps, engine })];
     const listener = track(await TestClient.open(rawUrl(b, 'ha')));
     await settle(300); // the raw subscription attaches asynchronously
     assert.equal(await restPublish(a.port, 'before'), 200);
     await listener.until(() => listener.received.some((r) => r.text === 'before'), 'the message before the failover', 5000);
+
+    const subscribers = [await sdkSubscriber(a.port, V1_CHANNEL), await sdkSubscriber(a.port, V1_CHANNEL), await sdkSubscriber(b.port, V1_CHANNEL), await sdkSubscriber(b.port, V1_CHANNEL)];
+    const pushers = [await pusherListener(a.port, V1_CHANNEL), await pusherListener(b.port, V1_CHANNEL)];
+    after(() => {
+      for (const sub of subscribers) sub.client.close();
+      for (const pusher of pushers) pusher.client.disconnect();
+    });
+    const publishers = [new SdkPublisher('A', a.port, V1_CHANNEL, 5), new SdkPublisher('B', b.port, V1_CHANNEL, 5)];
+    await waitFor(() => publishers.every((p) => p.acked.length >= 50), 'v1 publications before the failover', 10_000);
 
     const killedAt = Date.now();
     primary.kill('SIGKILL');
@@ -113,6 +155,9 @@ describe('Redis Sentinel failover', { timeout: 90_000 }, () => {
       return listener.received.some((r) => r.text === 'after');
     }, 'a message after the failover at the subscriber on node B', 15_000);
     t.diagnostic(`delivered across nodes again ${Date.now() - killedAt} ms after the kill`);
+
+    await v1Outcome(t, { publishers, subscribers, pushers });
+    for (const node of [a, b]) assert.equal((await fetch(`http://127.0.0.1:${node.port}/health`)).status, 200, 'both nodes still serve');
     replica.disconnect();
     sentinel.disconnect();
   });

@@ -70,7 +70,8 @@ export class Node {
 /**
  * Round-robin TCP balancer over node ports; a node that refuses is skipped. With
  * `healthCheckMs`, it also polls each node's /health like HAProxy's `option httpchk` and sends
- * new connections only to nodes that answer 200 (a draining node answers 503), while any are up.
+ * new connections only to nodes that answer 200 (a draining node answers 503), while any are up;
+ * `healthPath: '/ready'` also passes over a node that cannot reach Redis.
  */
 export class Balancer {
   readonly #server: Server;
@@ -86,16 +87,16 @@ export class Balancer {
     this.#server = createServer((client) => this.#route(client, 0));
   }
 
-  static async start(backends: number[], options: { healthCheckMs?: number } = {}): Promise<Balancer> {
+  static async start(backends: number[], options: { healthCheckMs?: number; healthPath?: string } = {}): Promise<Balancer> {
     const balancer = new Balancer(backends);
     await new Promise<void>((resolve) => balancer.#server.listen(0, '127.0.0.1', resolve));
-    if (options.healthCheckMs !== undefined) balancer.#healthTimer = setInterval(() => void balancer.#checkHealth(), options.healthCheckMs);
+    if (options.healthCheckMs !== undefined) balancer.#healthTimer = setInterval(() => void balancer.#checkHealth(options.healthPath ?? '/health'), options.healthCheckMs);
     return balancer;
   }
 
-  async #checkHealth(): Promise<void> {
+  async #checkHealth(path: string): Promise<void> {
     await Promise.all(this.backends.map(async (port) => {
-      const healthy = await fetch(`http://127.0.0.1:${port}/health`, { signal: AbortSignal.timeout(1000) }).then(
+      const healthy = await fetch(`http://127.0.0.1:${port}${path}`, { signal: AbortSignal.timeout(1000) }).then(
         (res) => (void res.body?.cancel(), res.ok),
         () => false,
       );

@@ -68,6 +68,35 @@ export class TestRedis {
   }
 }
 
+const processes: ChildProcess[] = [];
+
+/** Kills what redisProcess started (their pipes keep a test file's process alive). */
+export function killRedisProcesses(): void {
+  for (const child of processes) if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+}
+
+/**
+ * Starts redis-server with `args` (a replica, a sentinel…), resolving once its output matches
+ * `ready`. Call killRedisProcesses() after the test.
+ */
+export async function redisProcess(args: string[], ready: RegExp): Promise<ChildProcess> {
+  const child = spawn('redis-server', args, { stdio: ['ignore', 'pipe', 'pipe'] });
+  processes.push(child);
+  let output = '';
+  await withTimeout(
+    new Promise<void>((resolve, reject) => {
+      child.stdout?.on('data', (chunk: Buffer) => {
+        output += chunk.toString();
+        if (ready.test(output)) resolve();
+      });
+      child.once('exit', (code) => reject(new Error(`redis-server ${args.join(' ')} exited with ${code}: ${output}`)));
+    }),
+    10_000,
+    `redis-server ${args[0] ?? ''} did not start`,
+  );
+  return child;
+}
+
 export function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
     const server = createServer();

@@ -16,7 +16,10 @@ const UNAVAILABLE_CODE = new Set(['ECONNREFUSED', 'ECONNRESET', 'EPIPE', 'ETIMED
 
 export function isUnavailableError(error: unknown): boolean {
   if (!(error instanceof Error)) return false;
-  if (error.name === 'MaxRetriesPerRequestError' || error.message === 'Connection is closed.' || error.message.startsWith("Stream isn't writeable")) return true;
+  if (error instanceof EngineUnavailableError) return true;
+  // 'Command timed out': no reply within the engine's commandTimeoutMs (a partition, or Redis
+  // stalled). Redis may still have run it; the caller only knows it was not acknowledged.
+  if (error.name === 'MaxRetriesPerRequestError' || error.message === 'Connection is closed.' || error.message === 'Command timed out' || error.message.startsWith("Stream isn't writeable")) return true;
   return UNAVAILABLE_REPLY.test(error.message) || CLUSTER_GAVE_UP.test(error.message) || error.name === 'ClusterAllFailedError' || UNAVAILABLE_CODE.has((error as NodeJS.ErrnoException).code ?? '');
 }
 
@@ -26,4 +29,18 @@ export class EngineUnavailableError extends Error {
   constructor(message = 'the engine (Redis) is not connected', options?: ErrorOptions) {
     super(message, options);
   }
+}
+
+/**
+ * For `.catch(…)` on an engine call: a failure that means Redis is away becomes
+ * EngineUnavailableError (callers answer it with their dialect's coded "try again"), anything
+ * else (a bug) is rethrown as it is. `connectionLost` covers errors ioredis raises without a
+ * recognisable message while the connection is going down.
+ */
+export function rethrowUnavailable(what: string, connectionLost: () => boolean = () => false): (error: unknown) => never {
+  return (error: unknown): never => {
+    if (error instanceof EngineUnavailableError) throw error;
+    if (connectionLost() || isUnavailableError(error)) throw new EngineUnavailableError(`redis unavailable during ${what}`, { cause: error });
+    throw error;
+  };
 }

@@ -26,6 +26,7 @@ export function createEngine(config: ChorusConfig, context: EngineContext): Engi
           ...context,
           ...(engine.type === 'redis' ? { url: engine.url, sentinels: engine.sentinels, name: engine.name } : { nodes: engine.nodes }),
           probeIntervalMs: engine.probeIntervalMs,
+          commandTimeoutMs: engine.commandTimeoutMs,
           presenceTtlMs: engine.presenceTtlMs,
           nodeTtlMs: engine.nodeTtlMs,
         });

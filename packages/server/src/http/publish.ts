@@ -12,7 +12,7 @@ import { readBody } from './body.js';
 import { sendError, sendJson } from './respond.js';
 
 /** What a 503 tells a backend to wait: Redis reconnects with backoff capped at 5 s. */
-const ENGINE_RETRY_AFTER_SECONDS = 2;
+export const ENGINE_RETRY_AFTER_SECONDS = 2;
 
 /** Room for the JSON envelope around a message of the largest allowed size. */
 const ENVELOPE_ALLOWANCE = 4096;

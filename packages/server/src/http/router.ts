@@ -7,7 +7,8 @@ import { handlePusherApi, isPusherApiPath } from '../dialects/pusher/http-api.js
 import { pusherDialect } from '../dialects/pusher/index.js';
 import { handleMetrics, handleReady } from './metrics.js';
 import { yjsDialect, yjsStats } from '../dialects/yjs/index.js';
-import { handlePublish } from './publish.js';
+import { EngineUnavailableError } from '../engine/errors.js';
+import { ENGINE_RETRY_AFTER_SECONDS, handlePublish } from './publish.js';
 import { requestUrl } from './request-url.js';
 import { sendError, sendJson } from './respond.js';
 import { serveStatic } from './static.js';
@@ -30,6 +31,10 @@ export function createRequestHandler(ctx: ServerContext, roots: StaticRoots) {
     countCall(ctx, url, req, res);
     if (!url) return sendError(res, HttpErrors.BAD_REQUEST, 'The request target is not a path.');
     route(ctx, roots, url, req, res).catch((error: unknown) => {
+      if (error instanceof EngineUnavailableError && !res.headersSent) {
+        ctx.log.warn({ err: error, url: req.url }, 'request refused: engine unavailable');
+        return sendError(res, HttpErrors.ENGINE_UNAVAILABLE, undefined, { 'retry-after': String(ENGINE_RETRY_AFTER_SECONDS) });
+      }
       ctx.log.error({ err: error, url: req.url }, 'request failed');
       if (!res.headersSent) sendError(res, HttpErrors.INTERNAL);
       else res.destroy();

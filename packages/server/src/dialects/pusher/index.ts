@@ -23,6 +23,7 @@ function pusherFrameLimit(maxMessageSize: number): number {
 const CORE_TO_PUSHER: ReadonlyMap<number, CloseCodeInfo> = new Map([
   [1001, PusherCloseCodes.RECONNECT], // shutdown: reconnect at once, to another node
   [4500, PusherCloseCodes.OVER_CAPACITY], // slow consumer: back off, then reconnect
+  [4505, PusherCloseCodes.ENGINE_UNAVAILABLE], // Redis away too long: reconnect after 1 s, elsewhere
   [4503, PusherCloseCodes.UNAUTHORIZED],
   [4007, PusherCloseCodes.UNAUTHORIZED], // terminated by the app: pusher-js must not reconnect
 ]);

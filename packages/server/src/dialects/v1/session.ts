@@ -26,6 +26,7 @@ import { noteRefusal } from '../../admission.js';
 import type { App } from '../../apps.js';
 import type { Connection } from '../../connection.js';
 import type { ServerContext } from '../../context.js';
+import { EngineUnavailableError } from '../../engine/errors.js';
 import type { MessagePublication } from '../../engine/types.js';
 import { textFrame } from '../../frame.js';
 import type { Subscriber } from '../../hub.js';
@@ -124,6 +125,10 @@ export class V1Session {
       this.#reply(await this.#dispatch(command));
     } catch (error) {
       if (error instanceof CommandError) return this.#reply(errorReply(command.id, error.info, error.message));
+      if (error instanceof EngineUnavailableError) {
+        this.#ctx.log.warn({ err: error, command: command.type, connection: this.#connection.id }, 'command refused: engine unavailable');
+        return this.#reply(errorReply(command.id, ErrorCodes.ENGINE_UNAVAILABLE, error.message));
+      }
       this.#ctx.log.error({ err: error, command: command.type, connection: this.#connection.id }, 'command failed');
       this.#reply(errorReply(command.id, ErrorCodes.INTERNAL));
     }

@@ -20,6 +20,7 @@
  * `chorus:cnt:apps`, written with its own command (a key of its own slot).
  */
 import type { Logger } from 'pino';
+import { rethrowUnavailable } from '../errors.js';
 import type { CountChange, Counts, CountSpace } from '../types.js';
 
 /** How long a node's shares outlive its last refresh, by default; it refreshes three times per TTL. */
@@ -209,7 +210,7 @@ export class RedisCounts implements Counts {
     const { count } = countKeys(appId, space, name);
     const commands = await this.#commands();
     const share = this.#shares.get(entryOf(appId, space, name));
-    const stored = await commands.hgetall(count);
+    const stored = await commands.hgetall(count).catch(rethrowUnavailable('count total'));
     let total = share?.local ?? 0;
     for (const [node, value] of Object.entries(stored)) if (node !== this.#nodeId) total += Number(value);
     return total;
@@ -221,7 +222,7 @@ export class RedisCounts implements Counts {
     const out = new Map<string, number>();
     let cursor = '0';
     do {
-      const [next, pairs] = await commands.hscan(index, cursor, 'MATCH', `${globEscape(prefix)}*`, 'COUNT', 1000);
+      const [next, pairs] = await commands.hscan(index, cursor, 'MATCH', `${globEscape(prefix)}*`, 'COUNT', 1000).catch(rethrowUnavailable('count listing'));
       for (let i = 0; i + 1 < pairs.length; i += 2) out.set(pairs[i] as string, Number(pairs[i + 1]));
       cursor = next;
     } while (cursor !== '0');
@@ -238,7 +239,7 @@ export class RedisCounts implements Counts {
   async mark(appId: string, space: CountSpace, name: string, present: boolean): Promise<boolean> {
     // Not under the space's prefix, where a channel named "marks" would have its count.
     const marks = `chorus:cnt:{${appId}}:marks:${space}`;
-    return Number(await (await this.#commands()).chorusCountMark(marks, name, present ? '1' : '0')) === 1;
+    return Number(await (await this.#commands()).chorusCountMark(marks, name, present ? '1' : '0').catch(rethrowUnavailable('count mark'))) === 1;
   }
 
   /** Writes what is pending, then stops the timers; the node's entry expires and is swept. */

@@ -8,20 +8,24 @@
  * - Loss detection: pub/sub is at-most-once. A node tracks the last offset per channel; an offset
  *   gap, a new epoch or a pub/sub reconnect means it may have missed publications, and its
  *   recoverable (v1) subscribers are told to reconnect and resume from history (onGap). A probe
- *   published to itself every probeIntervalMs catches a pub/sub connection that died silently.
+ *   published to itself every probeIntervalMs catches a pub/sub connection that died silently,
+ *   and a command connection that went silent (a partition keeps TCP open: its PUBLISH goes
+ *   unanswered); either is reconnected, which marks the engine down (engine-outage.ts in the
+ *   server then closes clients once that lasts).
  * - Presence: expiring members per channel, a crashed node's swept and announced: presence.ts.
  * - Counts (subscriptions per channel, connections per signed-in user) summed over the nodes,
  *   with a crashed node's share swept: counts.ts.
  * - One Redis, Sentinel or Redis Cluster: the same engine; what differs (connections, pub/sub
  *   flavour and names) is in layout.ts, following moved slots in sharded.ts.
- * - Redis down: commands fail fast (no offline queue), ioredis reconnects with backoff, the
- *   node keeps running and logs the outage once, and the return.
+ * - Redis down: commands fail fast (no offline queue) or after commandTimeoutMs (no reply), as
+ *   EngineUnavailableError; ioredis reconnects with backoff, the node keeps running and logs the
+ *   outage once, and the return.
  */
 import { randomBytes } from 'node:crypto';
 import type { EventEmitter } from 'node:events';
 import type { RedisOptions } from 'ioredis';
 import type { Logger } from 'pino';
-import { EngineUnavailableError, isUnavailableError } from '../errors.js';
+import { EngineUnavailableError, isUnavailableError, rethrowUnavailable } from '../errors.js';
 import { EngineState } from '../state.js';
 import type {
   AppStore,
@@ -58,6 +62,8 @@ export interface RedisEngineOptions extends RedisTarget, Partial<ClusterTarget> 
   readonly localStats: LocalStats;
   /** How often a node checks its pub/sub connection with a probe to itself (default 2 s). */
   readonly probeIntervalMs?: number | undefined;
+  /** A command without a reply within this long fails as EngineUnavailableError (default 5 s). */
+  readonly commandTimeoutMs?: number | undefined;
   /** How long a member outlives its node's last refresh (default 30 s). */
   readonly presenceTtlMs?: number | undefined;
   /** How long a node's share of the counts outlives its last refresh (default 15 s; see counts.ts). */
@@ -69,7 +75,7 @@ export interface RedisEngineOptions extends RedisTarget, Partial<ClusterTarget> 
 /** Methods defineCommand adds (ioredis does not type them). */
 interface ChorusCommands {
   chorusPublish(...args: Array<string | Buffer | number>): Promise<[number, string, number]>;
-  chorusHistoryBuffer(...args: Array<string | number>): Promise<[Buffer, Buffer, Array<[Buffer, Buffer[]]>]>;
+  chorusHistoryBuffer(...args: Array<string | number>): Promise<[Buffer, Buffer, Array<[Buffer, Buffer[]]>, Buffer, Buffer]>;
 }
 
 type CommandClient = RedisClient & ChorusCommands & CountCommands & PresenceCommands;
@@ -132,6 +138,9 @@ class RedisEngine implements Engine, Broker {
   #publishes = 0;
   #probeSentAt = 0;
   #probeSeenAt = 0;
+  #probeAnsweredAt = 0;
+  /** The current primary's master_replid, read again after every (re)connect (see PUBLISH). */
+  #primaryId: Promise<string> = Promise.resolve('');
   #subReadyBefore = false;
   #down = false;
   #closing = false;
@@ -147,6 +156,9 @@ class RedisEngine implements Engine, Broker {
       // Fail fast while Redis is away instead of queueing without bound; reconnect with backoff.
       enableOfflineQueue: false,
       maxRetriesPerRequest: 1,
+      // A partition keeps the socket open and answers nothing: without this, commands would wait
+      // until the probe reconnects the connection. Also bounds the handshake (INFO) of a new one.
+      commandTimeout: options.commandTimeoutMs ?? 5_000,
       retryStrategy: (attempt) => Math.min(100 * 2 ** Math.min(attempt, 6), 5_000),
       connectionName: `chorus-${options.nodeId}`,
     };
@@ -161,6 +173,7 @@ class RedisEngine implements Engine, Broker {
       keysOf: (appId, channel) => keysOf(this.#layout, appId, channel),
       commands: () => this.#commands(),
       client: this.#cmd,
+      unavailable: (what) => this.#unavailable(what),
     });
     this.presence = this.#presenceStore;
     this.counts = new RedisCounts({ nodeId: options.nodeId, log: this.#log, nodeTtlMs: options.nodeTtlMs, commands: () => this.#commands(), onChange: options.handlers.onCountChange });
@@ -211,6 +224,7 @@ class RedisEngine implements Engine, Broker {
       this.#log.info({ connection, url: this.#layout.describe() }, 'redis connected again');
     }
     this.#state.up = this.#cmd.status === 'ready' && this.#sub.status === 'ready';
+    if (connection === 'commands') this.#primaryId = this.#readPrimaryId();
     if (connection !== 'pubsub') return;
     // Whatever was published while the pub/sub connection was away is lost to this node.
     if (this.#subReadyBefore) {
@@ -224,26 +238,62 @@ class RedisEngine implements Engine, Broker {
     for (const attachment of this.#attached.values()) attachment.subscribed = subscribed;
   }
 
+  /** '' when unknown (INFO refused, say): publishes then skip the failover check. */
+  async #readPrimaryId(): Promise<string> {
+    // A cluster has a primary per shard, and INFO answers from any node: the check is off there.
+    if (this.#layout.cluster) return '';
+    const info = await this.#cmd.info('replication').catch(() => '');
+    return /^master_replid:(\w+)/m.exec(info)?.[1] ?? '';
+  }
+
   #gap(attachment: Attachment): void {
     attachment.epoch = undefined;
     attachment.lastOffset = 0;
     this.#options.handlers.onGap(attachment.appId, attachment.channel);
   }
 
-  /** Publishes to ourselves; a probe not back within an interval means pub/sub is dead. */
+  /**
+   * Publishes to ourselves. The PUBLISH unanswered for an interval means the command connection
+   * is silent; the probe not back on pub/sub within an interval means pub/sub is. Either is
+   * reconnected (its 'close' marks the engine down until both are ready again). The command
+   * connection is judged first: while it is silent, no probe reaches pub/sub to judge it by.
+   */
   #probe(intervalMs: number): void {
-    if (this.#sub.status !== 'ready' || this.#cmd.status !== 'ready') return;
     const now = Date.now();
-    if (this.#probeSentAt > this.#probeSeenAt && now - this.#probeSentAt > intervalMs) {
-      this.#log.warn({ waitedMs: now - this.#probeSentAt }, 'redis pub/sub probe lost; reconnecting the subscriber');
-      this.#probeSeenAt = this.#probeSentAt = 0;
-      this.#sub.disconnect(true);
+    // Judged at the next tick: 90 % of an interval, since timers fire a little early or late.
+    const waited = now - this.#probeSentAt;
+    const late = waited >= intervalMs * 0.9;
+    if (this.#cmd.status === 'ready' && this.#probeSentAt > this.#probeAnsweredAt && late) {
+      this.#log.warn({ waitedMs: waited }, 'redis command connection silent (probe unanswered); reconnecting it');
+      this.#reconnectSilent(this.#cmd);
+      return;
+    }
+    if (this.#sub.status !== 'ready' || this.#cmd.status !== 'ready') return;
+    if (this.#probeSentAt > this.#probeSeenAt && late) {
+      this.#log.warn({ waitedMs: waited }, 'redis pub/sub probe lost; reconnecting the subscriber');
+      this.#reconnectSilent(this.#sub);
       return;
     }
     if (this.#probeSentAt > this.#probeSeenAt) return; // still waiting for the last one
     this.#probeSentAt = now;
     const sent = performance.now();
-    this.#layout.publish(this.#cmd, this.#probeChannel, 'probe').then(() => this.#state.commandTimed?.('probe', performance.now() - sent), () => undefined);
+    this.#layout.publish(this.#cmd, this.#probeChannel, 'probe').then(() => {
+      this.#probeAnsweredAt = Date.now();
+      this.#state.commandTimed?.('probe', performance.now() - sent);
+    }, () => undefined);
+  }
+
+  /**
+   * Down at once, and the socket destroyed rather than ended: over a dead link a graceful end
+   * waits for a FIN nobody sends, and the 'close' that makes ioredis reconnect comes late.
+   * (A Redis Cluster client, or the sharded subscriber, has no one socket: it is disconnected and
+   * reconnects each of its own.)
+   */
+  #reconnectSilent(client: RedisClient | PubSubClient): void {
+    this.#probeSeenAt = this.#probeAnsweredAt = this.#probeSentAt = 0;
+    this.#onDown(client === this.#cmd ? 'commands' : 'pubsub', 'redis connection silent; reconnecting with backoff');
+    if ('stream' in client && client.stream) client.stream.destroy();
+    else client.disconnect(true);
   }
 
   // ---- broker -----------------------------------------------------------------------------------
@@ -266,6 +316,7 @@ class RedisEngine implements Engine, Broker {
       META_TTL_SECONDS,
       newEpoch(),
       hasMsgId ? '1' : '0',
+      await this.#primaryId,
     ).catch((error: unknown) => {
       // The connection went away under the command (ioredis: "Connection is closed", retries
       // exhausted): the caller must hear "not accepted, retry later", not "internal error".
@@ -278,21 +329,21 @@ class RedisEngine implements Engine, Broker {
   }
 
   async publishPresence(change: PresencePublication): Promise<void> {
-    await this.#layout.publish(await this.#commands(), keysOf(this.#layout, change.appId, change.channel).pubsub, encodePresence(change));
+    await this.#layout.publish(await this.#commands(), keysOf(this.#layout, change.appId, change.channel).pubsub, encodePresence(change)).catch(this.#unavailable('presence publish'));
   }
 
   async history(appId: string, channel: string, query: HistoryQuery): Promise<HistoryPage> {
     const keys = keysOf(this.#layout, appId, channel);
     const policy = this.#options.policy(appId, channel);
     const since = query.since;
-    const [epochBuffer, offsetBuffer, entries] = await (await this.#commands()).chorusHistoryBuffer(
+    const [epochBuffer, offsetBuffer, entries, prevEpoch, prevOffset] = await (await this.#commands()).chorusHistoryBuffer(
       keys.meta,
       keys.stream,
       newEpoch(),
       META_TTL_SECONDS,
       since ? since.offset : -1,
       query.limit,
-    );
+    ).catch(this.#unavailable('history'));
     const epoch = epochBuffer.toString();
     const offset = Number(offsetBuffer.toString());
     const cutoff = Date.now() - policy.ttlMs;
@@ -302,7 +353,9 @@ class RedisEngine implements Engine, Broker {
     if (!since) return { epoch, offset, publications: decoded.reverse(), recovered: undefined };
 
     const contiguous = decoded[0]?.offset === since.offset + 1 && decoded.length === Math.min(offset - since.offset, query.limit);
-    const recoverable = since.epoch === epoch && since.offset <= offset && (since.offset === offset || contiguous);
+    // The epoch before a failover continues into this one up to what the new primary holds of it.
+    const sameStream = since.epoch === epoch || (prevEpoch.length > 0 && since.epoch === prevEpoch.toString() && since.offset <= Number(prevOffset.toString()));
+    const recoverable = sameStream && since.offset <= offset && (since.offset === offset || contiguous);
     if (recoverable) return { epoch, offset, publications: decoded, recovered: true };
     const latest = await this.history(appId, channel, { limit: query.limit });
     return { ...latest, recovered: false };
@@ -336,6 +389,11 @@ class RedisEngine implements Engine, Broker {
       };
       client.once('ready', onReady);
     });
+  }
+
+  /** For `.catch`: Redis being away becomes EngineUnavailableError (a coded "try again" for clients). */
+  #unavailable(what: string): (error: unknown) => never {
+    return rethrowUnavailable(what, () => this.#cmd.status !== 'ready');
   }
 
   /** The command connection, once ready. */
@@ -391,12 +449,12 @@ class RedisEngine implements Engine, Broker {
   }
 
   async broadcast(message: ControlMessage): Promise<void> {
-    await this.#layout.publish(await this.#commands(), CONTROL_CHANNEL, JSON.stringify(message));
+    await this.#layout.publish(await this.#commands(), CONTROL_CHANNEL, JSON.stringify(message)).catch(this.#unavailable('broadcast'));
   }
 
   async stats(): Promise<ClusterStats> {
     const local = this.#options.localStats();
-    const reports = await (await this.#commands()).hgetall(NODES_KEY);
+    const reports = await (await this.#commands()).hgetall(NODES_KEY).catch(this.#unavailable('stats'));
     const fresh = Date.now() - 3 * NODE_REPORT_MS;
     const totals = { nodes: 1, ...local };
     for (const [nodeId, report] of Object.entries(reports)) {

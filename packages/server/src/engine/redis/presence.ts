@@ -62,6 +62,8 @@ export interface RedisPresenceOptions {
   readonly commands: () => Promise<Client>;
   /** The command connection as it is (for timers that skip a round while Redis is away). */
   readonly client: Client;
+  /** For `.catch`: Redis being away becomes EngineUnavailableError (a coded "try again" for clients). */
+  readonly unavailable: (what: string) => (error: unknown) => never;
 }
 
 export class RedisPresence {
@@ -84,7 +86,9 @@ export class RedisPresence {
     const keys = this.#options.keysOf(appId, channel);
     const entry = keys.tag + connectionId;
     const commands = await this.#options.commands();
-    const joined = await commands.chorusPresenceJoin(keys.presence, keys.members, connectionId, memberValue(member), this.#options.presenceTtlMs, maxMembers, this.#options.keyTtlSeconds);
+    const joined = await commands
+      .chorusPresenceJoin(keys.presence, keys.members, connectionId, memberValue(member), this.#options.presenceTtlMs, maxMembers, this.#options.keyTtlSeconds)
+      .catch(this.#options.unavailable('presence join'));
     if (!joined) return undefined;
     this.#members.set(entry, { appId, channel, connectionId });
     // Not awaited: if it fails, the next refresh writes it (the member is listed already).
@@ -97,7 +101,7 @@ export class RedisPresence {
     const entry = keys.tag + connectionId;
     this.#members.delete(entry);
     const commands = await this.#options.commands();
-    const roster = await commands.chorusPresenceLeave(keys.presence, keys.members, connectionId);
+    const roster = await commands.chorusPresenceLeave(keys.presence, keys.members, connectionId).catch(this.#options.unavailable('presence leave'));
     // A leftover entry would only cost a sweep a look; but a rejoin in between must keep its own.
     if (!this.#members.has(entry)) commands.zrem(PRESENCE_INDEX_KEY, entry).catch(() => undefined);
     return roster ? parseRoster(roster) : undefined;
@@ -105,7 +109,7 @@ export class RedisPresence {
 
   async members(appId: string, channel: string): Promise<Member[]> {
     const keys = this.#options.keysOf(appId, channel);
-    return parseRoster(await (await this.#options.commands()).chorusPresenceMembers(keys.presence, keys.members));
+    return parseRoster(await (await this.#options.commands()).chorusPresenceMembers(keys.presence, keys.members).catch(this.#options.unavailable('presence members')));
   }
 
   close(): void {

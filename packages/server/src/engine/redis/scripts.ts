@@ -22,12 +22,34 @@ if not epoch then
 end`;
 
 /**
+ * A channel last written under another primary (its `rid`, Redis's master_replid, differs): a
+ * failover happened, and asynchronous replication may have lost the last acknowledged writes,
+ * whose offsets this primary would assign again to other publications. So a new epoch begins,
+ * and the old one is kept as `prev_epoch` up to `prev_offset`, what this primary holds of it:
+ * a client resuming from there or before recovers (HISTORY), one that saw a lost write hears
+ * `recovered: false` instead of missing the reused offsets silently. No primary id (''): not
+ * checked.
+ */
+const NEW_EPOCH_AFTER_FAILOVER = `if ARGV[9] ~= '' then
+  local rid = redis.call('HGET', KEYS[1], 'rid')
+  if rid ~= ARGV[9] then
+    if rid then
+      local kept = redis.call('HGET', KEYS[1], 'offset')
+      redis.call('HSET', KEYS[1], 'epoch', ARGV[7], 'prev_epoch', epoch, 'prev_offset', kept)
+      epoch = ARGV[7]
+    end
+    redis.call('HSET', KEYS[1], 'rid', ARGV[9])
+  end
+end`;
+
+/**
  * KEYS: meta, stream, msgId key (any key of the channel when there is no msgId).
  * ARGV: pub/sub channel, header fields (`,"k":…`), payload, history size, history TTL (s),
- * meta TTL (s), a fresh epoch, has msgId ('1'/'0').
+ * meta TTL (s), a fresh epoch, has msgId ('1'/'0'), the primary's id ('' unknown).
  * Returns {offset, epoch, duplicate (0/1)}.
  */
 export const PUBLISH = `${ENSURE_EPOCH.replace('ARGV_NEW_EPOCH', 'ARGV[7]')}
+${NEW_EPOCH_AFTER_FAILOVER}
 if ARGV[8] == '1' then
   local seen = redis.call('GET', KEYS[3])
   if seen then return {tonumber(seen), epoch, 1} end
@@ -46,7 +68,9 @@ return {offset, epoch, 0}`;
 
 /**
  * KEYS: meta, stream. ARGV: a fresh epoch, meta TTL (s), since offset ('-1' for the latest), limit.
- * Returns {epoch, offset, entries}: entries after `since` oldest first, or the latest newest first.
+ * Returns {epoch, offset, entries, prev_epoch, prev_offset}: entries after `since` oldest first,
+ * or the latest newest first; the epoch before the last failover and how far this primary holds
+ * it ('' without one, see NEW_EPOCH_AFTER_FAILOVER).
  */
 export const HISTORY = `${ENSURE_EPOCH.replace('ARGV_NEW_EPOCH', 'ARGV[1]')}
 redis.call('EXPIRE', KEYS[1], ARGV[2])
@@ -57,7 +81,8 @@ if ARGV[3] == '-1' then
 else
   entries = redis.call('XRANGE', KEYS[2], (tonumber(ARGV[3]) + 1) .. '-0', '+', 'COUNT', ARGV[4])
 end
-return {epoch, offset, entries}`;
+local prev = redis.call('HMGET', KEYS[1], 'prev_epoch', 'prev_offset')
+return {epoch, offset, entries, prev[1] or '', prev[2] or ''}`;
 
 /** The scripts for a pub/sub flavour: 'SPUBLISH' on Redis Cluster (sharded pub/sub). */
 export function withPublishCommand(lua: string, command: 'PUBLISH' | 'SPUBLISH'): string {
