@@ -5,7 +5,7 @@
  * and the checks every fuzz test ends with: the canary received everything in order, no error
  * was logged, every fuzz connection is gone, and the heap after a GC stayed within a bound.
  *
- * Seeds are fixed (FUZZ_SEED overrides them) and FUZZ_RUNS multiplies every numRuns, so
+ * Seeds are fixed (FUZZ_SEED overrides them, FUZZ_PATH picks a reported case) and FUZZ_RUNS multiplies every numRuns, so
  * `npm run fuzz` runs the same first cases as `npm test`, and many more after them. On failure
  * fast-check's error names the seed, the path to the shrunk case and the counterexample.
  */
@@ -29,7 +29,9 @@ export const CASE_TIMEOUT_MS = 5_000;
 /** fast-check parameters: `base` cases (times FUZZ_FACTOR), this file's seed unless FUZZ_SEED is set. */
 export function fuzzParameters<T>(seed: number, base: number): fc.Parameters<T> {
   const envSeed = process.env['FUZZ_SEED'];
-  return { seed: envSeed === undefined ? seed : Number(envSeed), numRuns: base * FUZZ_FACTOR, includeErrorInReport: true };
+  // FUZZ_PATH (with FUZZ_SEED) replays one reported case at once: the `path` of the failure report.
+  const path = process.env['FUZZ_PATH'];
+  return { seed: envSeed === undefined ? seed : Number(envSeed), ...(path ? { path } : {}), numRuns: base * FUZZ_FACTOR, includeErrorInReport: true };
 }
 
 /** Runs `check` on `arbitrary`'s values with a deadline per case; see fuzzParameters. */
