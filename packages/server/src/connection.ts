@@ -15,13 +15,25 @@ import type { Duplex } from 'node:stream';
 import { WebSocket } from 'ws';
 import { CloseCodes, type CloseCodeInfo } from '@chorus/protocol';
 import type { Traffic } from './metrics/stats.js';
+import { takeInbound, type InboundSink } from './inbound.js';
 import { SharedRun, type OutboundScheduler } from './outbound.js';
 
-export class Connection {
+export interface ConnectionLimits {
+  /** The slow-consumer cap (limits.maxPendingBytes). */
+  readonly maxPendingBytes: number;
+  /** The largest message the client may send (the dialect's frame limit); larger ones close 1009. */
+  readonly maxMessageBytes: number;
+  /** For the one-time notice that ws reads inbound frames itself (inbound.ts). */
+  readonly warn: (message: string) => void;
+}
+
+export class Connection implements InboundSink {
   readonly id: string;
   readonly ws: WebSocket;
   /** Set by the heartbeat before each ping, cleared by the pong. */
   awaitingPong = false;
+  /** The dialect's handler for each message the client sends (text UTF-8 checked, fragments joined). */
+  onMessage: ((data: Buffer, binary: boolean) => void) | undefined;
   /** Called before the close frame, while frames can still be sent (v1 sends its disconnect advice). */
   onClosing: ((info: CloseCodeInfo, reason: string) => void) | undefined;
   /**
@@ -50,22 +62,36 @@ export class Connection {
   /** Set while a slow consumer's farewell is queued: the cap it is being cut for must not refuse it. */
   #writingFarewell = false;
 
-  constructor(id: string, ws: WebSocket, socket: Duplex, scheduler: OutboundScheduler, maxPendingBytes: number, traffic: Traffic) {
+  constructor(id: string, ws: WebSocket, socket: Duplex, scheduler: OutboundScheduler, limits: ConnectionLimits, traffic: Traffic) {
     this.id = id;
     this.traffic = traffic;
     this.ws = ws;
     this.#socket = socket;
     this.#scheduler = scheduler;
-    this.#maxPendingBytes = maxPendingBytes;
-    ws.on('pong', () => {
-      this.awaitingPong = false;
-    });
-    // When a client sends a message and then closes, both often arrive in one TCP chunk and ws
-    // answers the close at once. Writing what is queued first keeps the reply (a notify_self
-    // echo, say) on the wire before the close frame. ws exposes no public hook for "close frame
-    // received", so this listens on its receiver, guarded in case the internals change.
-    const receiver = (ws as unknown as { _receiver?: EventEmitter })._receiver;
-    receiver?.prependListener('conclude', () => this.flush());
+    this.#maxPendingBytes = limits.maxPendingBytes;
+    if (takeInbound(ws, socket, limits.maxMessageBytes, this, limits.warn)) return;
+    // ws reads the connection itself (see inbound.ts): the same three hooks, through its events.
+    ws.on('message', (data: Buffer, binary: boolean) => this.received(data, binary));
+    ws.on('pong', () => this.ponged());
+    (ws as unknown as { _receiver?: EventEmitter })._receiver?.prependListener('conclude', () => this.peerClosing());
+  }
+
+  /** A message from the client (inbound.ts): to the dialect's handler. */
+  received(data: Buffer, binary: boolean): void {
+    this.onMessage?.(data, binary);
+  }
+
+  ponged(): void {
+    this.awaitingPong = false;
+  }
+
+  /**
+   * The client's close frame arrived. When a client sends a message and then closes, both often
+   * arrive in one read and the close is answered at once: writing what is queued first keeps the
+   * reply (a notify_self echo, say) on the wire before the close frame.
+   */
+  peerClosing(): void {
+    this.flush();
   }
 
   /** Bytes the socket has read and written so far, WebSocket framing and handshake included. */

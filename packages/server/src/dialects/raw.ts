@@ -136,9 +136,9 @@ function openRawChannel(ctx: ServerContext, app: App, channel: string, subscribe
   };
 
   const { traffic } = connection;
-  connection.ws.on('message', (data: Buffer, isBinary: boolean) => {
+  connection.onMessage = (data, isBinary) => {
     traffic.messagesIn++;
-    // ws still emits what the client sent after our close frame: a refused or closing connection
+    // What the client sent after our close frame still arrives: a refused or closing connection
     // publishes nothing more, or a refilled bucket would relay frames from after the refusal.
     if (!connection.isOpen) return;
     if (!bucket.take()) {
@@ -154,7 +154,7 @@ function openRawChannel(ctx: ServerContext, app: App, channel: string, subscribe
     broker
       .publish({ appId, channel, originId: connection.id, event: undefined, payload: data, binary: isBinary })
       .catch(publishFailed);
-  });
+  };
   connection.ws.on('error', (error) => ctx.log.debug({ err: error, connection: connection.id }, 'connection error'));
 
   // Presence changes run in order per connection: the leave waits for the join to be recorded.
