@@ -15,7 +15,7 @@ import type { Duplex } from 'node:stream';
 import { WebSocket } from 'ws';
 import { CloseCodes, type CloseCodeInfo } from '@chorus/protocol';
 import type { Traffic } from './metrics/stats.js';
-import { takeInbound, type InboundSink } from './inbound.js';
+import { InboundReader, takeInbound, type InboundSink } from './inbound.js';
 import { SharedRun, type OutboundScheduler } from './outbound.js';
 
 export interface ConnectionLimits {
@@ -49,6 +49,9 @@ export class Connection implements InboundSink {
   readonly #socket: Duplex;
   readonly #scheduler: OutboundScheduler;
   readonly #maxPendingBytes: number;
+  readonly #maxMessageBytes: number;
+  /** Created at the first read: most of what it holds is for frames split across reads. */
+  #reader: InboundReader | undefined;
   /** Frames, and runs of frames shared with other connections (see SharedRun), in send order. */
   #queue: Array<Buffer | SharedRun> = [];
   /**
@@ -69,11 +72,16 @@ export class Connection implements InboundSink {
     this.#socket = socket;
     this.#scheduler = scheduler;
     this.#maxPendingBytes = limits.maxPendingBytes;
-    if (takeInbound(ws, socket, limits.maxMessageBytes, this, limits.warn)) return;
+    this.#maxMessageBytes = limits.maxMessageBytes;
+    if (takeInbound(ws, socket, this, limits.warn)) return;
     // ws reads the connection itself (see inbound.ts): the same three hooks, through its events.
     ws.on('message', (data: Buffer, binary: boolean) => this.received(data, binary));
     ws.on('pong', () => this.ponged());
     (ws as unknown as { _receiver?: EventEmitter })._receiver?.prependListener('conclude', () => this.peerClosing());
+  }
+
+  inboundReader(): InboundReader {
+    return (this.#reader ??= new InboundReader(this, this.#maxMessageBytes, this.ws, this.#socket));
   }
 
   /** A message from the client (inbound.ts): to the dialect's handler. */
@@ -208,7 +216,7 @@ export class Connection implements InboundSink {
     if (!info || !this.isOpen) return this.terminate();
     this.close(info);
     // A dead peer never completes the handshake: its socket goes after closeTimeoutMs.
-    setTimeout(this.#terminate, this.#scheduler.closeTimeoutMs).unref();
+    setTimeout(terminate, this.#scheduler.closeTimeoutMs, this).unref();
   }
 
   /** Ends the connection at once, without a close handshake, resetting the TCP connection. */
@@ -218,8 +226,6 @@ export class Connection implements InboundSink {
     resetSocket(this.#socket);
     this.ws.terminate();
   }
-
-  readonly #terminate = (): void => this.terminate();
 
   #dropSlowConsumer(): void {
     this.traffic.slowConsumers++;
@@ -234,7 +240,7 @@ export class Connection implements InboundSink {
     // ws's own close timer does) leaves the kernel holding the unsent backlog (~4 MB on
     // loopback) in FIN-WAIT-1 for minutes, the client's end open. So it is reset instead:
     // this timer has the delay of ws's close timer and is set before it, so it fires first.
-    setTimeout(this.#terminate, this.#scheduler.closeTimeoutMs).unref();
+    setTimeout(terminate, this.#scheduler.closeTimeoutMs, this).unref();
     this.ws.close(info.code, info.reason);
   }
 
@@ -262,6 +268,11 @@ export class Connection implements InboundSink {
     this.#queue = [];
     this.#queuedBytes = 0;
   }
+}
+
+/** For timers: an argument instead of a closure per connection. */
+function terminate(connection: Connection): void {
+  connection.terminate();
 }
 
 /** Frames in a queue: one per buffer, and a run's frames. */

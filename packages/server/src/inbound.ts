@@ -23,7 +23,7 @@ import type { EventEmitter } from 'node:events';
 import type { Duplex } from 'node:stream';
 import type { WebSocket } from 'ws';
 
-const { unmask: nativeUnmask } = createRequire(import.meta.url)('bufferutil') as { unmask(buffer: Buffer, mask: Buffer): void };
+const { unmask: nativeUnmask } = createRequire(import.meta.url)('bufferutil') as { unmask: (buffer: Buffer, mask: Buffer) => void };
 
 /** ws 8.23's defaults (maxFragments, maxBufferedChunks), which Chorus never changed. */
 const MAX_FRAGMENTS = 16_384;
@@ -47,6 +47,8 @@ export interface InboundSink {
   ponged(): void;
   /** The peer's close frame arrived: write what is queued before ws answers it. */
   peerClosing(): void;
+  /** The connection's reader, created at its first read (an idle connection has none). */
+  inboundReader(): InboundReader;
 }
 
 /** State that only exists while a frame or a fragmented message is unfinished (most connections: never). */
@@ -63,19 +65,19 @@ class Unfinished {
 }
 
 /** One connection's inbound side: where messages go, the limit, and the ws internals that finish a close. */
-class InboundReader {
+export class InboundReader {
   readonly #sink: InboundSink;
   readonly #maxPayload: number;
   readonly #ws: WebSocket;
-  readonly #receiver: EventEmitter & { end(): void };
+  readonly #receiver: Receiver;
   readonly #socket: Duplex;
   #unfinished: Unfinished | undefined;
 
-  constructor(sink: InboundSink, maxPayload: number, ws: WebSocket, receiver: EventEmitter & { end(): void }, socket: Duplex) {
+  constructor(sink: InboundSink, maxPayload: number, ws: WebSocket, socket: Duplex) {
     this.#sink = sink;
     this.#maxPayload = maxPayload;
     this.#ws = ws;
-    this.#receiver = receiver;
+    this.#receiver = receiverOf(ws) as Receiver; // checked by takeInbound
     this.#socket = socket;
   }
 
@@ -261,15 +263,25 @@ class InboundReader {
   }
 }
 
-const READER = Symbol('chorus.inbound');
+const SINK = Symbol('chorus.inbound');
 
-/** One 'data' listener for every socket (a closure per socket would cost memory per connection). */
-function onSocketData(this: Duplex & { [READER]?: InboundReader }, chunk: Buffer): void {
-  this[READER]?.read(chunk);
+/**
+ * One 'data' listener for every socket: a closure per socket, like the reader itself, would
+ * cost memory on every idle connection.
+ */
+function onSocketData(this: Duplex & { [SINK]?: InboundSink }, chunk: Buffer): void {
+  this[SINK]?.inboundReader().read(chunk);
 }
 
 function resume(socket: Duplex): void {
   socket.resume();
+}
+
+/** ws's receiver, which still finishes the close handshake (see the top of this file). */
+type Receiver = EventEmitter & { end(): void };
+
+function receiverOf(ws: WebSocket): Receiver | undefined {
+  return (ws as unknown as { _receiver?: Receiver })._receiver;
 }
 
 let fallbackLogged = false;
@@ -279,8 +291,8 @@ let fallbackLogged = false;
  * Returns false, changing nothing, when ws's internals are not the ones this relies on (ws then
  * keeps reading; the caller listens to its events instead).
  */
-export function takeInbound(ws: WebSocket, socket: Duplex, maxPayload: number, sink: InboundSink, warn: (message: string) => void): boolean {
-  const receiver = (ws as unknown as { _receiver?: EventEmitter & { end(): void } })._receiver;
+export function takeInbound(ws: WebSocket, socket: Duplex, sink: InboundSink, warn: (message: string) => void): boolean {
+  const receiver = receiverOf(ws);
   const listeners = socket.listeners('data');
   if (!receiver || typeof receiver.end !== 'function' || receiver.listenerCount('conclude') !== 1 || listeners.length !== 1) {
     if (!fallbackLogged) warn('ws internals changed: inbound frames are read by ws (slower); see inbound.ts');
@@ -288,7 +300,7 @@ export function takeInbound(ws: WebSocket, socket: Duplex, maxPayload: number, s
     return false;
   }
   socket.removeListener('data', listeners[0] as (chunk: Buffer) => void);
-  (socket as Duplex & { [READER]?: InboundReader })[READER] = new InboundReader(sink, maxPayload, ws, receiver, socket);
+  (socket as Duplex & { [SINK]?: InboundSink })[SINK] = sink;
   socket.on('data', onSocketData);
   return true;
 }

@@ -9,8 +9,13 @@
  * What the attacker's frames relay is observed by a listener on the same channel.
  */
 import assert from 'node:assert/strict';
+import { once } from 'node:events';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { setImmediate as nextTurn } from 'node:timers/promises';
 import { after, afterEach, before, describe, it } from 'node:test';
+import { WebSocketServer } from 'ws';
+import { InboundReader, takeInbound, type InboundSink } from '../src/inbound.ts';
 import type { ChorusServer } from '../src/index.ts';
 import { TEST_APP, TestClient, rawUrl, settle, startTestServer, wsBase } from './helpers.ts';
 import { Opcode, RawSocket, closePayload, encodeFrame } from './raw-socket.ts';
@@ -259,5 +264,45 @@ describe('inbound frames reach every dialect', () => {
     clients.push(other);
     client.ws.send('still here');
     await other.until(() => other.received.some((r) => r.text === 'still here'), 'the relay', 3000);
+  });
+});
+
+describe('takeInbound', () => {
+  it("takes a real ws connection's input from ws (its internals are the ones inbound.ts relies on) and hands messages, pongs and the close to the sink", async () => {
+    const http = createServer();
+    const wss = new WebSocketServer({ noServer: true, perMessageDeflate: false });
+    const got: string[] = [];
+    let taken: boolean | undefined;
+    const warnings: string[] = [];
+    http.on('upgrade', (req, socket, head) => {
+      wss.handleUpgrade(req, socket, head, (ws) => {
+        let reader: InboundReader | undefined;
+        const sink: InboundSink = {
+          received: (data, binary) => got.push(`${binary ? 'binary' : 'text'}:${data.toString()}`),
+          ponged: () => got.push('pong'),
+          peerClosing: () => got.push('closing'),
+          inboundReader: () => (reader ??= new InboundReader(sink, 1024, ws, socket)),
+        };
+        taken = takeInbound(ws, socket, sink, (message) => warnings.push(message));
+        ws.on('message', () => got.push('ws saw a message'));
+        ws.on('close', (code) => got.push(`closed:${code}`));
+      });
+    });
+    http.listen(0, '127.0.0.1');
+    await once(http, 'listening');
+    const { port } = http.address() as AddressInfo;
+    const client = await TestClient.open(`ws://127.0.0.1:${port}/`);
+    clients.push(client);
+    client.ws.send('hello');
+    client.ws.send(Buffer.from('bytes'));
+    client.ws.pong();
+    client.ws.close(1000);
+    await client.until(() => client.closeCode !== undefined, 'the close', 3000);
+    await settle(50);
+    assert.equal(taken, true, 'ws internals as expected');
+    assert.deepEqual(warnings, []);
+    assert.deepEqual(got, ['text:hello', 'binary:bytes', 'pong', 'closing', 'closed:1000']);
+    assert.equal(client.closeCode, 1000);
+    http.close();
   });
 });
