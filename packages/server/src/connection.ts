@@ -52,8 +52,11 @@ export class Connection implements InboundSink {
   readonly #maxMessageBytes: number;
   /** Created at the first read: most of what it holds is for frames split across reads. */
   #reader: InboundReader | undefined;
-  /** Frames, and runs of frames shared with other connections (see SharedRun), in send order. */
-  #queue: Array<Buffer | SharedRun> = [];
+  /**
+   * Frames, and runs of frames shared with other connections (see SharedRun), in send order.
+   * Undefined while nothing is queued (an idle connection holds no array).
+   */
+  #queue: Array<Buffer | SharedRun> | undefined;
   /**
    * Bytes in the queue, except the tail run's while that run may still grow (it is counted live,
    * through #tailRun, until something else is queued after it).
@@ -123,7 +126,7 @@ export class Connection implements InboundSink {
     if (!this.isOpen) return;
     this.#leaveTailRun();
     if (!this.#reserve(frame.length)) return;
-    this.#queue.push(frame);
+    (this.#queue ??= []).push(frame);
     this.#queuedBytes += frame.length;
   }
 
@@ -135,7 +138,7 @@ export class Connection implements InboundSink {
     if (!this.isOpen) return false;
     this.#leaveTailRun();
     if (!this.#reserve(run.bytes)) return false;
-    this.#queue.push(run);
+    (this.#queue ??= []).push(run);
     this.#tailRun = run;
     run.holders++;
     run.flushAt = Math.min(run.flushAt, this.#flushAt);
@@ -149,7 +152,7 @@ export class Connection implements InboundSink {
    */
   flush(): void {
     const queue = this.#queue;
-    if (queue.length === 0) return;
+    if (!queue) return;
     this.#leaveTailRun();
     // Runs grew after they were queued; the cap is checked again on what actually goes out.
     if (this.#queuedBytes + this.#socket.writableLength > this.#maxPendingBytes) return this.#dropSlowConsumer();
@@ -159,7 +162,7 @@ export class Connection implements InboundSink {
       else this.#socket.write(this.#scheduler.join(queue.map((item) => (item instanceof SharedRun ? item.joined() : item)), this.#queuedBytes));
       this.traffic.messagesOut += frameCount(queue);
     }
-    this.#queue = [];
+    this.#queue = undefined;
     this.#queuedBytes = 0;
   }
 
@@ -182,7 +185,7 @@ export class Connection implements InboundSink {
    */
   #reserve(bytes: number): boolean {
     if (this.#writingFarewell) return true;
-    if (this.#queue.length === 0) this.#scheduler.schedule(this);
+    if (!this.#queue) this.#scheduler.schedule(this);
     if (this.#queuedBytes + this.#socket.writableLength + bytes <= this.#maxPendingBytes) {
       if (this.#queuedBytes + bytes > this.#flushAt) this.#scheduler.flushSoon();
       return true;
@@ -257,7 +260,7 @@ export class Connection implements InboundSink {
     } finally {
       this.#writingFarewell = false;
     }
-    const frames = this.#queue.filter((item): item is Buffer => item instanceof Buffer);
+    const frames = (this.#queue ?? []).filter((item): item is Buffer => item instanceof Buffer);
     if (frames.length > 0) this.#socket.write(frames.length === 1 ? (frames[0] as Buffer) : Buffer.concat(frames));
     this.traffic.messagesOut += frames.length;
     this.#dropQueue();
@@ -265,7 +268,7 @@ export class Connection implements InboundSink {
 
   #dropQueue(): void {
     this.#leaveTailRun();
-    this.#queue = [];
+    this.#queue = undefined;
     this.#queuedBytes = 0;
   }
 }
