@@ -127,10 +127,12 @@ export async function admit<Route, Grant>(ctx: ServerContext, acceptor: Acceptor
     return refuseHttp(upgrade.socket, HttpErrors.TOO_MANY_CONNECTIONS, `Too many connections: ${limited}.`);
   }
 
-  const ws = await acceptor.accept(upgrade, app, dialect.frameLimit(app, ctx.config));
+  const maxMessageBytes = dialect.frameLimit(app, ctx.config);
+  const ws = await acceptor.accept(upgrade, app, maxMessageBytes);
   if (!ws) return;
   const id = dialect.newConnectionId?.() ?? ctx.newConnectionId();
-  const connection = new Connection(id, ws, upgrade.socket, ctx.scheduler, app.limits.maxPendingBytes, ctx.stats.traffic(app.id, dialect.name));
+  const limits = { maxPendingBytes: app.limits.maxPendingBytes, maxMessageBytes, warn: (message: string) => ctx.log.warn(message) };
+  const connection = new Connection(id, ws, upgrade.socket, ctx.scheduler, limits, ctx.stats.traffic(app.id, dialect.name));
   ctx.connections.add(connection, app, upgrade.ip);
   if (ctx.activity.watched(app.id)) ctx.activity.emit(app.id, { type: 'connected', connection: id, dialect: dialect.name, ip: upgrade.ip });
   dialect.open(ctx, app, connection, verdict.grant, upgrade);

@@ -15,13 +15,25 @@ import type { Duplex } from 'node:stream';
 import { WebSocket } from 'ws';
 import { CloseCodes, type CloseCodeInfo } from '@chorus/protocol';
 import type { Traffic } from './metrics/stats.js';
+import { InboundReader, takeInbound, type InboundSink } from './inbound.js';
 import { SharedRun, type OutboundScheduler } from './outbound.js';
 
-export class Connection {
+export interface ConnectionLimits {
+  /** The slow-consumer cap (limits.maxPendingBytes). */
+  readonly maxPendingBytes: number;
+  /** The largest message the client may send (the dialect's frame limit); larger ones close 1009. */
+  readonly maxMessageBytes: number;
+  /** For the one-time notice that ws reads inbound frames itself (inbound.ts). */
+  readonly warn: (message: string) => void;
+}
+
+export class Connection implements InboundSink {
   readonly id: string;
   readonly ws: WebSocket;
   /** Set by the heartbeat before each ping, cleared by the pong. */
   awaitingPong = false;
+  /** The dialect's handler for each message the client sends (text UTF-8 checked, fragments joined). */
+  onMessage: ((data: Buffer, binary: boolean) => void) | undefined;
   /** Called before the close frame, while frames can still be sent (v1 sends its disconnect advice). */
   onClosing: ((info: CloseCodeInfo, reason: string) => void) | undefined;
   /**
@@ -37,8 +49,14 @@ export class Connection {
   readonly #socket: Duplex;
   readonly #scheduler: OutboundScheduler;
   readonly #maxPendingBytes: number;
-  /** Frames, and runs of frames shared with other connections (see SharedRun), in send order. */
-  #queue: Array<Buffer | SharedRun> = [];
+  readonly #maxMessageBytes: number;
+  /** Created at the first read: most of what it holds is for frames split across reads. */
+  #reader: InboundReader | undefined;
+  /**
+   * Frames, and runs of frames shared with other connections (see SharedRun), in send order.
+   * Undefined while nothing is queued (an idle connection holds no array).
+   */
+  #queue: Array<Buffer | SharedRun> | undefined;
   /**
    * Bytes in the queue, except the tail run's while that run may still grow (it is counted live,
    * through #tailRun, until something else is queued after it).
@@ -50,22 +68,41 @@ export class Connection {
   /** Set while a slow consumer's farewell is queued: the cap it is being cut for must not refuse it. */
   #writingFarewell = false;
 
-  constructor(id: string, ws: WebSocket, socket: Duplex, scheduler: OutboundScheduler, maxPendingBytes: number, traffic: Traffic) {
+  constructor(id: string, ws: WebSocket, socket: Duplex, scheduler: OutboundScheduler, limits: ConnectionLimits, traffic: Traffic) {
     this.id = id;
     this.traffic = traffic;
     this.ws = ws;
     this.#socket = socket;
     this.#scheduler = scheduler;
-    this.#maxPendingBytes = maxPendingBytes;
-    ws.on('pong', () => {
-      this.awaitingPong = false;
-    });
-    // When a client sends a message and then closes, both often arrive in one TCP chunk and ws
-    // answers the close at once. Writing what is queued first keeps the reply (a notify_self
-    // echo, say) on the wire before the close frame. ws exposes no public hook for "close frame
-    // received", so this listens on its receiver, guarded in case the internals change.
-    const receiver = (ws as unknown as { _receiver?: EventEmitter })._receiver;
-    receiver?.prependListener('conclude', () => this.flush());
+    this.#maxPendingBytes = limits.maxPendingBytes;
+    this.#maxMessageBytes = limits.maxMessageBytes;
+    if (takeInbound(ws, socket, this, limits.warn)) return;
+    // ws reads the connection itself (see inbound.ts): the same three hooks, through its events.
+    ws.on('message', (data: Buffer, binary: boolean) => this.received(data, binary));
+    ws.on('pong', () => this.ponged());
+    (ws as unknown as { _receiver?: EventEmitter })._receiver?.prependListener('conclude', () => this.peerClosing());
+  }
+
+  inboundReader(): InboundReader {
+    return (this.#reader ??= new InboundReader(this, this.#maxMessageBytes, this.ws, this.#socket));
+  }
+
+  /** A message from the client (inbound.ts): to the dialect's handler. */
+  received(data: Buffer, binary: boolean): void {
+    this.onMessage?.(data, binary);
+  }
+
+  ponged(): void {
+    this.awaitingPong = false;
+  }
+
+  /**
+   * The client's close frame arrived. When a client sends a message and then closes, both often
+   * arrive in one read and the close is answered at once: writing what is queued first keeps the
+   * reply (a notify_self echo, say) on the wire before the close frame.
+   */
+  peerClosing(): void {
+    this.flush();
   }
 
   /** Bytes the socket has read and written so far, WebSocket framing and handshake included. */
@@ -89,7 +126,7 @@ export class Connection {
     if (!this.isOpen) return;
     this.#leaveTailRun();
     if (!this.#reserve(frame.length)) return;
-    this.#queue.push(frame);
+    (this.#queue ??= []).push(frame);
     this.#queuedBytes += frame.length;
   }
 
@@ -101,7 +138,7 @@ export class Connection {
     if (!this.isOpen) return false;
     this.#leaveTailRun();
     if (!this.#reserve(run.bytes)) return false;
-    this.#queue.push(run);
+    (this.#queue ??= []).push(run);
     this.#tailRun = run;
     run.holders++;
     run.flushAt = Math.min(run.flushAt, this.#flushAt);
@@ -115,7 +152,7 @@ export class Connection {
    */
   flush(): void {
     const queue = this.#queue;
-    if (queue.length === 0) return;
+    if (!queue) return;
     this.#leaveTailRun();
     // Runs grew after they were queued; the cap is checked again on what actually goes out.
     if (this.#queuedBytes + this.#socket.writableLength > this.#maxPendingBytes) return this.#dropSlowConsumer();
@@ -125,7 +162,7 @@ export class Connection {
       else this.#socket.write(this.#scheduler.join(queue.map((item) => (item instanceof SharedRun ? item.joined() : item)), this.#queuedBytes));
       this.traffic.messagesOut += frameCount(queue);
     }
-    this.#queue = [];
+    this.#queue = undefined;
     this.#queuedBytes = 0;
   }
 
@@ -148,7 +185,7 @@ export class Connection {
    */
   #reserve(bytes: number): boolean {
     if (this.#writingFarewell) return true;
-    if (this.#queue.length === 0) this.#scheduler.schedule(this);
+    if (!this.#queue) this.#scheduler.schedule(this);
     if (this.#queuedBytes + this.#socket.writableLength + bytes <= this.#maxPendingBytes) {
       if (this.#queuedBytes + bytes > this.#flushAt) this.#scheduler.flushSoon();
       return true;
@@ -182,7 +219,7 @@ export class Connection {
     if (!info || !this.isOpen) return this.terminate();
     this.close(info);
     // A dead peer never completes the handshake: its socket goes after closeTimeoutMs.
-    setTimeout(this.#terminate, this.#scheduler.closeTimeoutMs).unref();
+    setTimeout(terminate, this.#scheduler.closeTimeoutMs, this).unref();
   }
 
   /** Ends the connection at once, without a close handshake, resetting the TCP connection. */
@@ -192,8 +229,6 @@ export class Connection {
     resetSocket(this.#socket);
     this.ws.terminate();
   }
-
-  readonly #terminate = (): void => this.terminate();
 
   #dropSlowConsumer(): void {
     this.traffic.slowConsumers++;
@@ -208,7 +243,7 @@ export class Connection {
     // ws's own close timer does) leaves the kernel holding the unsent backlog (~4 MB on
     // loopback) in FIN-WAIT-1 for minutes, the client's end open. So it is reset instead:
     // this timer has the delay of ws's close timer and is set before it, so it fires first.
-    setTimeout(this.#terminate, this.#scheduler.closeTimeoutMs).unref();
+    setTimeout(terminate, this.#scheduler.closeTimeoutMs, this).unref();
     this.ws.close(info.code, info.reason);
   }
 
@@ -225,7 +260,7 @@ export class Connection {
     } finally {
       this.#writingFarewell = false;
     }
-    const frames = this.#queue.filter((item): item is Buffer => item instanceof Buffer);
+    const frames = (this.#queue ?? []).filter((item): item is Buffer => item instanceof Buffer);
     if (frames.length > 0) this.#socket.write(frames.length === 1 ? (frames[0] as Buffer) : Buffer.concat(frames));
     this.traffic.messagesOut += frames.length;
     this.#dropQueue();
@@ -233,9 +268,14 @@ export class Connection {
 
   #dropQueue(): void {
     this.#leaveTailRun();
-    this.#queue = [];
+    this.#queue = undefined;
     this.#queuedBytes = 0;
   }
+}
+
+/** For timers: an argument instead of a closure per connection. */
+function terminate(connection: Connection): void {
+  connection.terminate();
 }
 
 /** Frames in a queue: one per buffer, and a run's frames. */

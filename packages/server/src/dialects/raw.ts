@@ -116,8 +116,8 @@ function openRawChannel(ctx: ServerContext, app: App, channel: string, subscribe
   const { connection } = subscriber;
   const { broker, presence } = ctx.engine;
   const appId = app.id;
-  const logPublishError = (error: unknown): void => ctx.log.error({ err: error, app: appId, channel }, 'publish failed');
-  const bucket = new TokenBucket(app.limits.messagesPerSecond, app.limits.messageBurst);
+  // Created at the first message: an idle connection holds neither (a full bucket then is what it would have refilled to).
+  let bucket: TokenBucket | undefined;
   const check = app.messageCheck(channel);
 
   ctx.hub.subscribe(appId, channel, subscriber).catch((error: unknown) => ctx.log.warn({ err: error, app: appId, channel }, 'engine attach failed'));
@@ -129,19 +129,16 @@ function openRawChannel(ctx: ServerContext, app: App, channel: string, subscribe
   connection.onClosing = (info) => {
     if (info.code >= 4000) sendRawError(connection, rawCloseText(info, app));
   };
-  const publishFailed = (error: unknown): void => {
-    // The sender must learn that this frame went nowhere (Redis away, say), not guess from silence.
-    if (connection.isOpen) sendRawError(connection, error instanceof EngineUnavailableError ? RawErrorText.NOT_DELIVERED_ENGINE : RawErrorText.NOT_DELIVERED);
-    logPublishError(error);
-  };
+  // Made at the first failure: the closures would otherwise sit on every idle connection.
+  let publishFailed: ((error: unknown) => void) | undefined;
 
   const { traffic } = connection;
-  connection.ws.on('message', (data: Buffer, isBinary: boolean) => {
+  connection.onMessage = (data, isBinary) => {
     traffic.messagesIn++;
-    // ws still emits what the client sent after our close frame: a refused or closing connection
+    // What the client sent after our close frame still arrives: a refused or closing connection
     // publishes nothing more, or a refilled bucket would relay frames from after the refusal.
     if (!connection.isOpen) return;
-    if (!bucket.take()) {
+    if (!(bucket ??= new TokenBucket(app.limits.messagesPerSecond, app.limits.messageBurst)).take()) {
       traffic.rateLimited++;
       return connection.close(CloseCodes.RATE_LIMITED);
     }
@@ -153,36 +150,63 @@ function openRawChannel(ctx: ServerContext, app: App, channel: string, subscribe
     traffic.published++;
     broker
       .publish({ appId, channel, originId: connection.id, event: undefined, payload: data, binary: isBinary })
-      .catch(publishFailed);
-  });
+      .catch((publishFailed ??= publishFailure(connection, logPublishError(ctx, appId, channel))));
+  };
   connection.ws.on('error', (error) => ctx.log.debug({ err: error, connection: connection.id }, 'connection error'));
 
   // Presence changes run in order per connection: the leave waits for the join to be recorded.
-  let joined = false;
-  const joinPresence = async (joiner: Member): Promise<void> => {
-    const members = await presence.join(appId, channel, connection.id, joiner, app.limits.maxPresenceMembers);
-    if (!members) return connection.close(CloseCodes.LIMIT_EXCEEDED);
-    joined = true;
-    connection.send(textFrame(JSON.stringify({ event: PresenceEvents.MEMBER_LIST, data: { members } })));
-    await broker.publishPresence({ kind: 'presence', action: 'joined', appId, channel, originId: connection.id, member: joiner, members });
-  };
-  const presenceDone = member ? joinPresence(member).catch(logPublishError) : undefined;
+  const presenceFailed = member ? logPublishError(ctx, appId, channel) : undefined;
+  const presenceDone = member && presenceFailed ? joinPresence(ctx, app, channel, connection, member, presenceFailed) : undefined;
 
   // 'close' is emitted once; `on` spares the two wrapper objects `once` keeps per connection.
   connection.ws.on('close', () => {
     ctx.hub.unsubscribe(appId, channel, subscriber);
     ctx.log.debug({ app: appId, channel, connection: connection.id }, 'raw connection closed');
-    if (!member || !presenceDone) return;
+    if (!member || !presenceDone || !presenceFailed) return;
     const leaver = member;
     presenceDone
-      .then(async () => {
+      .then(async (joined) => {
         if (!joined) return;
         const members = await presence.leave(appId, channel, connection.id);
         if (!members) return; // announced as left already, by a sweep (its node was cut off from Redis)
         await broker.publishPresence({ kind: 'presence', action: 'left', appId, channel, originId: connection.id, member: leaver, members });
       })
-      .catch(logPublishError);
+      .catch(presenceFailed);
   });
+}
+
+/**
+ * Joins the channel's presence and announces it. True once the member is recorded (then its
+ * leave must be announced too), false when it was not (a full channel closes the connection).
+ */
+async function joinPresence(ctx: ServerContext, app: App, channel: string, connection: Connection, joiner: Member, failed: (error: unknown) => void): Promise<boolean> {
+  const { broker, presence } = ctx.engine;
+  let members: Member[] | undefined;
+  try {
+    members = await presence.join(app.id, channel, connection.id, joiner, app.limits.maxPresenceMembers);
+  } catch (error) {
+    failed(error);
+    return false;
+  }
+  if (!members) {
+    connection.close(CloseCodes.LIMIT_EXCEEDED);
+    return false;
+  }
+  connection.send(textFrame(JSON.stringify({ event: PresenceEvents.MEMBER_LIST, data: { members } })));
+  await broker.publishPresence({ kind: 'presence', action: 'joined', appId: app.id, channel, originId: connection.id, member: joiner, members }).catch(failed);
+  return true;
+}
+
+function logPublishError(ctx: ServerContext, appId: string, channel: string): (error: unknown) => void {
+  return (error) => ctx.log.error({ err: error, app: appId, channel }, 'publish failed');
+}
+
+/** The sender must learn that its frame went nowhere (Redis away, say), not guess from silence. */
+function publishFailure(connection: Connection, log: (error: unknown) => void): (error: unknown) => void {
+  return (error) => {
+    if (connection.isOpen) sendRawError(connection, error instanceof EngineUnavailableError ? RawErrorText.NOT_DELIVERED_ENGINE : RawErrorText.NOT_DELIVERED);
+    log(error);
+  };
 }
 
 function sendRawError(connection: Connection, text: string): void {

@@ -61,7 +61,7 @@ export class PusherSession {
       if (info.code >= 4000) connection.send(errorFrame(info.code, reason));
     };
     const { ws } = connection;
-    ws.on('message', (data: Buffer, isBinary: boolean) => this.#onFrame(data, isBinary));
+    connection.onMessage = (data, isBinary) => this.#onFrame(data, isBinary);
     ws.on('error', (error) => ctx.log.debug({ err: error, connection: connection.id }, 'connection error'));
     ws.on('close', () => this.#onClose());
     const established = JSON.stringify({ socket_id: connection.id, activity_timeout: ctx.config.pusher.activityTimeoutSeconds });

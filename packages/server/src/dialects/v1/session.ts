@@ -94,7 +94,7 @@ export class V1Session {
     connection.onClosing = (info, reason) => this.#sendDisconnectAdvice(info, reason);
 
     const { ws } = connection;
-    ws.on('message', (data: Buffer, isBinary: boolean) => this.#onFrame(data, isBinary));
+    connection.onMessage = (data, isBinary) => this.#onFrame(data, isBinary);
     ws.on('error', (error) => ctx.log.debug({ err: error, connection: connection.id }, 'connection error'));
     ws.on('close', () => this.#onClose()); // emitted once
   }

@@ -42,7 +42,7 @@ export class YjsSession {
     this.#connection = connection;
     this.#grant = grant;
     this.#bucket = new TokenBucket(app.limits.messagesPerSecond, app.limits.messageBurst);
-    connection.ws.on('message', this.#receive);
+    connection.onMessage = this.#receive;
     connection.ws.on('error', (error) => ctx.log.debug({ err: error, connection: connection.id }, 'connection error'));
     const joined = rooms.join(app.id, grant.room, connection);
     connection.ws.on('close', () => {
@@ -68,7 +68,7 @@ export class YjsSession {
 
   readonly #receive = (data: Buffer, isBinary: boolean): void => {
     const connection = this.#connection;
-    // ws still emits what arrives after our close frame: a closing connection changes nothing.
+    // What arrives after our close frame still comes here: a closing connection changes nothing.
     if (!connection.isOpen) return;
     const { traffic } = connection;
     traffic.messagesIn++;
