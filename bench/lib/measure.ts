@@ -183,10 +183,11 @@ export function contentionWarnings(interval: Interval): string[] {
 }
 
 /** Waits until `count()` reaches `expected` or stops moving for `stallMs`; returns the final count. */
-export async function drain(count: () => number, expected: number, stallMs = 1_000): Promise<number> {
+export async function drain(count: () => number, expected: number, stallMs = 1_000, maxMs = Infinity): Promise<number> {
   let seen = count();
-  let lastProgress = performance.now();
-  while (count() < expected && performance.now() - lastProgress < stallMs) {
+  const start = performance.now();
+  let lastProgress = start;
+  while (count() < expected && performance.now() - lastProgress < stallMs && performance.now() - start < maxMs) {
     await sleep(20);
     if (count() !== seen) {
       seen = count();
