@@ -87,6 +87,20 @@ for (const [name, create] of ENGINES) {
       assert.deepEqual(delivered.map((p) => (p.kind === 'message' ? [p.offset, p.payload.toString(), p.event, p.originId] : [])), [1, 2, 3, 4, 5].map((i) => [i, `"m${i}"`, 'e', 'c1']));
     });
 
+    it('send (no outcome wanted) places messages in the same stream, in order, after and before publish', async () => {
+      const { engine, delivered, channel } = await setup();
+      await engine.broker.attach('app', channel);
+      const failures: unknown[] = [];
+      await engine.broker.publish(message(channel, 'm1'));
+      for (let i = 2; i <= 4; i++) engine.broker.send(message(channel, `m${i}`), (error) => failures.push(error));
+      const last = await engine.broker.publish(message(channel, 'm5'));
+      assert.equal(last.offset, 5, 'the sent messages took offsets 2–4');
+      await waitFor(() => delivered.length === 5);
+      assert.deepEqual(delivered.map((p) => (p.kind === 'message' ? [p.offset, p.payload.toString()] : [])), [1, 2, 3, 4, 5].map((i) => [i, `"m${i}"`]));
+      assert.deepEqual((await engine.broker.history('app', channel, { limit: 10 })).publications.map((p) => p.offset), [1, 2, 3, 4, 5]);
+      assert.deepEqual(failures, []);
+    });
+
     it('broadcast reaches every node, the sender included, once', async () => {
       const first = await setup();
       const others = name !== 'memory' ? [await setup()] : [];

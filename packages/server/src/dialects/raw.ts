@@ -148,9 +148,7 @@ function openRawChannel(ctx: ServerContext, app: App, channel: string, subscribe
       return sendRawError(connection, `${RawErrorText.INVALID_MESSAGE}: ${invalid}`);
     }
     traffic.published++;
-    broker
-      .publish({ appId, channel, originId: connection.id, event: undefined, payload: data, binary: isBinary })
-      .catch((publishFailed ??= publishFailure(connection, logPublishError(ctx, appId, channel))));
+    broker.send({ appId, channel, originId: connection.id, event: undefined, payload: data, binary: isBinary }, (publishFailed ??= publishFailure(connection, logPublishError(ctx, appId, channel))));
   };
   connection.ws.on('error', (error) => ctx.log.debug({ err: error, connection: connection.id }, 'connection error'));
 

@@ -43,6 +43,12 @@ class MemoryBroker implements Broker {
     return Promise.resolve(outcome);
   }
 
+  send(message: MessageInput): void {
+    // Nothing here can fail: no I/O, and the outcome is not wanted.
+    const { publication } = this.#streams.append(message, this.#policy(message.appId, message.channel));
+    if (publication) this.#onPublication(publication);
+  }
+
   publishPresence(change: PresencePublication): Promise<void> {
     this.#onPublication(change);
     return Promise.resolve();

@@ -298,6 +298,10 @@ class RedisEngine implements Engine, Broker {
 
   // ---- broker -----------------------------------------------------------------------------------
 
+  send(message: MessageInput, failed: (error: unknown) => void): void {
+    this.publish(message).catch(failed);
+  }
+
   async publish(message: MessageInput): Promise<PublishOutcome> {
     const keys = keysOf(this.#layout, message.appId, message.channel);
     const policy = this.#options.policy(message.appId, message.channel);
