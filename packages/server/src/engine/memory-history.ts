@@ -13,6 +13,7 @@ import type { HistoryPage, HistoryPolicy, HistoryQuery, MessageInput, MessagePub
 export const STREAM_IDLE_TTL_MS = 24 * 60 * 60 * 1000;
 /** Idempotency keys remembered per channel at most (the oldest are forgotten first). */
 const MAX_REMEMBERED_MSG_IDS = 10_000;
+
 class ChannelStream {
   readonly appId: string;
   readonly channel: string;
