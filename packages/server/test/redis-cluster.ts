@@ -3,13 +3,14 @@
  * `replicasPerPrimary` replicas each), on free loopback ports, persistence off, joined with
  * `redis-cli --cluster create`. Resolves once every node reports cluster_state:ok.
  */
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { spawnSync, type ChildProcess } from 'node:child_process';
 import { mkdtempSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Redis } from 'ioredis';
-import { settle, withTimeout } from './helpers.ts';
+import { settle } from './helpers.ts';
+import { startRedisServer } from './redis.ts';
 
 export interface ClusterNode {
   readonly port: number;
@@ -177,20 +178,7 @@ export class TestRedisCluster {
 
   async #spawn(port: number): Promise<ClusterNode> {
     const args = ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--protected-mode', 'no', '--cluster-enabled', 'yes', '--cluster-config-file', join(this.#dir, `nodes-${port}.conf`), '--cluster-node-timeout', '1000', '--dir', this.#dir];
-    const child = spawn('redis-server', args, { stdio: ['ignore', 'pipe', 'pipe'] });
-    let output = '';
-    await withTimeout(
-      new Promise<void>((resolve, reject) => {
-        child.stdout?.on('data', (chunk: Buffer) => {
-          output += chunk.toString();
-          if (output.includes('Ready to accept connections')) resolve();
-        });
-        child.once('error', reject);
-        child.once('exit', (code) => reject(new Error(`redis-server exited with ${code}: ${output}`)));
-      }),
-      10_000,
-      'redis-server (cluster mode) did not start',
-    );
+    const child = await startRedisServer(args, /Ready to accept connections/);
     return { port, process: child };
   }
 }

@@ -48,23 +48,8 @@ export class TestRedis {
   }
 
   async #spawn(): Promise<void> {
-    const child = spawn('redis-server', ['--port', String(this.port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--protected-mode', 'no'], {
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    this.#process = child;
-    let output = '';
-    await withTimeout(
-      new Promise<void>((resolve, reject) => {
-        child.stdout?.on('data', (chunk: Buffer) => {
-          output += chunk.toString();
-          if (output.includes('Ready to accept connections')) resolve();
-        });
-        child.once('error', reject);
-        child.once('exit', (code) => reject(new Error(`redis-server exited with ${code}: ${output}`)));
-      }),
-      10_000,
-      'redis-server did not start',
-    );
+    const args = ['--port', String(this.port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--protected-mode', 'no'];
+    await startRedisServer(args, /Ready to accept connections/, (child) => (this.#process = child));
   }
 }
 
@@ -80,8 +65,16 @@ export function killRedisProcesses(): void {
  * `ready`. Call killRedisProcesses() after the test.
  */
 export async function redisProcess(args: string[], ready: RegExp): Promise<ChildProcess> {
+  return startRedisServer(args, ready, (child) => processes.push(child));
+}
+
+/**
+ * Spawns redis-server with `args` and resolves once its output matches `ready` (within 10 s);
+ * `spawned` sees the process at once, so a caller can kill it even if it never gets ready.
+ */
+export async function startRedisServer(args: string[], ready: RegExp, spawned?: (child: ChildProcess) => void): Promise<ChildProcess> {
   const child = spawn('redis-server', args, { stdio: ['ignore', 'pipe', 'pipe'] });
-  processes.push(child);
+  spawned?.(child);
   let output = '';
   await withTimeout(
     new Promise<void>((resolve, reject) => {
@@ -89,10 +82,11 @@ export async function redisProcess(args: string[], ready: RegExp): Promise<Child
         output += chunk.toString();
         if (ready.test(output)) resolve();
       });
+      child.once('error', reject);
       child.once('exit', (code) => reject(new Error(`redis-server ${args.join(' ')} exited with ${code}: ${output}`)));
     }),
     10_000,
-    `redis-server ${args[0] ?? ''} did not start`,
+    `redis-server ${args.join(' ')} did not start`,
   );
   return child;
 }

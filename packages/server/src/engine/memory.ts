@@ -36,17 +36,20 @@ class MemoryBroker implements Broker {
   }
 
   publish(message: MessageInput): Promise<PublishOutcome> {
+    return Promise.resolve(this.#place(message));
+  }
+
+  send(message: MessageInput): void {
+    // Nothing here can fail (no I/O), and the outcome is not wanted: no promise per message.
+    this.#place(message);
+  }
+
+  #place(message: MessageInput): PublishOutcome {
     const { publication, outcome } = this.#streams.append(message, this.#policy(message.appId, message.channel));
     // Synchronous hand-back: offsets are assigned and delivered in one step, so delivery order
     // is offset order without any queue of our own.
     if (publication) this.#onPublication(publication);
-    return Promise.resolve(outcome);
-  }
-
-  send(message: MessageInput): void {
-    // Nothing here can fail: no I/O, and the outcome is not wanted.
-    const { publication } = this.#streams.append(message, this.#policy(message.appId, message.channel));
-    if (publication) this.#onPublication(publication);
+    return outcome;
   }
 
   publishPresence(change: PresencePublication): Promise<void> {
