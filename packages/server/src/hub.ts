@@ -208,7 +208,7 @@ export class Hub {
     if (publication.kind === 'presence') {
       // Rare, and filtered per subscriber (presenceEvents): one frame each, in order after the run.
       entry.endRun();
-      this.delivered += deliverEach(entry.subscribers.values(), new Frames(publication));
+      this.delivered += deliverEach(entry.subscribers.values(), publication);
       return;
     }
     // Sampled after the turn's writes: by the next tick this delivery has queued the scheduler's
@@ -226,12 +226,14 @@ export class Hub {
           run.append(frames.for(encoder));
           this.delivered += run.holders;
         }
-        this.delivered += deliverEach(entry.outside, frames);
+        for (const subscriber of entry.outside) {
+          if (!isExcluded(subscriber, publication)) this.delivered += deliverTo(subscriber, publication, frames.for(subscriber.encoder));
+        }
         return;
       }
     }
     entry.endRun();
-    if (entry.subscribers.size < MIN_SUBSCRIBERS_FOR_RUN) this.delivered += deliverEach(entry.subscribers.values(), new Frames(publication));
+    if (entry.subscribers.size < MIN_SUBSCRIBERS_FOR_RUN) this.delivered += deliverEach(entry.subscribers.values(), publication);
     else this.#startRun(entry, publication);
   };
 
@@ -249,7 +251,7 @@ export class Hub {
         if (subscriber.connection.attach(lastRun)) continue;
       }
       entry.outside.add(subscriber);
-      this.delivered += deliverTo(subscriber, frames);
+      if (!isExcluded(subscriber, publication)) this.delivered += deliverTo(subscriber, publication, frames.for(subscriber.encoder));
     }
     for (const { run } of entry.runs) this.delivered += run.holders;
   }
@@ -290,20 +292,30 @@ class Frames {
   }
 }
 
-/** One frame to the subscriber (or into its held list), unless the publication is not for it; 1 when sent. */
-function deliverTo(subscriber: Subscriber, frames: Frames): number {
-  const { publication } = frames;
-  if (isExcluded(subscriber, publication)) return 0;
-  const frame = frames.for(subscriber.encoder);
+/** The frame to the subscriber (or into its held list) unless it is NO_FRAME; 1 when sent. */
+function deliverTo(subscriber: Subscriber, publication: Publication, frame: Buffer): number {
   if (frame === NO_FRAME) return 0;
   if (subscriber.held) subscriber.held.push({ publication, frame });
   else subscriber.connection.send(frame);
   return 1;
 }
 
-/** Delivers to each subscriber; returns how many got the frame. */
-function deliverEach(subscribers: Iterable<Subscriber>, frames: Frames): number {
+/**
+ * Delivers to each subscriber the publication is for, encoding it once per dialect (the
+ * subscribers of a channel almost always share one); returns how many got the frame. The
+ * common path of small channels: no object per publication beyond the frame.
+ */
+function deliverEach(subscribers: Iterable<Subscriber>, publication: Publication): number {
   let delivered = 0;
-  for (const subscriber of subscribers) delivered += deliverTo(subscriber, frames);
+  let encoder: PublicationEncoder | undefined;
+  let frame = NO_FRAME;
+  for (const subscriber of subscribers) {
+    if (isExcluded(subscriber, publication)) continue;
+    if (subscriber.encoder !== encoder) {
+      encoder = subscriber.encoder;
+      frame = encoder.encode(publication);
+    }
+    delivered += deliverTo(subscriber, publication, frame);
+  }
   return delivered;
 }

@@ -28,8 +28,12 @@ const { unmask: nativeUnmask } = createRequire(import.meta.url)('bufferutil') as
 /** ws 8.23's defaults (maxFragments, maxBufferedChunks), which Chorus never changed. */
 const MAX_FRAGMENTS = 16_384;
 const MAX_BUFFERED_CHUNKS = 256 * 1024;
-/** Below this, a JS loop unmasks faster than a call into bufferutil (ws uses 32 too). */
-const NATIVE_UNMASK_FROM = 32;
+/**
+ * From this payload length on, bufferutil unmasks faster than JavaScript. Below it, a call into
+ * bufferutil costs more than the work (~120 ns per call; a 100-byte chat message takes ~30 ns
+ * unmasked 4 bytes at a time through a DataView).
+ */
+const NATIVE_UNMASK_FROM = 1024;
 /** The largest payload length JavaScript numbers hold exactly (ws refuses larger ones with 1009). */
 const MAX_SAFE_HIGH_WORD = 2 ** 21 - 1;
 
@@ -166,8 +170,8 @@ export class InboundReader {
     const end = start + length;
     if (data.length < end) return this.#needs(end - at, at);
 
+    unmask(data, start, length, start - 4);
     const payload = data.subarray(start, end);
-    unmask(payload, data, start - 4);
     if (opcode >= OPCODE_CLOSE) return this.#control(opcode, payload) ? end : -1;
     return this.#data(opcode, fin, payload) ? end : -1;
   }
@@ -310,23 +314,37 @@ function isValidCloseCode(code: number): boolean {
   return (code >= 1000 && code <= 1014 && code !== 1004 && code !== 1005 && code !== 1006) || (code >= 3000 && code <= 4999);
 }
 
+/**
+ * A DataView over the read being parsed, made for its first frame and kept for the others: one
+ * per read rather than one per frame. It keeps only the last read alive.
+ */
+let viewedRead: Buffer | undefined;
+let readView: DataView | undefined;
+
+function viewOf(data: Buffer): DataView {
+  if (data !== viewedRead || readView === undefined) {
+    viewedRead = data;
+    readView = new DataView(data.buffer, data.byteOffset, data.byteLength);
+  }
+  return readView;
+}
+
 /** The key of the frame being unmasked natively: one buffer for all, so no frame allocates one. */
 const nativeKey = Buffer.alloc(4);
 
-/** XORs `payload` in place with the 4-byte key at data[keyAt]. */
-function unmask(payload: Buffer, data: Buffer, keyAt: number): void {
-  const k0 = data[keyAt] as number;
-  const k1 = data[keyAt + 1] as number;
-  const k2 = data[keyAt + 2] as number;
-  const k3 = data[keyAt + 3] as number;
-  if ((k0 | k1 | k2 | k3) === 0) return;
-  const length = payload.length;
+/** XORs the `length` bytes at data[start] in place with the 4-byte key at data[keyAt]. */
+function unmask(data: Buffer, start: number, length: number, keyAt: number): void {
+  if (length === 0) return;
+  const view = viewOf(data);
+  const key = view.getInt32(keyAt, true);
+  if (key === 0) return;
   if (length >= NATIVE_UNMASK_FROM) {
-    nativeKey[0] = k0;
-    nativeKey[1] = k1;
-    nativeKey[2] = k2;
-    nativeKey[3] = k3;
-    return nativeUnmask(payload, nativeKey);
+    nativeKey.writeInt32LE(key, 0);
+    return nativeUnmask(data.subarray(start, start + length), nativeKey);
   }
-  for (let index = 0; index < length; index++) payload[index] = (payload[index] as number) ^ ((index & 3) === 0 ? k0 : (index & 3) === 1 ? k1 : (index & 3) === 2 ? k2 : k3);
+  // Four bytes at a time (the key read little-endian, so byte i meets key byte i % 4), then the
+  // last one to three.
+  const whole = start + (length & ~3);
+  for (let at = start; at < whole; at += 4) view.setInt32(at, view.getInt32(at, true) ^ key, true);
+  for (let at = whole, shift = 0; at < start + length; at++, shift += 8) view.setUint8(at, view.getUint8(at) ^ ((key >>> shift) & 0xff));
 }

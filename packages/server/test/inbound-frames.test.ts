@@ -113,6 +113,13 @@ interface Case {
 
 const refused = (name: string, frames: Buffer, code: number, relayed: ReadonlyArray<string | Buffer> = []): Case => ({ name, frames, relayed, closes: code });
 
+/** Every remainder of 4, and both sides of the native unmasking threshold. */
+const UNMASK_LENGTHS = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 1023, 1024];
+
+function varied(length: number): Buffer {
+  return Buffer.from(Array.from({ length }, (_, index) => (index * 37 + length) & 0xff));
+}
+
 const cases: Case[] = [
   // Fragmentation (§5.4)
   { name: 'a text message in three fragments', frames: Buffer.concat([text('ab', false), cont('cd', false), cont('ef')]), relayed: ['abcdef'] },
@@ -150,6 +157,8 @@ const cases: Case[] = [
   refused('RSV1 on a ping', encodeFrame({ opcode: Opcode.PING, rsv: 4 }), 1002),
   ...[3, 7, 0xb, 0xf].map((opcode) => refused(`reserved opcode 0x${opcode.toString(16)}`, encodeFrame({ opcode, payload: 'hi' }), 1002)),
   { name: 'a 16-bit length (300 bytes)', frames: text('y'.repeat(300)), relayed: ['y'.repeat(300)] },
+  // Unmasking goes 4 bytes at a time, then the last 1–3; from 1,024 bytes on it is bufferutil's.
+  { name: 'payloads of 0–9, 1,023 and 1,024 varied bytes, back to back', frames: Buffer.concat(UNMASK_LENGTHS.map((n) => binary(varied(n)))), relayed: UNMASK_LENGTHS.map(varied) },
   { name: 'three frames back to back', frames: Buffer.concat([text('1'), binary(bytes(2)), text('3')]), relayed: ['1', bytes(2), '3'] },
   { name: 'an all-zero mask key', frames: Buffer.concat([text('x').subarray(0, 2), Buffer.alloc(4), Buffer.from('zero')]).fill(0x84, 1, 2), relayed: ['zero'] },
   { name: 'an empty ping and an unsolicited pong', frames: Buffer.concat([ping(), encodeFrame({ opcode: Opcode.PONG }), text('after')]), relayed: ['after'] },

@@ -48,15 +48,18 @@ class ChannelStream {
 export class MemoryStreams {
   readonly #streams = new ChannelMap<ChannelStream>();
 
-  /** Places a message in its stream; returns the publication to deliver, or the earlier offset for a repeated msgId. */
-  append(message: MessageInput, policy: HistoryPolicy): { publication: MessagePublication | undefined; outcome: PublishOutcome } {
+  /**
+   * Places a message in its stream; returns the publication to deliver, or the earlier outcome
+   * for a repeated msgId. No wrapper object: this runs once per message, on every ingress.
+   */
+  append(message: MessageInput, policy: HistoryPolicy): MessagePublication | PublishOutcome {
     const stream = this.#stream(message.appId, message.channel);
     const now = Date.now();
     stream.expire(now, policy);
     stream.lastActivity = now;
     if (message.msgId !== undefined) {
       const earlier = stream.msgIds?.get(message.msgId);
-      if (earlier) return { publication: undefined, outcome: { offset: earlier.offset, epoch: stream.epoch, duplicate: true } };
+      if (earlier) return { offset: earlier.offset, epoch: stream.epoch, duplicate: true };
     }
     // An explicit literal, not `{ ...message, … }`: on Node 20 the spread costs ~3.7 µs per
     // publish (a third of ingress time), the literal ~11 ns (bench: ingress 0.1 → 0.35 M msg/s).
@@ -77,7 +80,7 @@ export class MemoryStreams {
     };
     if (policy.size > 0) stream.entries.push(publication, policy.size);
     if (message.msgId !== undefined) (stream.msgIds ??= new Map()).set(message.msgId, { offset: publication.offset, ts: now });
-    return { publication, outcome: { offset: publication.offset, epoch: stream.epoch, duplicate: false } };
+    return publication;
   }
 
   read(appId: string, channel: string, query: HistoryQuery, policy: HistoryPolicy): HistoryPage {

@@ -15,6 +15,7 @@ import type {
   HistoryQuery,
   LocalStats,
   MessageInput,
+  MessagePublication,
   PresencePublication,
   PresenceStore,
   PublicationHandler,
@@ -36,20 +37,22 @@ class MemoryBroker implements Broker {
   }
 
   publish(message: MessageInput): Promise<PublishOutcome> {
-    return Promise.resolve(this.#place(message));
+    const placed = this.#place(message);
+    return Promise.resolve('kind' in placed ? { offset: placed.offset, epoch: placed.epoch, duplicate: false } : placed);
   }
 
   send(message: MessageInput): void {
-    // Nothing here can fail (no I/O), and the outcome is not wanted: no promise per message.
+    // Nothing here can fail (no I/O), and the outcome is not wanted: no promise, no outcome object.
     this.#place(message);
   }
 
-  #place(message: MessageInput): PublishOutcome {
-    const { publication, outcome } = this.#streams.append(message, this.#policy(message.appId, message.channel));
+  /** The publication, delivered; or, for a repeated msgId, the first one's outcome. */
+  #place(message: MessageInput): MessagePublication | PublishOutcome {
+    const placed = this.#streams.append(message, this.#policy(message.appId, message.channel));
     // Synchronous hand-back: offsets are assigned and delivered in one step, so delivery order
     // is offset order without any queue of our own.
-    if (publication) this.#onPublication(publication);
-    return outcome;
+    if ('kind' in placed) this.#onPublication(placed);
+    return placed;
   }
 
   publishPresence(change: PresencePublication): Promise<void> {
