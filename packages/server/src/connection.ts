@@ -17,6 +17,7 @@ import { CloseCodes, type CloseCodeInfo } from '@chorus/protocol';
 import type { Traffic } from './metrics/stats.js';
 import { InboundReader, takeInbound, type InboundSink } from './inbound.js';
 import { SharedRun, type OutboundScheduler } from './outbound.js';
+import { framedLength, writeFrame } from './frame.js';
 
 export interface ConnectionLimits {
   /** The slow-consumer cap (limits.maxPendingBytes). */
@@ -53,10 +54,11 @@ export class Connection implements InboundSink {
   /** Created at the first read: most of what it holds is for frames split across reads. */
   #reader: InboundReader | undefined;
   /**
-   * Frames, and runs of frames shared with other connections (see SharedRun), in send order.
-   * Undefined while nothing is queued (an idle connection holds no array).
+   * Frames, runs of frames shared with other connections (see SharedRun), and payloads this
+   * connection alone gets (see PayloadRun), in send order. Undefined while nothing is queued (an
+   * idle connection holds no array).
    */
-  #queue: Array<Buffer | SharedRun> | undefined;
+  #queue: Array<Buffer | SharedRun | PayloadRun> | undefined;
   /**
    * Bytes in the queue, except the tail run's while that run may still grow (it is counted live,
    * through #tailRun, until something else is queued after it).
@@ -131,6 +133,28 @@ export class Connection implements InboundSink {
   }
 
   /**
+   * Queues one message for this connection alone, as its payload: it is framed at the flush,
+   * together with the other payloads queued after it, into the buffer that is written. So a
+   * client that alone receives many messages in a turn (a publisher's only subscriber, the other
+   * member of a chat) costs no buffer per message. The payload must not change until the flush.
+   */
+  sendPayload(payload: Buffer, binary: boolean): void {
+    if (!this.isOpen) return;
+    const bytes = framedLength(payload.length);
+    const queue = this.#queue;
+    const tail = queue?.[queue.length - 1];
+    if (tail instanceof PayloadRun && tail.binary === binary) {
+      if (!this.#reserve(bytes)) return;
+      tail.add(payload, bytes);
+    } else {
+      this.#leaveTailRun();
+      if (!this.#reserve(bytes)) return;
+      (this.#queue ??= []).push(new PayloadRun(payload, binary, bytes));
+    }
+    this.#queuedBytes += bytes;
+  }
+
+  /**
    * Queues a shared run: its frames so far, and every frame appended to it until it is sealed.
    * Returns false, and queues nothing, when the connection is closed or would exceed its cap.
    */
@@ -157,9 +181,8 @@ export class Connection implements InboundSink {
     // Runs grew after they were queued; the cap is checked again on what actually goes out.
     if (this.#queuedBytes + this.#socket.writableLength > this.#maxPendingBytes) return this.#dropSlowConsumer();
     if (this.ws.readyState === WebSocket.OPEN) {
-      const first = queue[0] as Buffer | SharedRun;
-      if (queue.length === 1) this.#socket.write(first instanceof SharedRun ? first.joined() : first);
-      else this.#socket.write(this.#scheduler.join(queue.map((item) => (item instanceof SharedRun ? item.joined() : item)), this.#queuedBytes));
+      if (queue.length === 1) this.#socket.write(bytesOf(queue[0] as Buffer | SharedRun | PayloadRun));
+      else this.#socket.write(this.#scheduler.join(queue.map(bytesOf), this.#queuedBytes));
       this.traffic.messagesOut += frameCount(queue);
     }
     this.#queue = undefined;
@@ -278,10 +301,44 @@ function terminate(connection: Connection): void {
   connection.terminate();
 }
 
-/** Frames in a queue: one per buffer, and a run's frames. */
-function frameCount(queue: ReadonlyArray<Buffer | SharedRun>): number {
+/**
+ * Consecutive payloads of one kind (text or binary) queued for one connection alone
+ * (Connection.sendPayload): references until the flush frames them all into one new buffer,
+ * instead of a buffer per message that the flush would then copy again to join them.
+ */
+class PayloadRun {
+  readonly payloads: Buffer[];
+  readonly binary: boolean;
+  /** The framed length of them all. */
+  bytes: number;
+
+  constructor(payload: Buffer, binary: boolean, bytes: number) {
+    this.payloads = [payload];
+    this.binary = binary;
+    this.bytes = bytes;
+  }
+
+  add(payload: Buffer, bytes: number): void {
+    this.payloads.push(payload);
+    this.bytes += bytes;
+  }
+
+  frames(): Buffer {
+    const out = Buffer.allocUnsafe(this.bytes);
+    let at = 0;
+    for (const payload of this.payloads) at = writeFrame(out, at, payload, this.binary);
+    return out;
+  }
+}
+
+function bytesOf(item: Buffer | SharedRun | PayloadRun): Buffer {
+  return item instanceof SharedRun ? item.joined() : item instanceof PayloadRun ? item.frames() : item;
+}
+
+/** Frames in a queue: one per buffer, a run's frames, and a payload run's payloads. */
+function frameCount(queue: ReadonlyArray<Buffer | SharedRun | PayloadRun>): number {
   let count = 0;
-  for (const item of queue) count += item instanceof SharedRun ? item.frames.length : 1;
+  for (const item of queue) count += item instanceof SharedRun ? item.frames.length : item instanceof PayloadRun ? item.payloads.length : 1;
   return count;
 }
 

@@ -16,6 +16,12 @@ import type { ActivityFeed } from './admin/activity.js';
 export interface PublicationEncoder {
   /** NO_FRAME when the dialect shows nothing for it (Pusher: a binary message, a second tab's join). */
   encode(publication: Publication): Buffer;
+  /**
+   * When the dialect's frame is the message's payload as it is (raw clients get what was sent):
+   * that payload. A message with a single recipient is then queued as its payload
+   * (Connection.sendPayload) and no frame is built for it alone.
+   */
+  verbatim?(publication: MessagePublication): Buffer | undefined;
 }
 
 /** The encoders' "nothing to send": queued, it would add no bytes; deliverTo skips it. */
@@ -208,7 +214,7 @@ export class Hub {
     if (publication.kind === 'presence') {
       // Rare, and filtered per subscriber (presenceEvents): one frame each, in order after the run.
       entry.endRun();
-      this.delivered += deliverEach(entry.subscribers.values(), publication);
+      this.delivered += deliverEach(entry.subscribers, publication);
       return;
     }
     // Sampled after the turn's writes: by the next tick this delivery has queued the scheduler's
@@ -233,7 +239,7 @@ export class Hub {
       }
     }
     entry.endRun();
-    if (entry.subscribers.size < MIN_SUBSCRIBERS_FOR_RUN) this.delivered += deliverEach(entry.subscribers.values(), publication);
+    if (entry.subscribers.size < MIN_SUBSCRIBERS_FOR_RUN) this.delivered += deliverEach(entry.subscribers, publication);
     else this.#startRun(entry, publication);
   };
 
@@ -302,14 +308,30 @@ function deliverTo(subscriber: Subscriber, publication: Publication, frame: Buff
 
 /**
  * Delivers to each subscriber the publication is for, encoding it once per dialect (the
- * subscribers of a channel almost always share one); returns how many got the frame. The
- * common path of small channels: no object per publication beyond the frame.
+ * subscribers of a channel almost always share one); returns how many got the frame. The path
+ * of small channels, where most messages have one recipient (the other member of a chat, a
+ * publisher's only subscriber): that one gets the payload when its dialect frames it verbatim.
  */
-function deliverEach(subscribers: Iterable<Subscriber>, publication: Publication): number {
+function deliverEach(subscribers: ReadonlyMap<string, Subscriber>, publication: Publication): number {
+  let recipients = 0;
+  let only: Subscriber | undefined;
+  for (const subscriber of subscribers.values()) {
+    if (isExcluded(subscriber, publication)) continue;
+    recipients++;
+    only = subscriber;
+  }
+  if (recipients === 0 || only === undefined) return 0;
+  if (recipients === 1 && only.held === undefined && publication.kind === 'message') {
+    const payload = only.encoder.verbatim?.(publication);
+    if (payload !== undefined) {
+      only.connection.sendPayload(payload, publication.binary);
+      return 1;
+    }
+  }
   let delivered = 0;
   let encoder: PublicationEncoder | undefined;
   let frame = NO_FRAME;
-  for (const subscriber of subscribers) {
+  for (const subscriber of subscribers.values()) {
     if (isExcluded(subscriber, publication)) continue;
     if (subscriber.encoder !== encoder) {
       encoder = subscriber.encoder;

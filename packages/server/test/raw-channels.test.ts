@@ -44,6 +44,25 @@ describe('relay', () => {
     assert.equal(sender.received.length, 0, 'sender must not get its own messages without notify_self');
   });
 
+  it('a client that gets some messages alone and some with others, in the same turns, gets each sender\'s in order, text and binary', async () => {
+    // The reader's own messages come back (notify_self) as frames shared with the other member;
+    // the writer's reach the reader alone, queued as payloads framed at the flush. Both kinds
+    // interleave in the reader's queue whenever the two writes land in one turn.
+    const reader = await open('relay_mixed', `api_key=${TEST_APP.key}&notify_self`);
+    const writer = await open('relay_mixed');
+    const count = 300;
+    const body = (from: string, index: number): Buffer => Buffer.from(`${from}${index}:${'x'.repeat(index % 3 === 0 ? 200 : index % 7)}`);
+    for (let index = 0; index < count; index++) {
+      writer.ws.send(index % 5 === 0 ? body('w', index) : body('w', index).toString());
+      reader.ws.send(body('r', index).toString());
+    }
+    const got = await reader.messages(2 * count);
+    const from = (prefix: string): { binary: boolean; data: Buffer }[] => got.filter((m) => m.text.startsWith(prefix)).map((m) => ({ binary: m.binary, data: m.data }));
+    assert.deepEqual(from('w'), Array.from({ length: count }, (_, index) => ({ binary: index % 5 === 0, data: body('w', index) })), "the writer's messages, in order");
+    assert.deepEqual(from('r'), Array.from({ length: count }, (_, index) => ({ binary: false, data: body('r', index) })), 'its own, in order');
+    assert.equal((await writer.messages(count)).length, count);
+  });
+
   it('echoes to the sender with notify_self, bare or =1 or =true, and not with =0 or =false', async () => {
     for (const flag of ['notify_self', 'notify_self=1', 'notify_self=true', 'notify_self=0', 'notify_self=false']) {
       const client = await open('echo_1', `api_key=${TEST_APP.key}&${flag}`);

@@ -44,6 +44,7 @@ export const rawEncoder: PublicationEncoder = {
     const event = publication.action === 'joined' ? PresenceEvents.MEMBER_JOINED : PresenceEvents.MEMBER_LEFT;
     return textFrame(JSON.stringify({ event, data: { member: publication.member, members: publication.members } }));
   },
+  verbatim: (publication) => (publication.event === undefined || publication.binary ? publication.payload : undefined),
 };
 
 /** What the raw handshake establishes for the session. */
