@@ -6,10 +6,12 @@
  * each of thousands of channels, all long-lived. Kept as objects, every publication (and its
  * payload Buffer) survives the young generation and is copied and later marked by the GC: on
  * 9,500 two-member channels that was ~40 % of the CPU spent per message in memory (measured with
- * an in-process publish loop, full history vs none). Here a publication's fields live in
- * parallel arrays of a ring (numbers in typed arrays; strings by reference, and raw messages have
- * none of their own), and its payload is copied into pages shared by many messages, so a
- * retained raw message allocates no object at all. Publications are built again, as objects,
+ * an in-process publish loop, full history vs none). Here a publication's fields live in two
+ * strided arrays of a ring (its numbers in one Float64Array, its page and strings by reference in
+ * one array), and its payload is copied into pages shared by many messages, so a retained raw
+ * message allocates no object at all. Two arrays, not one per field: a chat server appends to
+ * thousands of rings in turn, each cold in the CPU cache, and every array is one more miss (and
+ * one more allocation each time a young ring grows). Publications are built again, as objects,
  * only when history is read (recovery, a history query), which is rare.
  */
 import type { MessagePublication } from './types.js';
@@ -24,6 +26,20 @@ const MIN_CAPACITY = 4;
 const BINARY = 1;
 const EXCLUDE_ORIGIN = 2;
 
+/** The numbers of a slot, at slot * NUMBERS + field. */
+const NUMBERS = 4;
+const TS = 0;
+const START = 1;
+const LENGTH = 2;
+const FLAGS = 3;
+/** The references of a slot, at slot * REFERENCES + field. */
+const REFERENCES = 5;
+const PAGE = 0;
+const ORIGIN = 1;
+const EVENT = 2;
+const MSG_ID = 3;
+const USER_ID = 4;
+
 /** The channel-wide fields every retained publication of the ring shares. */
 export interface RingIdentity {
   readonly appId: string;
@@ -37,22 +53,17 @@ export class PublicationRing {
   #head = 0;
   #capacity = 0;
   #newestOffset = 0;
-  #ts = new Float64Array(0);
-  #starts = new Uint32Array(0);
-  #lengths = new Uint32Array(0);
-  #flags = new Uint8Array(0);
-  #pages: Buffer[] = [];
-  #origins: (string | undefined)[] = [];
-  #events: (string | undefined)[] = [];
-  #msgIds: (string | undefined)[] = [];
-  #userIds: (string | undefined)[] = [];
+  /** Per slot: accept time, payload start in its page, payload length, flags (NUMBERS numbers). */
+  #numbers = new Float64Array(0);
+  /** Per slot: page, origin, event, msgId, userId (REFERENCES references). */
+  #references: (Buffer | string | undefined)[] = [];
   /** The page new payloads are copied into, and how much of it is used. */
   #page: Buffer | undefined;
   #pageUsed = 0;
 
   /** Accept time of the oldest publication held; Infinity when empty. */
   get oldestTs(): number {
-    return this.length === 0 ? Infinity : (this.#ts[this.#head] as number);
+    return this.length === 0 ? Infinity : (this.#numbers[this.#head * NUMBERS + TS] as number);
   }
 
   /** Offset of the oldest publication held (newest + 1 when empty). */
@@ -66,24 +77,29 @@ export class PublicationRing {
     if (this.length >= size) this.shift(this.length - size + 1);
     if (this.length === this.#capacity) this.#grow(Math.min(size, Math.max(MIN_CAPACITY, this.#capacity * 2)));
     const index = (this.#head + this.length) % this.#capacity;
-    this.#ts[index] = publication.ts;
-    this.#flags[index] = (publication.binary ? BINARY : 0) | (publication.excludeOrigin === true ? EXCLUDE_ORIGIN : 0);
-    this.#origins[index] = publication.originId;
-    this.#events[index] = publication.event;
-    this.#msgIds[index] = publication.msgId;
-    this.#userIds[index] = publication.userId;
-    this.#store(index, publication.payload);
+    const numbers = this.#numbers;
+    const at = index * NUMBERS;
+    numbers[at + TS] = publication.ts;
+    numbers[at + FLAGS] = (publication.binary ? BINARY : 0) | (publication.excludeOrigin === true ? EXCLUDE_ORIGIN : 0);
+    const references = this.#references;
+    const ref = index * REFERENCES;
+    references[ref + ORIGIN] = publication.originId;
+    references[ref + EVENT] = publication.event;
+    references[ref + MSG_ID] = publication.msgId;
+    references[ref + USER_ID] = publication.userId;
+    this.#store(at, ref, publication.payload);
     this.#newestOffset = publication.offset;
     this.length++;
   }
 
   /** Drops the `count` oldest publications. */
   shift(count = 1): void {
+    const references = this.#references;
     for (let dropped = 0; dropped < count && this.length > 0; dropped++) {
-      const index = this.#head;
+      const ref = this.#head * REFERENCES;
       // Let go of references, so a page and strings are freed once no retained message uses them.
-      this.#pages[index] = EMPTY;
-      this.#origins[index] = this.#events[index] = this.#msgIds[index] = this.#userIds[index] = undefined;
+      references[ref + PAGE] = EMPTY;
+      references[ref + ORIGIN] = references[ref + EVENT] = references[ref + MSG_ID] = references[ref + USER_ID] = undefined;
       this.#head = (this.#head + 1) % this.#capacity;
       this.length--;
     }
@@ -103,22 +119,26 @@ export class PublicationRing {
 
   #at({ appId, channel, epoch }: RingIdentity, position: number): MessagePublication {
     const index = (this.#head + position) % this.#capacity;
-    const start = this.#starts[index] as number;
-    const flags = this.#flags[index] as number;
+    const numbers = this.#numbers;
+    const at = index * NUMBERS;
+    const start = numbers[at + START] as number;
+    const flags = numbers[at + FLAGS] as number;
+    const references = this.#references;
+    const ref = index * REFERENCES;
     return {
       kind: 'message',
       appId,
       channel,
-      originId: this.#origins[index],
-      event: this.#events[index],
-      payload: (this.#pages[index] as Buffer).subarray(start, start + (this.#lengths[index] as number)),
+      originId: references[ref + ORIGIN] as string | undefined,
+      event: references[ref + EVENT] as string | undefined,
+      payload: (references[ref + PAGE] as Buffer).subarray(start, start + (numbers[at + LENGTH] as number)),
       binary: (flags & BINARY) !== 0,
-      msgId: this.#msgIds[index],
-      userId: this.#userIds[index],
+      msgId: references[ref + MSG_ID] as string | undefined,
+      userId: references[ref + USER_ID] as string | undefined,
       excludeOrigin: (flags & EXCLUDE_ORIGIN) !== 0 ? true : undefined,
       offset: this.oldestOffset + position,
       epoch,
-      ts: this.#ts[index] as number,
+      ts: numbers[at + TS] as number,
     };
   }
 
@@ -128,52 +148,39 @@ export class PublicationRing {
    * once its last publication is dropped. The copy also means a retained message never pins the
    * (possibly much larger) socket read its payload arrived in.
    */
-  #store(index: number, payload: Buffer): void {
+  #store(at: number, ref: number, payload: Buffer): void {
     const length = payload.length;
     let page = this.#page;
+    let start = 0;
     if (length > OWN_PAGE_BYTES) {
       page = Buffer.allocUnsafeSlow(length);
-      this.#pages[index] = page;
-      this.#starts[index] = 0;
     } else {
       if (page === undefined || page.length - this.#pageUsed < length) {
         const size = Math.min(MAX_PAGE_BYTES, Math.max(MIN_PAGE_BYTES, (page?.length ?? 0) * 2, length));
         page = this.#page = Buffer.allocUnsafeSlow(size);
         this.#pageUsed = 0;
       }
-      this.#pages[index] = page;
-      this.#starts[index] = this.#pageUsed;
+      start = this.#pageUsed;
       this.#pageUsed += length;
     }
-    page.set(payload, this.#starts[index]); // TypedArray#set: Buffer#copy's copy with less overhead
-    this.#lengths[index] = length;
+    page.set(payload, start); // TypedArray#set: Buffer#copy's copy with less overhead
+    this.#references[ref + PAGE] = page;
+    this.#numbers[at + START] = start;
+    this.#numbers[at + LENGTH] = length;
   }
 
-  /** Reallocates the ring with room for `capacity`, oldest first from index 0. */
+  /** Reallocates the ring with room for `capacity`, oldest first from slot 0. */
   #grow(capacity: number): void {
-    const order = (array: { [index: number]: unknown }, target: { [index: number]: unknown }): void => {
-      for (let position = 0; position < this.length; position++) target[position] = array[(this.#head + position) % this.#capacity];
-    };
-    const ts = new Float64Array(capacity);
-    const starts = new Uint32Array(capacity);
-    const lengths = new Uint32Array(capacity);
-    const flags = new Uint8Array(capacity);
-    const pages: Buffer[] = new Array<Buffer>(capacity).fill(EMPTY);
-    const origins = new Array<string | undefined>(capacity).fill(undefined);
-    const events = new Array<string | undefined>(capacity).fill(undefined);
-    const msgIds = new Array<string | undefined>(capacity).fill(undefined);
-    const userIds = new Array<string | undefined>(capacity).fill(undefined);
-    order(this.#ts, ts);
-    order(this.#starts, starts);
-    order(this.#lengths, lengths);
-    order(this.#flags, flags);
-    order(this.#pages, pages);
-    order(this.#origins, origins);
-    order(this.#events, events);
-    order(this.#msgIds, msgIds);
-    order(this.#userIds, userIds);
-    [this.#ts, this.#starts, this.#lengths, this.#flags, this.#pages] = [ts, starts, lengths, flags, pages];
-    [this.#origins, this.#events, this.#msgIds, this.#userIds] = [origins, events, msgIds, userIds];
+    const numbers = new Float64Array(capacity * NUMBERS);
+    const references = new Array<Buffer | string | undefined>(capacity * REFERENCES).fill(undefined);
+    for (let position = 0; position < this.length; position++) {
+      const from = (this.#head + position) % this.#capacity;
+      numbers.set(this.#numbers.subarray(from * NUMBERS, (from + 1) * NUMBERS), position * NUMBERS);
+      for (let field = 0; field < REFERENCES; field++) references[position * REFERENCES + field] = this.#references[from * REFERENCES + field];
+    }
+    for (let slot = this.length; slot < capacity; slot++) references[slot * REFERENCES + PAGE] = EMPTY;
+    this.#numbers = numbers;
+    this.#references = references;
     this.#head = 0;
     this.#capacity = capacity;
   }
