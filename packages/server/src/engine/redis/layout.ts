@@ -77,7 +77,16 @@ export function clusterLayout(target: ClusterTarget): RedisLayout {
     connect: (options) => {
       // Reconnecting is the cluster's job (clusterRetryStrategy); its node connections take the rest.
       const { enableOfflineQueue, retryStrategy, ...perNode } = options;
-      return new Cluster(target.nodes, { enableOfflineQueue, redisOptions: perNode, clusterRetryStrategy: retryStrategy, slotsRefreshInterval: SLOTS_REFRESH_MS });
+      // The slot map is refreshed from an unref'd interval of ours, not ioredis's
+      // slotsRefreshInterval: ioredis 5.11 re-arms that (ref'd) timer when a refresh is in flight
+      // as the client disconnects, forever, so a process that closed its engine never exited
+      // (seen as a hung engine-contract test file).
+      const cluster = new Cluster(target.nodes, { enableOfflineQueue, redisOptions: perNode, clusterRetryStrategy: retryStrategy, slotsRefreshInterval: 0 });
+      const refresh = setInterval(() => {
+        if (cluster.status === 'ready') cluster.refreshSlotsCache();
+      }, SLOTS_REFRESH_MS).unref();
+      cluster.once('end', () => clearInterval(refresh));
+      return cluster;
     },
     connectPubSub: (options, commands, intervalMs, nodeId) => new ShardedPubSub({ cluster: commands as Cluster, redisOptions: options, intervalMs, nodeId }),
     subscribe: (client, channels) => (client as ShardedPubSub).subscribe(channels),
