@@ -5,7 +5,11 @@
  * ENGINES.
  */
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
 import { after, before, describe, it } from 'node:test';
+import { setTimeout } from 'node:timers/promises';
+import { fileURLToPath } from 'node:url';
 import { pino } from 'pino';
 import type { Member } from '@chorus/protocol';
 import { createMemoryEngine } from '../src/engine/memory.ts';
@@ -277,3 +281,38 @@ async function waitFor(predicate: () => boolean | Promise<boolean>, ms = 3000): 
     await settle(10);
   }
 }
+
+describe('engine close', () => {
+  // A server that shuts down must be able to exit. ioredis 5.11's own slot-refresh timer once kept
+  // a process with a closed redis-cluster engine alive forever (it re-arms when a refresh is in
+  // flight at disconnect); any ref'd timer or socket left by close() would too. Each engine runs
+  // in a process of its own through two of the cluster engine's one-second slot refreshes.
+  const targets = (): Array<[string, string]> => [
+    ['memory', ''],
+    ['redis', redis.url],
+    ['redis-cluster', JSON.stringify(redisCluster.startupNodes)],
+  ];
+  it('once closed, no engine keeps its process alive', async () => {
+    const child = fileURLToPath(new URL('./engine-exit-child.ts', import.meta.url));
+    const results = await Promise.all(
+      targets().map(async ([kind, target]) => {
+        const engineProcess = spawn(process.execPath, ['--import', 'tsx', child, kind, target, '2200'], { stdio: ['ignore', 'pipe', 'pipe'] });
+        let output = '';
+        engineProcess.stdout.on('data', (chunk: Buffer) => (output += chunk.toString()));
+        engineProcess.stderr.on('data', (chunk: Buffer) => (output += chunk.toString()));
+        const deadline = new AbortController();
+        const exited = await Promise.race([
+          once(engineProcess, 'exit').then(([code]) => `exit ${String(code)}`),
+          setTimeout(15_000, 'still running 15 s after it started', { signal: deadline.signal }).catch(() => 'aborted'),
+        ]);
+        deadline.abort();
+        engineProcess.kill('SIGKILL');
+        return [kind, exited, output.trim()];
+      }),
+    );
+    assert.deepEqual(
+      results.map(([kind, exited, output]) => [kind, exited, output]),
+      targets().map(([kind]) => [kind, 'exit 0', 'closed']),
+    );
+  });
+});
