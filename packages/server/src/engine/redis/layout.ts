@@ -82,9 +82,9 @@ export function clusterLayout(target: ClusterTarget): RedisLayout {
       // as the client disconnects, forever, so a process that closed its engine never exited
       // (seen as a hung engine-contract test file).
       const cluster = new Cluster(target.nodes, { enableOfflineQueue, redisOptions: perNode, clusterRetryStrategy: retryStrategy, slotsRefreshInterval: 0 });
-      const refresh = setInterval(() => {
-        if (cluster.status === 'ready') cluster.refreshSlotsCache();
-      }, SLOTS_REFRESH_MS).unref();
+      // Whatever the client's status, as ioredis's timer did: after a primary dies the client is
+      // not 'ready', and the new slot map is what gets it there.
+      const refresh = setInterval(() => cluster.refreshSlotsCache(), SLOTS_REFRESH_MS).unref();
       cluster.once('end', () => clearInterval(refresh));
       return cluster;
     },
