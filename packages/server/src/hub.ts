@@ -307,37 +307,32 @@ function deliverTo(subscriber: Subscriber, publication: Publication, frame: Buff
 }
 
 /**
- * Delivers to each subscriber the publication is for, encoding it once per dialect (the
- * subscribers of a channel almost always share one); returns how many got the frame. The path
- * of small channels, where most messages have one recipient (the other member of a chat, a
- * publisher's only subscriber): that one gets the payload when its dialect frames it verbatim.
+ * Delivers to each subscriber the publication is for, each dialect's frame encoded once;
+ * returns how many got it. The path of small channels, where most messages have one recipient
+ * (the other member of a chat, a publisher's only subscriber): the first recipient is held back
+ * until a second one shows up, and if none does and its dialect frames the payload verbatim, it
+ * gets the payload (Connection.sendPayload) and no frame is built at all.
  */
 function deliverEach(subscribers: ReadonlyMap<string, Subscriber>, publication: Publication): number {
-  let recipients = 0;
-  let only: Subscriber | undefined;
+  let alone: Subscriber | undefined;
+  let frames: Frames | undefined;
+  let delivered = 0;
   for (const subscriber of subscribers.values()) {
     if (isExcluded(subscriber, publication)) continue;
-    recipients++;
-    only = subscriber;
+    if (alone === undefined && frames === undefined) {
+      alone = subscriber;
+      continue;
+    }
+    frames ??= new Frames(publication);
+    delivered += deliverTo(subscriber, publication, frames.for(subscriber.encoder));
   }
-  if (recipients === 0 || only === undefined) return 0;
-  if (recipients === 1 && only.held === undefined && publication.kind === 'message') {
-    const payload = only.encoder.verbatim?.(publication);
+  if (alone === undefined) return delivered;
+  if (frames === undefined && alone.held === undefined && publication.kind === 'message') {
+    const payload = alone.encoder.verbatim?.(publication);
     if (payload !== undefined) {
-      only.connection.sendPayload(payload, publication.binary);
+      alone.connection.sendPayload(payload, publication.binary);
       return 1;
     }
   }
-  let delivered = 0;
-  let encoder: PublicationEncoder | undefined;
-  let frame = NO_FRAME;
-  for (const subscriber of subscribers.values()) {
-    if (isExcluded(subscriber, publication)) continue;
-    if (subscriber.encoder !== encoder) {
-      encoder = subscriber.encoder;
-      frame = encoder.encode(publication);
-    }
-    delivered += deliverTo(subscriber, publication, frame);
-  }
-  return delivered;
+  return delivered + deliverTo(alone, publication, (frames ?? new Frames(publication)).for(alone.encoder));
 }
