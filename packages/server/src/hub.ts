@@ -7,6 +7,7 @@
  */
 import { CloseCodes } from '@chorus/protocol';
 import { ChannelMap } from './channel-map.js';
+import type { ChannelRoute } from './channel-route.js';
 import type { Connection } from './connection.js';
 import type { Broker, Counts, MessagePublication, Publication } from './engine/types.js';
 import type { OutboundScheduler, SharedRun } from './outbound.js';
@@ -58,8 +59,12 @@ export interface Subscriber {
   readonly recoverable: boolean;
 }
 
-/** One channel's local subscribers, and the run its frames of this turn share (see SharedRun). */
-class ChannelEntry {
+/**
+ * One channel's local subscribers, and the run its frames of this turn share (see SharedRun).
+ * An entry leaves the hub when its last subscriber does, and never gets one again (subscribe
+ * makes a new entry): so an empty entry is one that has left, which ChannelRoute relies on.
+ */
+export class ChannelEntry {
   /** By connection id: a connection is subscribed to a channel once. */
   readonly subscribers = new Map<string, Subscriber>();
   /**
@@ -207,9 +212,9 @@ export class Hub {
    * subscriber and puts one shared run in their queues; the turn's later messages are appended
    * to that run once, plus sent one by one to the few subscribers outside it.
    */
-  readonly deliver = (publication: Publication): void => {
+  readonly deliver = (publication: Publication, route?: ChannelRoute): void => {
     this.#activity?.publication(publication);
-    const entry = this.#channels.get(publication.appId, publication.channel);
+    const entry = this.#entryOf(publication, route);
     if (!entry) return;
     if (publication.kind === 'presence') {
       // Rare, and filtered per subscriber (presenceEvents): one frame each, in order after the run.
@@ -242,6 +247,15 @@ export class Hub {
     if (entry.subscribers.size < MIN_SUBSCRIBERS_FOR_RUN) this.delivered += deliverEach(entry.subscribers, publication);
     else this.#startRun(entry, publication);
   };
+
+  /** The channel's entry: the route's while it still has subscribers (see ChannelEntry), else looked up. */
+  #entryOf(publication: Publication, route: ChannelRoute | undefined): ChannelEntry | undefined {
+    const cached = route?.entry;
+    if (cached !== undefined && cached.subscribers.size > 0) return cached;
+    const entry = this.#channels.get(publication.appId, publication.channel);
+    if (route) route.entry = entry;
+    return entry;
+  }
 
   #startRun(entry: ChannelEntry, publication: MessagePublication): void {
     const frames = new Frames(publication);

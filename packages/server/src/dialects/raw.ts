@@ -22,6 +22,7 @@ import {
 } from '@chorus/protocol';
 import type { App } from '../apps.js';
 import { userClaim } from '../auth.js';
+import { ChannelRoute } from '../channel-route.js';
 import type { Connection } from '../connection.js';
 import type { ServerContext } from '../context.js';
 import { EngineUnavailableError } from '../engine/errors.js';
@@ -119,6 +120,7 @@ function openRawChannel(ctx: ServerContext, app: App, channel: string, subscribe
   const appId = app.id;
   // Created at the first message: an idle connection holds neither (a full bucket then is what it would have refilled to).
   let bucket: TokenBucket | undefined;
+  let route: ChannelRoute | undefined;
   const check = app.messageCheck(channel);
 
   ctx.hub.subscribe(appId, channel, subscriber).catch((error: unknown) => ctx.log.warn({ err: error, app: appId, channel }, 'engine attach failed'));
@@ -149,7 +151,11 @@ function openRawChannel(ctx: ServerContext, app: App, channel: string, subscribe
       return sendRawError(connection, `${RawErrorText.INVALID_MESSAGE}: ${invalid}`);
     }
     traffic.published++;
-    broker.send({ appId, channel, originId: connection.id, event: undefined, payload: data, binary: isBinary }, (publishFailed ??= publishFailure(connection, logPublishError(ctx, appId, channel))));
+    broker.send(
+      { appId, channel, originId: connection.id, event: undefined, payload: data, binary: isBinary },
+      (publishFailed ??= publishFailure(connection, logPublishError(ctx, appId, channel))),
+      (route ??= new ChannelRoute()),
+    );
   };
   connection.ws.on('error', (error) => ctx.log.debug({ err: error, connection: connection.id }, 'connection error'));
 

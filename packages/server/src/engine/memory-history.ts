@@ -6,6 +6,7 @@
 import { randomBytes } from 'node:crypto';
 import type { StreamPosition } from '@chorus/protocol';
 import { ChannelMap } from '../channel-map.js';
+import type { ChannelRoute } from '../channel-route.js';
 import { PublicationRing } from './publication-ring.js';
 import type { HistoryPage, HistoryPolicy, HistoryQuery, MessageInput, MessagePublication, PublishOutcome } from './types.js';
 
@@ -14,12 +15,14 @@ export const STREAM_IDLE_TTL_MS = 24 * 60 * 60 * 1000;
 /** Idempotency keys remembered per channel at most (the oldest are forgotten first). */
 const MAX_REMEMBERED_MSG_IDS = 10_000;
 
-class ChannelStream {
+export class ChannelStream {
   readonly appId: string;
   readonly channel: string;
   readonly epoch = randomBytes(6).toString('base64url');
   offset = 0;
   lastActivity = Date.now();
+  /** Set when the stream is dropped for idleness: a ChannelRoute still holding it must look up its successor. */
+  dropped = false;
   /** Oldest first; at most policy.size, none older than policy.ttlMs (see PublicationRing). */
   readonly entries = new PublicationRing();
   /** msgId → accepted offset and time; insertion order is acceptance order. Made at the first msgId. */
@@ -52,8 +55,12 @@ export class MemoryStreams {
    * Places a message in its stream; returns the publication to deliver, or the earlier outcome
    * for a repeated msgId. No wrapper object: this runs once per message, on every ingress.
    */
-  append(message: MessageInput, policy: HistoryPolicy): MessagePublication | PublishOutcome {
-    const stream = this.#stream(message.appId, message.channel);
+  append(message: MessageInput, policy: HistoryPolicy, route?: ChannelRoute): MessagePublication | PublishOutcome {
+    let stream = route?.stream;
+    if (stream === undefined || stream.dropped) {
+      stream = this.#stream(message.appId, message.channel);
+      if (route) route.stream = stream;
+    }
     const now = Date.now();
     stream.expire(now, policy);
     stream.lastActivity = now;
@@ -102,7 +109,9 @@ export class MemoryStreams {
   /** Drops streams idle for longer than STREAM_IDLE_TTL_MS. */
   sweep(now = Date.now()): void {
     for (const [appId, channel, stream] of this.#streams.entries()) {
-      if (now - stream.lastActivity > STREAM_IDLE_TTL_MS) this.#streams.delete(appId, channel);
+      if (now - stream.lastActivity <= STREAM_IDLE_TTL_MS) continue;
+      stream.dropped = true;
+      this.#streams.delete(appId, channel);
     }
   }
 

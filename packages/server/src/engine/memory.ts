@@ -1,6 +1,7 @@
 /** The default engine: one process, no external service. */
 import type { Member } from '@chorus/protocol';
 import { ChannelMap } from '../channel-map.js';
+import type { ChannelRoute } from '../channel-route.js';
 import { FileAppStore } from './app-file.js';
 import { MemoryStreams } from './memory-history.js';
 import type {
@@ -41,17 +42,17 @@ class MemoryBroker implements Broker {
     return Promise.resolve('kind' in placed ? { offset: placed.offset, epoch: placed.epoch, duplicate: false } : placed);
   }
 
-  send(message: MessageInput): void {
+  send(message: MessageInput, _failed: unknown, route?: ChannelRoute): void {
     // Nothing here can fail (no I/O), and the outcome is not wanted: no promise, no outcome object.
-    this.#place(message);
+    this.#place(message, route);
   }
 
   /** The publication, delivered; or, for a repeated msgId, the first one's outcome. */
-  #place(message: MessageInput): MessagePublication | PublishOutcome {
-    const placed = this.#streams.append(message, this.#policy(message.appId, message.channel));
+  #place(message: MessageInput, route?: ChannelRoute): MessagePublication | PublishOutcome {
+    const placed = this.#streams.append(message, this.#policy(message.appId, message.channel), route);
     // Synchronous hand-back: offsets are assigned and delivered in one step, so delivery order
     // is offset order without any queue of our own.
-    if ('kind' in placed) this.#onPublication(placed);
+    if ('kind' in placed) this.#onPublication(placed, route);
     return placed;
   }
 

@@ -5,6 +5,7 @@
  * single-node path and the clustered path are one delivery path.
  */
 import type { Member, StreamPosition } from '@chorus/protocol';
+import type { ChannelRoute } from '../channel-route.js';
 
 interface PublicationBase {
   readonly appId: string;
@@ -54,7 +55,8 @@ export interface PresencePublication extends PublicationBase {
 
 export type Publication = MessagePublication | PresencePublication;
 
-export type PublicationHandler = (publication: Publication) => void;
+/** `route`: the publisher's shortcut to the channel's records, when it came through one (see ChannelRoute). */
+export type PublicationHandler = (publication: Publication, route?: ChannelRoute) => void;
 
 /** What the engine calls back into the node. */
 export interface EngineHandlers {
@@ -180,9 +182,10 @@ export interface Broker {
   /**
    * `publish` for a caller that needs no outcome (a raw client's frame has no ack): failures go to
    * `failed`. The memory engine does it without a promise per message, which on ingress was a
-   * measurable share of a message's cost.
+   * measurable share of a message's cost. `route`: the sender's shortcut to the channel's records
+   * on this node, for a connection bound to one channel (engines that keep none ignore it).
    */
-  send(message: MessageInput, failed: (error: unknown) => void): void;
+  send(message: MessageInput, failed: (error: unknown) => void, route?: ChannelRoute): void;
   /** Delivers a presence change to every node's handler; presence changes have no offset. */
   publishPresence(change: PresencePublication): Promise<void>;
   history(appId: string, channel: string, query: HistoryQuery): Promise<HistoryPage>;
