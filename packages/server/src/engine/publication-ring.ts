@@ -7,12 +7,15 @@
  * payload Buffer) survives the young generation and is copied and later marked by the GC: on
  * 9,500 two-member channels that was ~40 % of the CPU spent per message in memory (measured with
  * an in-process publish loop, full history vs none). Here a publication's fields live in two
- * strided arrays of a ring (its numbers in one Float64Array, its page and strings by reference in
- * one array), and its payload is copied into pages shared by many messages, so a retained raw
- * message allocates no object at all. Two arrays, not one per field: a chat server appends to
- * thousands of rings in turn, each cold in the CPU cache, and every array is one more miss (and
- * one more allocation each time a young ring grows). Publications are built again, as objects,
- * only when history is read (recovery, a history query), which is rare.
+ * strided arrays of a ring (its numbers in one array of unboxed doubles, its page and strings by
+ * reference in one array), and its payload is copied into pages shared by many messages, so a
+ * retained raw message allocates no object at all. Two arrays, not one per field: a chat server
+ * appends to thousands of rings in turn, each cold in the CPU cache, and every array is one more
+ * miss (and one more allocation each time a young ring grows). A plain array, not a
+ * Float64Array: a typed array's zeroed memory is allocated outside the JS heap (calloc) and
+ * tracked by the GC's array-buffer sweeper, which a young ring pays at every growth. Publications
+ * are built again, as objects, only when history is read (recovery, a history query), which is
+ * rare.
  */
 import type { MessagePublication } from './types.js';
 
@@ -54,7 +57,7 @@ export class PublicationRing {
   #capacity = 0;
   #newestOffset = 0;
   /** Per slot: accept time, payload start in its page, payload length, flags (NUMBERS numbers). */
-  #numbers = new Float64Array(0);
+  #numbers: number[] = [];
   /** Per slot: page, origin, event, msgId, userId (REFERENCES references). */
   #references: (Buffer | string | undefined)[] = [];
   /** The page new payloads are copied into, and how much of it is used. */
@@ -171,11 +174,11 @@ export class PublicationRing {
 
   /** Reallocates the ring with room for `capacity`, oldest first from slot 0. */
   #grow(capacity: number): void {
-    const numbers = new Float64Array(capacity * NUMBERS);
+    const numbers = newNumbers(capacity * NUMBERS);
     const references = new Array<Buffer | string | undefined>(capacity * REFERENCES).fill(undefined);
     for (let position = 0; position < this.length; position++) {
       const from = (this.#head + position) % this.#capacity;
-      numbers.set(this.#numbers.subarray(from * NUMBERS, (from + 1) * NUMBERS), position * NUMBERS);
+      for (let field = 0; field < NUMBERS; field++) numbers[position * NUMBERS + field] = this.#numbers[from * NUMBERS + field] as number;
       for (let field = 0; field < REFERENCES; field++) references[position * REFERENCES + field] = this.#references[from * REFERENCES + field];
     }
     for (let slot = this.length; slot < capacity; slot++) references[slot * REFERENCES + PAGE] = EMPTY;
@@ -184,6 +187,11 @@ export class PublicationRing {
     this.#head = 0;
     this.#capacity = capacity;
   }
+}
+
+/** An array of doubles, unboxed in V8 (filled with a double, not a small integer). */
+function newNumbers(length: number): number[] {
+  return new Array<number>(length).fill(0.5);
 }
 
 /** What a free slot of the ring points at instead of a page. */
