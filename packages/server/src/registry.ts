@@ -6,13 +6,9 @@ import type { ActivityFeed } from './admin/activity.js';
 import type { App } from './apps.js';
 import type { Connection } from './connection.js';
 
-interface Entry {
-  readonly appId: string;
-  readonly ip: string;
-}
-
 export class ConnectionRegistry implements Iterable<Connection> {
-  readonly #entries = new Map<Connection, Entry>();
+  /** Each connection's client IP. Its app is its traffic's (`connection.traffic.appId`): no object per connection. */
+  readonly #ips = new Map<Connection, string>();
   readonly #perApp = new Map<string, number>();
   readonly #perIp = new Map<string, number>();
   readonly #activity: ActivityFeed | undefined;
@@ -22,11 +18,11 @@ export class ConnectionRegistry implements Iterable<Connection> {
   }
 
   get size(): number {
-    return this.#entries.size;
+    return this.#ips.size;
   }
 
   [Symbol.iterator](): Iterator<Connection> {
-    return this.#entries.keys();
+    return this.#ips.keys();
   }
 
   /**
@@ -42,7 +38,7 @@ export class ConnectionRegistry implements Iterable<Connection> {
   }
 
   add(connection: Connection, app: App, ip: string): void {
-    this.#entries.set(connection, { appId: app.id, ip });
+    this.#ips.set(connection, ip);
     increment(this.#perApp, app.id, 1);
     increment(this.#perIp, ip, 1);
     connection.traffic.opened++;
@@ -52,7 +48,7 @@ export class ConnectionRegistry implements Iterable<Connection> {
 
   /** This node's connection with that id (the admin API's disconnect). */
   byId(id: string): { connection: Connection; appId: string } | undefined {
-    for (const [connection, entry] of this.#entries) if (connection.id === id) return { connection, appId: entry.appId };
+    for (const connection of this.#ips.keys()) if (connection.id === id) return { connection, appId: connection.traffic.appId };
     return undefined;
   }
 
@@ -62,12 +58,13 @@ export class ConnectionRegistry implements Iterable<Connection> {
   }
 
   #remove(connection: Connection, code: number): void {
-    const entry = this.#entries.get(connection);
-    if (!entry) return;
-    this.#entries.delete(connection);
-    if (this.#activity?.watched(entry.appId)) this.#activity.emit(entry.appId, { type: 'disconnected', connection: connection.id, code });
-    increment(this.#perApp, entry.appId, -1);
-    increment(this.#perIp, entry.ip, -1);
+    const ip = this.#ips.get(connection);
+    if (ip === undefined) return;
+    this.#ips.delete(connection);
+    const { appId } = connection.traffic;
+    if (this.#activity?.watched(appId)) this.#activity.emit(appId, { type: 'disconnected', connection: connection.id, code });
+    increment(this.#perApp, appId, -1);
+    increment(this.#perIp, ip, -1);
     // From now on /metrics no longer reads this socket's byte counts: they go to its totals.
     const { traffic } = connection;
     traffic.closed++;
