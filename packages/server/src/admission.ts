@@ -132,8 +132,8 @@ export async function admit<Route, Grant>(ctx: ServerContext, acceptor: Acceptor
   if (!ws) return;
   const id = dialect.newConnectionId?.() ?? ctx.newConnectionId();
   const limits = { maxPendingBytes: app.limits.maxPendingBytes, maxMessageBytes, warn: (message: string) => ctx.log.warn(message) };
-  const connection = new Connection(id, ws, upgrade.socket, ctx.scheduler, limits, ctx.stats.traffic(app.id, dialect.name));
-  ctx.connections.add(connection, app, upgrade.ip);
+  const connection = new Connection(id, ws, upgrade.socket, ctx.scheduler, limits, ctx.stats.traffic(app.id, dialect.name), upgrade.ip);
+  ctx.connections.add(connection, app);
   if (ctx.activity.watched(app.id)) ctx.activity.emit(app.id, { type: 'connected', connection: id, dialect: dialect.name, ip: upgrade.ip });
   dialect.open(ctx, app, connection, verdict.grant, upgrade);
 }

@@ -31,6 +31,8 @@ export interface ConnectionLimits {
 export class Connection implements InboundSink {
   readonly id: string;
   readonly ws: WebSocket;
+  /** The client's IP address (the forwarded one behind a trusted proxy): what per-IP limits count. */
+  readonly ip: string;
   /** Set by the heartbeat before each ping, cleared by the pong. */
   awaitingPong = false;
   /** The dialect's handler for each message the client sends (text UTF-8 checked, fragments joined). */
@@ -70,8 +72,9 @@ export class Connection implements InboundSink {
   /** Set while a slow consumer's farewell is queued: the cap it is being cut for must not refuse it. */
   #writingFarewell = false;
 
-  constructor(id: string, ws: WebSocket, socket: Duplex, scheduler: OutboundScheduler, limits: ConnectionLimits, traffic: Traffic) {
+  constructor(id: string, ws: WebSocket, socket: Duplex, scheduler: OutboundScheduler, limits: ConnectionLimits, traffic: Traffic, ip: string) {
     this.id = id;
+    this.ip = ip;
     this.traffic = traffic;
     this.ws = ws;
     this.#socket = socket;

@@ -4,25 +4,38 @@
  */
 import type { ActivityFeed } from './admin/activity.js';
 import type { App } from './apps.js';
+import type { WebSocket } from 'ws';
 import type { Connection } from './connection.js';
 
 export class ConnectionRegistry implements Iterable<Connection> {
-  /** Each connection's client IP. Its app is its traffic's (`connection.traffic.appId`): no object per connection. */
-  readonly #ips = new Map<Connection, string>();
+  /** Each connection by its WebSocket, which is what the shared 'close' listener is called on. */
+  readonly #byWs = new Map<WebSocket, Connection>();
   readonly #perApp = new Map<string, number>();
   readonly #perIp = new Map<string, number>();
   readonly #activity: ActivityFeed | undefined;
 
+  /**
+   * The 'close' listener every connection shares (`this` is its WebSocket): a closure per
+   * connection, and its context, would sit in memory for the connection's whole life.
+   */
+  readonly #closed: (this: WebSocket, code: number) => void;
+
   constructor(activity?: ActivityFeed) {
     this.#activity = activity;
+    const byWs = this.#byWs;
+    const remove = (connection: Connection, code: number): void => this.#remove(connection, code);
+    this.#closed = function (this: WebSocket, code: number): void {
+      const connection = byWs.get(this);
+      if (connection) remove(connection, code);
+    };
   }
 
   get size(): number {
-    return this.#ips.size;
+    return this.#byWs.size;
   }
 
   [Symbol.iterator](): Iterator<Connection> {
-    return this.#ips.keys();
+    return this.#byWs.values();
   }
 
   /**
@@ -37,18 +50,18 @@ export class ConnectionRegistry implements Iterable<Connection> {
     return undefined;
   }
 
-  add(connection: Connection, app: App, ip: string): void {
-    this.#ips.set(connection, ip);
+  add(connection: Connection, app: App): void {
+    this.#byWs.set(connection.ws, connection);
     increment(this.#perApp, app.id, 1);
-    increment(this.#perIp, ip, 1);
+    increment(this.#perIp, connection.ip, 1);
     connection.traffic.opened++;
     // 'close' is emitted once; `on` spares the wrapper objects `once` keeps per connection.
-    connection.ws.on('close', (code: number) => this.#remove(connection, code));
+    connection.ws.on('close', this.#closed);
   }
 
   /** This node's connection with that id (the admin API's disconnect). */
   byId(id: string): { connection: Connection; appId: string } | undefined {
-    for (const connection of this.#ips.keys()) if (connection.id === id) return { connection, appId: connection.traffic.appId };
+    for (const connection of this.#byWs.values()) if (connection.id === id) return { connection, appId: connection.traffic.appId };
     return undefined;
   }
 
@@ -58,13 +71,11 @@ export class ConnectionRegistry implements Iterable<Connection> {
   }
 
   #remove(connection: Connection, code: number): void {
-    const ip = this.#ips.get(connection);
-    if (ip === undefined) return;
-    this.#ips.delete(connection);
+    this.#byWs.delete(connection.ws);
     const { appId } = connection.traffic;
     if (this.#activity?.watched(appId)) this.#activity.emit(appId, { type: 'disconnected', connection: connection.id, code });
     increment(this.#perApp, appId, -1);
-    increment(this.#perIp, ip, -1);
+    increment(this.#perIp, connection.ip, -1);
     // From now on /metrics no longer reads this socket's byte counts: they go to its totals.
     const { traffic } = connection;
     traffic.closed++;

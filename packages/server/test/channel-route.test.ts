@@ -72,7 +72,7 @@ describe('ChannelRoute and the hub', () => {
     http = createServer();
     http.on('upgrade', (request, socket, head) => {
       wss.handleUpgrade(request, socket, head, (ws) => {
-        accepted.push(new Connection(`conn-${++nextId}`, ws, socket, scheduler, { maxPendingBytes: 1 << 20, maxMessageBytes: 1 << 16, warn: () => undefined }, traffic));
+        accepted.push(new Connection(`conn-${++nextId}`, ws, socket, scheduler, { maxPendingBytes: 1 << 20, maxMessageBytes: 1 << 16, warn: () => undefined }, traffic, '127.0.0.1'));
       });
     });
     await new Promise<void>((resolve) => http.listen(0, '127.0.0.1', resolve));
