@@ -248,7 +248,7 @@ export class InboundReader {
   /**
    * A protocol violation: what ws does on its receiver's error. The close frame carries the code
    * only; the socket ends right after it (the peer's answer would not be read); ws's 'error'
-   * event carries the message (dialects log it).
+   * event carries the message (the connection registry logs it).
    */
   #fail(code: number, message: string): -1 {
     this.#stop();

@@ -1,7 +1,10 @@
 /**
  * Every open connection, counted per app and per client IP so connection limits can be checked
  * before an upgrade is accepted. A connection leaves the registry by itself when its socket closes.
+ * The registry is also who listens to each connection's WebSocket errors (ws throws an 'error'
+ * nobody listens to): logged at debug level, with the connection's id.
  */
+import type { Logger } from 'pino';
 import type { ActivityFeed } from './admin/activity.js';
 import type { App } from './apps.js';
 import type { WebSocket } from 'ws';
@@ -15,18 +18,22 @@ export class ConnectionRegistry implements Iterable<Connection> {
   readonly #activity: ActivityFeed | undefined;
 
   /**
-   * The 'close' listener every connection shares (`this` is its WebSocket): a closure per
-   * connection, and its context, would sit in memory for the connection's whole life.
+   * The 'close' and 'error' listeners every connection shares (`this` is its WebSocket): a
+   * closure per connection, and its context, would sit in memory for the connection's whole life.
    */
   readonly #closed: (this: WebSocket, code: number) => void;
+  readonly #errored: (this: WebSocket, error: Error) => void;
 
-  constructor(activity?: ActivityFeed) {
+  constructor(log: Logger, activity?: ActivityFeed) {
     this.#activity = activity;
     const byWs = this.#byWs;
     const remove = (connection: Connection, code: number): void => this.#remove(connection, code);
     this.#closed = function (this: WebSocket, code: number): void {
       const connection = byWs.get(this);
       if (connection) remove(connection, code);
+    };
+    this.#errored = function (this: WebSocket, error: Error): void {
+      log.debug({ err: error, connection: byWs.get(this)?.id }, 'connection error');
     };
   }
 
@@ -57,6 +64,7 @@ export class ConnectionRegistry implements Iterable<Connection> {
     connection.traffic.opened++;
     // 'close' is emitted once; `on` spares the wrapper objects `once` keeps per connection.
     connection.ws.on('close', this.#closed);
+    connection.ws.on('error', this.#errored);
   }
 
   /** This node's connection with that id (the admin API's disconnect). */

@@ -69,7 +69,7 @@ export class ChorusServer {
     let connectionCount = 0;
     const nodeId = randomBytes(4).toString('hex');
     const engineState = new EngineState();
-    const connections = new ConnectionRegistry(activity);
+    const connections = new ConnectionRegistry(this.log, activity);
     const stats = new ServerStats();
     const metrics = config.metrics.enabled
       ? new ServerMetrics(config.metrics.prefix, { stats, hub, apps, connections, engine: engineState, engineType: config.engine.type })

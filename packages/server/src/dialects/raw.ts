@@ -157,7 +157,6 @@ function openRawChannel(ctx: ServerContext, app: App, channel: string, subscribe
       (route ??= new ChannelRoute()),
     );
   };
-  connection.ws.on('error', (error) => ctx.log.debug({ err: error, connection: connection.id }, 'connection error'));
 
   // Presence changes run in order per connection: the leave waits for the join to be recorded.
   const presenceFailed = member ? logPublishError(ctx, appId, channel) : undefined;

@@ -62,7 +62,6 @@ export class PusherSession {
     };
     const { ws } = connection;
     connection.onMessage = (data, isBinary) => this.#onFrame(data, isBinary);
-    ws.on('error', (error) => ctx.log.debug({ err: error, connection: connection.id }, 'connection error'));
     ws.on('close', () => this.#onClose());
     const established = JSON.stringify({ socket_id: connection.id, activity_timeout: ctx.config.pusher.activityTimeoutSeconds });
     connection.send(eventFrame('pusher:connection_established', undefined, established));

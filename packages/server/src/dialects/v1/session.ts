@@ -95,7 +95,6 @@ export class V1Session {
 
     const { ws } = connection;
     connection.onMessage = (data, isBinary) => this.#onFrame(data, isBinary);
-    ws.on('error', (error) => ctx.log.debug({ err: error, connection: connection.id }, 'connection error'));
     ws.on('close', () => this.#onClose()); // emitted once
   }
 

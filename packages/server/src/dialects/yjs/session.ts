@@ -43,7 +43,6 @@ export class YjsSession {
     this.#grant = grant;
     this.#bucket = new TokenBucket(app.limits.messagesPerSecond, app.limits.messageBurst);
     connection.onMessage = this.#receive;
-    connection.ws.on('error', (error) => ctx.log.debug({ err: error, connection: connection.id }, 'connection error'));
     const joined = rooms.join(app.id, grant.room, connection);
     connection.ws.on('close', () => {
       joined.then((room) => rooms.leave(room, connection)).catch(() => undefined);
