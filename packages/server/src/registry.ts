@@ -5,9 +5,9 @@
  * nobody listens to): logged at debug level, with the connection's id.
  */
 import type { Logger } from 'pino';
+import type { WebSocket } from 'ws';
 import type { ActivityFeed } from './admin/activity.js';
 import type { App } from './apps.js';
-import type { WebSocket } from 'ws';
 import type { Connection } from './connection.js';
 
 export class ConnectionRegistry implements Iterable<Connection> {

@@ -118,7 +118,7 @@ function openRawChannel(ctx: ServerContext, app: App, channel: string, subscribe
   const { connection } = subscriber;
   const { broker, presence } = ctx.engine;
   const appId = app.id;
-  // Created at the first message: an idle connection holds neither (a full bucket then is what it would have refilled to).
+  // Created at the first message: an idle connection holds none of these (a full bucket then is what it would have refilled to).
   let bucket: TokenBucket | undefined;
   let route: ChannelRoute | undefined;
   const check = app.messageCheck(channel);
