@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { after, before, describe, it } from 'node:test';
-import { WebSocket, WebSocketServer } from 'ws';
+import { WebSocketServer } from 'ws';
 import { ChannelRoute } from '../src/channel-route.ts';
 import { Connection } from '../src/connection.ts';
 import { rawEncoder } from '../src/dialects/raw.ts';
@@ -17,6 +17,7 @@ import type { MessageInput, MessagePublication } from '../src/engine/types.ts';
 import { Hub } from '../src/hub.ts';
 import { Traffic } from '../src/metrics/stats.ts';
 import { OutboundScheduler } from '../src/outbound.ts';
+import { TestClient } from './helpers.ts';
 
 const policy = { size: 10, ttlMs: STREAM_IDLE_TTL_MS * 2 };
 
@@ -65,7 +66,7 @@ describe('ChannelRoute and the hub', () => {
   let nextId = 0;
   /** The server side of each client, in the order they connected. */
   const accepted: Connection[] = [];
-  const clients: WebSocket[] = [];
+  const clients: TestClient[] = [];
 
   before(async () => {
     wss = new WebSocketServer({ noServer: true });
@@ -79,21 +80,18 @@ describe('ChannelRoute and the hub', () => {
     port = (http.address() as AddressInfo).port;
   });
   after(async () => {
-    for (const client of clients) client.terminate();
+    for (const client of clients) client.ws.terminate();
     wss.close();
     await new Promise((resolve) => http.close(resolve));
   });
 
   /** A real client and its server-side Connection; resolves once both ends are open. */
-  async function connect(): Promise<{ client: WebSocket; connection: Connection; received: string[] }> {
+  async function connect(): Promise<{ client: TestClient; connection: Connection }> {
     const count = accepted.length;
-    const client = new WebSocket(`ws://127.0.0.1:${port}/`);
+    const client = await TestClient.open(`ws://127.0.0.1:${port}/`);
     clients.push(client);
-    const received: string[] = [];
-    client.on('message', (data: Buffer) => received.push(data.toString()));
-    await new Promise((resolve, reject) => client.once('open', resolve).once('error', reject));
     while (accepted.length === count) await new Promise((resolve) => setImmediate(resolve));
-    return { client, connection: accepted[count] as Connection, received };
+    return { client, connection: accepted[count] as Connection };
   }
 
   function subscriberOf(connection: Connection) {
@@ -105,14 +103,6 @@ describe('ChannelRoute and the hub', () => {
     return { ...message(text), kind: 'message', offset: ++offset, epoch: 'e', ts: Date.now() };
   }
 
-  async function until(check: () => boolean): Promise<void> {
-    const deadline = Date.now() + 5000;
-    while (!check()) {
-      if (Date.now() > deadline) throw new Error('timed out');
-      await new Promise((resolve) => setTimeout(resolve, 5));
-    }
-  }
-
   it('a route whose channel lost every subscriber delivers to the subscribers who came after', async () => {
     const hub = new Hub(scheduler);
     const route = new ChannelRoute();
@@ -120,7 +110,7 @@ describe('ChannelRoute and the hub', () => {
     const earlySubscriber = subscriberOf(early.connection);
     await hub.subscribe('app', 'room', earlySubscriber);
     hub.deliver(publication('to the first subscriber'), route);
-    await until(() => early.received.length === 1);
+    await early.client.messages(1);
     assert.ok(route.entry, 'the hub remembered the channel on the route');
 
     // The channel empties (its entry leaves the hub), then someone subscribes again.
@@ -129,8 +119,8 @@ describe('ChannelRoute and the hub', () => {
     await hub.subscribe('app', 'room', subscriberOf(late.connection));
     hub.deliver(publication('to the one who came after'), route);
 
-    await until(() => late.received.length === 1);
-    assert.deepEqual(late.received, ['to the one who came after']);
-    assert.deepEqual(early.received, ['to the first subscriber']);
+    await late.client.messages(1);
+    assert.deepEqual(late.client.received.map((r) => r.text), ['to the one who came after']);
+    assert.deepEqual(early.client.received.map((r) => r.text), ['to the first subscriber']);
   });
 });
