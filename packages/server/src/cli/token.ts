@@ -79,11 +79,14 @@ export async function tokenCommand(argv: readonly string[]): Promise<number> {
   const claims: Record<string, unknown> = {};
   if (channel !== undefined && user !== undefined) claims['user'] = user;
   if (channel === undefined && info !== undefined) claims['info'] = info;
+  // One reading of the clock for both: jose reads it again for each, and a second that ticks
+  // between the two made a 15-minute token's lifetime 901 s.
+  const issuedAt = Math.floor(Date.now() / 1000);
   const jwt = new SignJWT(claims)
     .setProtectedHeader({ alg, typ: 'JWT', ...(values.kid !== undefined ? { kid: values.kid } : {}) })
-    .setIssuedAt()
+    .setIssuedAt(issuedAt)
     .setSubject(channel ?? (user as string))
-    .setExpirationTime(ttl);
+    .setExpirationTime(issuedAt + ttl);
   if (channel === undefined) jwt.setAudience(CONNECTION_TOKEN_AUDIENCE);
   const token = await jwt.sign(createSecretKey(Buffer.from(secret)));
   const output = values.json ? JSON.stringify({ token, header: decodeProtectedHeader(token), payload: decodeJwt(token) }, null, 2) : token;
@@ -91,12 +94,12 @@ export async function tokenCommand(argv: readonly string[]): Promise<number> {
   return 0;
 }
 
-/** "90" (seconds) or a jose time span ("30s", "15m", "1h", "7d", "2 weeks"), as "N s" for jose. */
-function parseTtl(value: string): string {
+/** "90" (seconds) or a time span ("30s", "15m", "1h", "7d", "2 weeks"), in seconds. */
+function parseTtl(value: string): number {
   const match = /^\s*(\d+(?:\.\d+)?)\s*([a-z]*)\s*$/i.exec(value);
   const units: Record<string, number> = { '': 1, s: 1, sec: 1, secs: 1, second: 1, seconds: 1, m: 60, min: 60, mins: 60, minute: 60, minutes: 60, h: 3600, hr: 3600, hrs: 3600, hour: 3600, hours: 3600, d: 86400, day: 86400, days: 86400, w: 604800, week: 604800, weeks: 604800 };
   const unit = match ? units[(match[2] as string).toLowerCase()] : undefined;
   const seconds = match && unit !== undefined ? Math.round(Number(match[1]) * unit) : NaN;
   if (!(seconds > 0)) throw new UsageError(`--ttl takes a positive time span like 90, 30s, 15m, 1h or 7d, got "${value}"`);
-  return `${seconds}s`;
+  return seconds;
 }
