@@ -28,6 +28,20 @@ export interface ConnectionLimits {
   readonly warn: (message: string) => void;
 }
 
+/**
+ * What a dialect does with one connection: its messages, the moment before its close frame, and
+ * its end. One object per connection (the dialect's session) rather than a closure per event: an
+ * idle connection would otherwise carry the closures, and the context they share, all its life.
+ */
+export interface ConnectionHandler {
+  /** A message from the client (text UTF-8 checked, fragments joined). */
+  message(data: Buffer, binary: boolean): void;
+  /** Called before the close frame, while frames can still be sent (v1 sends its disconnect advice). */
+  closing?(info: CloseCodeInfo, reason: string): void;
+  /** The socket closed; called once, after the connection left the registry. */
+  closed(): void;
+}
+
 export class Connection implements InboundSink {
   readonly id: string;
   readonly ws: WebSocket;
@@ -35,10 +49,8 @@ export class Connection implements InboundSink {
   readonly ip: string;
   /** Set by the heartbeat before each ping, cleared by the pong. */
   awaitingPong = false;
-  /** The dialect's handler for each message the client sends (text UTF-8 checked, fragments joined). */
-  onMessage: ((data: Buffer, binary: boolean) => void) | undefined;
-  /** Called before the close frame, while frames can still be sent (v1 sends its disconnect advice). */
-  onClosing: ((info: CloseCodeInfo, reason: string) => void) | undefined;
+  /** The dialect's session, set when the dialect opens the connection. */
+  handler: ConnectionHandler | undefined;
   /**
    * The close a dialect sends a peer that stopped answering pings (Pusher: 4201, so pusher-js
    * reconnects at once). Unset, such a connection is terminated without a close frame: its peer
@@ -94,7 +106,12 @@ export class Connection implements InboundSink {
 
   /** A message from the client (inbound.ts): to the dialect's handler. */
   received(data: Buffer, binary: boolean): void {
-    this.onMessage?.(data, binary);
+    this.handler?.message(data, binary);
+  }
+
+  /** The socket closed (the registry's shared 'close' listener): to the dialect's handler. */
+  closed(): void {
+    this.handler?.closed();
   }
 
   ponged(): void {
@@ -233,7 +250,7 @@ export class Connection implements InboundSink {
     if (this.#closing) return;
     const info = this.closeCodeFor?.(core) ?? core;
     const reason = info === core ? (coreReason ?? core.reason) : info.reason;
-    if (this.isOpen) this.onClosing?.(info, reason);
+    if (this.isOpen) this.handler?.closing?.(info, reason);
     this.flush();
     this.#closing = true;
     this.ws.close(info.code, reason);
@@ -279,10 +296,11 @@ export class Connection implements InboundSink {
    * and a client that is still reading learns why it was cut instead of seeing a bare code.
    */
   #writeFarewell(info: CloseCodeInfo): void {
-    if (!this.onClosing || !this.isOpen) return;
+    const handler = this.handler;
+    if (!handler?.closing || !this.isOpen) return;
     this.#writingFarewell = true;
     try {
-      this.onClosing(info, `Slow consumer: more than ${this.#maxPendingBytes} bytes were queued for this connection (limits.maxPendingBytes); reconnect and read faster`);
+      handler.closing(info, `Slow consumer: more than ${this.#maxPendingBytes} bytes were queued for this connection (limits.maxPendingBytes); reconnect and read faster`);
     } finally {
       this.#writingFarewell = false;
     }

@@ -6,7 +6,7 @@
  *
  * Each connection is closed once, with the core's GOING_AWAY, which its dialect turns into its
  * own "reconnect elsewhere" signal: raw 1001, v1 a `disconnect` push with reconnect advice then
- * 1001, Pusher 4200 (Connection.close, closeCodeFor, onClosing).
+ * 1001, Pusher 4200 (Connection.close, closeCodeFor, ConnectionHandler.closing).
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import { CloseCodes, type CloseCodeInfo } from '@chorus/protocol';

@@ -30,7 +30,9 @@ export class ConnectionRegistry implements Iterable<Connection> {
     const remove = (connection: Connection, code: number): void => this.#remove(connection, code);
     this.#closed = function (this: WebSocket, code: number): void {
       const connection = byWs.get(this);
-      if (connection) remove(connection, code);
+      if (!connection) return;
+      remove(connection, code);
+      connection.closed();
     };
     this.#errored = function (this: WebSocket, error: Error): void {
       log.debug({ err: error, connection: byWs.get(this)?.id }, 'connection error');

@@ -23,15 +23,16 @@ import {
 import type { App } from '../apps.js';
 import { userClaim } from '../auth.js';
 import { ChannelRoute } from '../channel-route.js';
-import type { Connection } from '../connection.js';
+import type { Connection, ConnectionHandler } from '../connection.js';
 import type { ServerContext } from '../context.js';
 import { EngineUnavailableError } from '../engine/errors.js';
 import type { Publication } from '../engine/types.js';
 import { frame, textFrame } from '../frame.js';
-import type { PublicationEncoder, Subscriber } from '../hub.js';
+import type { HeldPublication, PublicationEncoder, Subscriber } from '../hub.js';
 import { TokenExpiry } from '../expiry.js';
 import { TokenBucket } from '../rate-limit.js';
 import { refusal, type Dialect } from '../admission.js';
+import type { MessageCheck } from '../validation.js';
 
 const DEFAULT_USER = 'anonymous';
 
@@ -101,90 +102,123 @@ export const rawDialect: Dialect<RawRoute, RawGrant> = {
     // The raw dialect cannot refresh a token in-band: the connection ends when its token does.
     if (tokenExpiresAt !== undefined) new TokenExpiry(connection, ctx.config.tokenGraceMs).arm(tokenExpiresAt);
     const presence = parseFlag(query.get('presence')) || channel.startsWith(PRESENCE_CHANNEL_PREFIX);
-    const subscriber: Subscriber = {
-      connection,
-      held: undefined,
-      encoder: rawEncoder,
-      notifySelf: parseFlag(query.get('notify_self')),
-      presenceEvents: presence,
-      recoverable: false,
-    };
-    const member: Member = { user: tokenUser ?? query.get('user') ?? DEFAULT_USER, uuid: query.get('uuid') || randomUUID() };
-    openRawChannel(ctx, app, channel, subscriber, presence ? member : undefined, parseFlag(query.get('be')));
+    const member: Member | undefined = presence ? { user: tokenUser ?? query.get('user') ?? DEFAULT_USER, uuid: query.get('uuid') || randomUUID() } : undefined;
+    const session = new RawSession(ctx, app, channel, connection, parseFlag(query.get('notify_self')), member);
+    connection.handler = session;
+    session.open(parseFlag(query.get('be')));
   },
 };
 
-function openRawChannel(ctx: ServerContext, app: App, channel: string, subscriber: Subscriber, member: Member | undefined, bootEvent: boolean): void {
-  const { connection } = subscriber;
-  const { broker, presence } = ctx.engine;
-  const appId = app.id;
-  // Created at the first message: an idle connection holds none of these (a full bucket then is what it would have refilled to).
-  let bucket: TokenBucket | undefined;
-  let route: ChannelRoute | undefined;
-  const check = app.messageCheck(channel);
+/**
+ * One raw connection. It is in one channel all its life, so the session is also its
+ * subscription (the hub's Subscriber): one object per connection, with what the first message
+ * needs (the rate bucket, the route to the channel's records) made only when it comes.
+ */
+class RawSession implements ConnectionHandler, Subscriber {
+  readonly connection: Connection;
+  held: HeldPublication[] | undefined = undefined;
+  readonly encoder = rawEncoder;
+  readonly notifySelf: boolean;
+  readonly presenceEvents: boolean;
+  readonly recoverable = false;
+  readonly #ctx: ServerContext;
+  readonly #app: App;
+  readonly #channel: string;
+  /** Set on presence channels: who this connection is in the roster. */
+  readonly #member: Member | undefined;
+  readonly #check: MessageCheck | undefined;
+  /** Created at the first message: an idle connection holds none of these (a full bucket then is what it would have refilled to). */
+  #bucket: TokenBucket | undefined = undefined;
+  #route: ChannelRoute | undefined = undefined;
+  #publishFailed: ((error: unknown) => void) | undefined = undefined;
+  /** Presence changes run in order per connection: the leave waits for the join to be recorded. */
+  #presenceDone: Promise<boolean> | undefined = undefined;
 
-  ctx.hub.subscribe(appId, channel, subscriber).catch((error: unknown) => ctx.log.warn({ err: error, app: appId, channel }, 'engine attach failed'));
-  ctx.log.debug({ app: appId, channel, connection: connection.id }, 'raw connection opened');
-  if (bootEvent) connection.send(textFrame(JSON.stringify({ event: 'system:boot' })));
+  constructor(ctx: ServerContext, app: App, channel: string, connection: Connection, notifySelf: boolean, member: Member | undefined) {
+    this.connection = connection;
+    this.notifySelf = notifySelf;
+    this.presenceEvents = member !== undefined;
+    this.#ctx = ctx;
+    this.#app = app;
+    this.#channel = channel;
+    this.#member = member;
+    this.#check = app.messageCheck(channel);
+  }
 
-  // PieSocket's clients learn why they were closed from an {"error"} frame right before the close
-  // (it is what stops their reconnect loop on terminal codes), whichever path closes the socket.
-  connection.onClosing = (info) => {
-    if (info.code >= 4000) sendRawError(connection, rawCloseText(info, app));
-  };
-  // Made at the first failure: the closures would otherwise sit on every idle connection.
-  let publishFailed: ((error: unknown) => void) | undefined;
+  open(bootEvent: boolean): void {
+    const { connection } = this;
+    const ctx = this.#ctx;
+    const appId = this.#app.id;
+    const channel = this.#channel;
+    ctx.hub.subscribe(appId, channel, this).catch((error: unknown) => ctx.log.warn({ err: error, app: appId, channel }, 'engine attach failed'));
+    ctx.log.debug({ app: appId, channel, connection: connection.id }, 'raw connection opened');
+    if (bootEvent) connection.send(textFrame(JSON.stringify({ event: 'system:boot' })));
+    if (this.#member) this.#presenceDone = joinPresence(ctx, this.#app, channel, connection, this.#member);
+  }
 
-  const { traffic } = connection;
-  connection.onMessage = (data, isBinary) => {
+  message(data: Buffer, isBinary: boolean): void {
+    const { connection } = this;
+    const { traffic } = connection;
     traffic.messagesIn++;
     // What the client sent after our close frame still arrives: a refused or closing connection
     // publishes nothing more, or a refilled bucket would relay frames from after the refusal.
     if (!connection.isOpen) return;
-    if (!(bucket ??= new TokenBucket(app.limits.messagesPerSecond, app.limits.messageBurst)).take()) {
+    const app = this.#app;
+    if (!(this.#bucket ??= new TokenBucket(app.limits.messagesPerSecond, app.limits.messageBurst)).take()) {
       traffic.rateLimited++;
       return connection.close(CloseCodes.RATE_LIMITED);
     }
-    const invalid = check?.({ event: undefined, payload: data, binary: isBinary });
+    const invalid = this.#check?.({ event: undefined, payload: data, binary: isBinary });
     if (invalid !== undefined) {
       traffic.schemaRefused++;
       return sendRawError(connection, `${RawErrorText.INVALID_MESSAGE}: ${invalid}`);
     }
     traffic.published++;
-    broker.send(
-      { appId, channel, originId: connection.id, event: undefined, payload: data, binary: isBinary },
-      (publishFailed ??= publishFailure(connection, logPublishError(ctx, appId, channel))),
-      (route ??= new ChannelRoute()),
+    const channel = this.#channel;
+    this.#ctx.engine.broker.send(
+      { appId: app.id, channel, originId: connection.id, event: undefined, payload: data, binary: isBinary },
+      (this.#publishFailed ??= publishFailure(connection, logPublishError(this.#ctx, app.id, channel))),
+      (this.#route ??= new ChannelRoute()),
     );
-  };
+  }
 
-  // Presence changes run in order per connection: the leave waits for the join to be recorded.
-  const presenceFailed = member ? logPublishError(ctx, appId, channel) : undefined;
-  const presenceDone = member && presenceFailed ? joinPresence(ctx, app, channel, connection, member, presenceFailed) : undefined;
+  /**
+   * PieSocket's clients learn why they were closed from an {"error"} frame right before the close
+   * (it is what stops their reconnect loop on terminal codes), whichever path closes the socket.
+   */
+  closing(info: CloseCodeInfo): void {
+    if (info.code >= 4000) sendRawError(this.connection, rawCloseText(info, this.#app));
+  }
 
-  // 'close' is emitted once; `on` spares the two wrapper objects `once` keeps per connection.
-  connection.ws.on('close', () => {
-    ctx.hub.unsubscribe(appId, channel, subscriber);
+  closed(): void {
+    const { connection } = this;
+    const ctx = this.#ctx;
+    const appId = this.#app.id;
+    const channel = this.#channel;
+    ctx.hub.unsubscribe(appId, channel, this);
     ctx.log.debug({ app: appId, channel, connection: connection.id }, 'raw connection closed');
-    if (!member || !presenceDone || !presenceFailed) return;
-    const leaver = member;
+    const member = this.#member;
+    const presenceDone = this.#presenceDone;
+    if (!member || !presenceDone) return;
+    const { broker, presence } = ctx.engine;
     presenceDone
       .then(async (joined) => {
         if (!joined) return;
         const members = await presence.leave(appId, channel, connection.id);
         if (!members) return; // announced as left already, by a sweep (its node was cut off from Redis)
-        await broker.publishPresence({ kind: 'presence', action: 'left', appId, channel, originId: connection.id, member: leaver, members });
+        await broker.publishPresence({ kind: 'presence', action: 'left', appId, channel, originId: connection.id, member, members });
       })
-      .catch(presenceFailed);
-  });
+      .catch(logPublishError(ctx, appId, channel));
+  }
 }
 
 /**
  * Joins the channel's presence and announces it. True once the member is recorded (then its
  * leave must be announced too), false when it was not (a full channel closes the connection).
  */
-async function joinPresence(ctx: ServerContext, app: App, channel: string, connection: Connection, joiner: Member, failed: (error: unknown) => void): Promise<boolean> {
+async function joinPresence(ctx: ServerContext, app: App, channel: string, connection: Connection, joiner: Member): Promise<boolean> {
   const { broker, presence } = ctx.engine;
+  const failed = logPublishError(ctx, app.id, channel);
   let members: Member[] | undefined;
   try {
     members = await presence.join(app.id, channel, connection.id, joiner, app.limits.maxPresenceMembers);

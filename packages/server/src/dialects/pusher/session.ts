@@ -6,7 +6,7 @@
  */
 import { CHANNEL_NAME_RULE, PusherCloseCodes, type CloseCodeInfo, type Member } from '@chorus/protocol';
 import type { App } from '../../apps.js';
-import type { Connection } from '../../connection.js';
+import type { Connection, ConnectionHandler } from '../../connection.js';
 import type { ServerContext } from '../../context.js';
 import { EngineUnavailableError } from '../../engine/errors.js';
 import type { MessagePublication } from '../../engine/types.js';
@@ -37,7 +37,7 @@ interface ClientFrame {
   readonly data: unknown;
 }
 
-export class PusherSession {
+export class PusherSession implements ConnectionHandler {
   readonly #ctx: ServerContext;
   readonly #app: App;
   readonly #connection: Connection;
@@ -56,13 +56,7 @@ export class PusherSession {
     this.#connection = connection;
     this.#frames = new TokenBucket(app.limits.messagesPerSecond, app.limits.messageBurst);
     this.#clientEvents = new TokenBucket(app.pusher.clientEventsPerSecond, app.pusher.clientEventsPerSecond);
-    // Protocol 6+: the close code carries the error; pusher:error first for every client library.
-    connection.onClosing = (info: CloseCodeInfo, reason: string) => {
-      if (info.code >= 4000) connection.send(errorFrame(info.code, reason));
-    };
-    const { ws } = connection;
-    connection.onMessage = (data, isBinary) => this.#onFrame(data, isBinary);
-    ws.on('close', () => this.#onClose());
+    connection.handler = this;
     const established = JSON.stringify({ socket_id: connection.id, activity_timeout: ctx.config.pusher.activityTimeoutSeconds });
     connection.send(eventFrame('pusher:connection_established', undefined, established));
   }
@@ -71,7 +65,12 @@ export class PusherSession {
     return this.#connection.id;
   }
 
-  #onFrame(data: Buffer, isBinary: boolean): void {
+  /** Protocol 6+: the close code carries the error; pusher:error first for every client library. */
+  closing(info: CloseCodeInfo, reason: string): void {
+    if (info.code >= 4000) this.#connection.send(errorFrame(info.code, reason));
+  }
+
+  message(data: Buffer, isBinary: boolean): void {
     this.#connection.traffic.messagesIn++;
     // ws still emits what arrives after our close frame: a closing connection does nothing more.
     if (!this.#connection.isOpen) return;
@@ -366,7 +365,8 @@ export class PusherSession {
       .catch((error: unknown) => this.#failed(error, 'watchlist'));
   }
 
-  #onClose(): void {
+  /** The socket closed: this connection leaves its channels, its user and its watchlist. */
+  closed(): void {
     for (const [channel, subscription] of [...this.#subscriptions]) this.#drop(channel, subscription);
     if (this.#userId !== undefined) this.#ctx.users.remove(this.#app.id, this.#userId, this.#connection);
     watchlistsOf(this.#ctx).unwatch(this.#app.id, this.#watchlist, this.#connection);

@@ -24,7 +24,7 @@ import {
 } from '@chorus/protocol';
 import { noteRefusal } from '../../admission.js';
 import type { App } from '../../apps.js';
-import type { Connection } from '../../connection.js';
+import type { Connection, ConnectionHandler } from '../../connection.js';
 import type { ServerContext } from '../../context.js';
 import { EngineUnavailableError } from '../../engine/errors.js';
 import type { MessagePublication } from '../../engine/types.js';
@@ -65,7 +65,7 @@ interface Subscription {
   presenceDone: Promise<void>;
 }
 
-export class V1Session {
+export class V1Session implements ConnectionHandler {
   readonly #ctx: ServerContext;
   readonly #app: App;
   readonly #connection: Connection;
@@ -74,7 +74,7 @@ export class V1Session {
   readonly #bucket: TokenBucket;
   readonly #expiry: TokenExpiry;
   #connected = false;
-  /** The tail of the command chain (see #onFrame). */
+  /** The tail of the command chain (see message). */
   #pending: Promise<void> = Promise.resolve();
   #trusted = false;
   #user = '';
@@ -91,18 +91,14 @@ export class V1Session {
     this.#bucket = new TokenBucket(app.limits.messagesPerSecond, app.limits.messageBurst);
     this.#expiry = new TokenExpiry(connection, ctx.config.tokenGraceMs, (graceMs) => connection.send(textFrame(JSON.stringify({ type: 'token_expired', graceMs }))));
     this.#connectTimer = setTimeout(() => this.#disconnect(CloseCodes.CONNECT_TIMEOUT), ctx.config.connectTimeoutMs);
-    connection.onClosing = (info, reason) => this.#sendDisconnectAdvice(info, reason);
-
-    const { ws } = connection;
-    connection.onMessage = (data, isBinary) => this.#onFrame(data, isBinary);
-    ws.on('close', () => this.#onClose()); // emitted once
+    connection.handler = this;
   }
 
   /**
    * Commands run one at a time in arrival order, so replies come back in command order and a
    * client's publishes get offsets in the order it sent them, whatever the engine's latency.
    */
-  #onFrame(data: Buffer, isBinary: boolean): void {
+  message(data: Buffer, isBinary: boolean): void {
     this.#connection.traffic.messagesIn++;
     if (isBinary) return this.#disconnect(CloseCodes.BAD_REQUEST, 'Binary frames are not v1');
     const parsed = parseFrame(data.toString('utf8'));
@@ -268,7 +264,7 @@ export class V1Session {
       roster = await this.#ctx.engine.presence.join(this.#app.id, channel, this.#connection.id, member, this.#app.limits.maxPresenceMembers);
       if (!roster) throw new CommandError(ErrorCodes.LIMIT_EXCEEDED, `the presence roster of ${channel} is full (${this.#app.limits.maxPresenceMembers} members)`);
       if (!this.#connection.isOpen) {
-        // Closed while joining: #onClose did not see this subscription, so leave here.
+        // Closed while joining: closed() did not see this subscription, so leave here.
         await this.#ctx.engine.presence.leave(this.#app.id, channel, this.#connection.id);
         return undefined;
       }
@@ -409,11 +405,13 @@ export class V1Session {
     this.#connection.close(info, reason);
   }
 
-  #sendDisconnectAdvice(info: CloseCodeInfo, reason: string): void {
+  /** Before any close frame: a `disconnect` push saying why, and whether and when to reconnect. */
+  closing(info: CloseCodeInfo, reason: string): void {
     this.#connection.send(textFrame(disconnectAdvice(info, reason, this.#ctx.drain?.reconnectSpreadMs)));
   }
 
-  #onClose(): void {
+  /** The socket closed: this connection leaves its channels (and their presence rosters). */
+  closed(): void {
     clearTimeout(this.#connectTimer);
     for (const [channel, subscription] of this.#subscriptions) this.#leave(channel, subscription);
     this.#subscriptions.clear();

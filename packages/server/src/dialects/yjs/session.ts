@@ -8,7 +8,7 @@
 import { CloseCodes } from '@chorus/protocol';
 import * as Y from 'yjs';
 import type { App } from '../../apps.js';
-import type { Connection } from '../../connection.js';
+import type { Connection, ConnectionHandler } from '../../connection.js';
 import type { ServerContext } from '../../context.js';
 import { frame } from '../../frame.js';
 import { TokenBucket } from '../../rate-limit.js';
@@ -25,7 +25,7 @@ export interface YjsGrant {
 /** Frames that arrived while the room was loading, at most this many bytes. */
 const MAX_EARLY_BYTES_FACTOR = 2;
 
-export class YjsSession {
+export class YjsSession implements ConnectionHandler {
   readonly #ctx: ServerContext;
   readonly #app: App;
   readonly #connection: Connection;
@@ -35,6 +35,9 @@ export class YjsSession {
   /** Messages received before the room was ready, handled in order once it is. */
   #early: YjsMessage[] | undefined = [];
   #earlyBytes = 0;
+  /** The room once loaded: where this connection leaves from when it closes. */
+  readonly #joined: Promise<Room>;
+  readonly #rooms: YjsRooms;
 
   constructor(ctx: ServerContext, app: App, connection: Connection, grant: YjsGrant, rooms: YjsRooms) {
     this.#ctx = ctx;
@@ -42,11 +45,9 @@ export class YjsSession {
     this.#connection = connection;
     this.#grant = grant;
     this.#bucket = new TokenBucket(app.limits.messagesPerSecond, app.limits.messageBurst);
-    connection.onMessage = this.#receive;
-    const joined = rooms.join(app.id, grant.room, connection);
-    connection.ws.on('close', () => {
-      joined.then((room) => rooms.leave(room, connection)).catch(() => undefined);
-    });
+    this.#rooms = rooms;
+    connection.handler = this;
+    const joined = (this.#joined = rooms.join(app.id, grant.room, connection));
     joined.then(this.#ready, (error: unknown) => {
       ctx.log.error({ err: error, app: app.id, room: grant.room }, 'yjs: room could not be loaded');
       // Transient (Redis away): y-websocket reconnects and syncs again.
@@ -65,7 +66,7 @@ export class YjsSession {
     for (const message of early) if (connection.isOpen) this.#handle(room, message);
   };
 
-  readonly #receive = (data: Buffer, isBinary: boolean): void => {
+  message(data: Buffer, isBinary: boolean): void {
     const connection = this.#connection;
     // What arrives after our close frame still comes here: a closing connection changes nothing.
     if (!connection.isOpen) return;
@@ -84,7 +85,12 @@ export class YjsSession {
     this.#earlyBytes += data.length;
     if (this.#earlyBytes > this.#ctx.config.yjs.maxMessageSize * MAX_EARLY_BYTES_FACTOR) return connection.close(CloseCodes.SLOW_CONSUMER, 'Too much sent before the room was loaded');
     this.#early?.push(parsed.message);
-  };
+  }
+
+  closed(): void {
+    const connection = this.#connection;
+    this.#joined.then((room) => this.#rooms.leave(room, connection)).catch(() => undefined);
+  }
 
   #handle(room: Room, message: YjsMessage): void {
     const connection = this.#connection;
