@@ -40,6 +40,14 @@ export interface ConnectionHandler {
   closing?(info: CloseCodeInfo, reason: string): void;
   /** The socket closed; called once, after the connection left the registry. */
   closed(): void;
+  /** The dialect's own code for a core close (Pusher: 4200 instead of 1001 on shutdown). */
+  closeCodeFor?(info: CloseCodeInfo): CloseCodeInfo;
+  /**
+   * The close a dialect sends a peer that stopped answering pings (Pusher: 4201, so pusher-js
+   * reconnects at once). Unset, such a connection is terminated without a close frame: its peer
+   * is most likely gone, and raw and v1 clients learn it from their own side of the socket.
+   */
+  readonly pongTimeoutClose?: CloseCodeInfo;
 }
 
 export class Connection implements InboundSink {
@@ -51,14 +59,6 @@ export class Connection implements InboundSink {
   awaitingPong = false;
   /** The dialect's session, set when the dialect opens the connection. */
   handler: ConnectionHandler | undefined;
-  /**
-   * The close a dialect sends a peer that stopped answering pings (Pusher: 4201, so pusher-js
-   * reconnects at once). Unset, such a connection is terminated without a close frame: its peer
-   * is most likely gone, and raw and v1 clients learn it from their own side of the socket.
-   */
-  pongTimeoutClose: CloseCodeInfo | undefined;
-  /** The dialect's own code for a core close (Pusher: 4200 instead of 1001 on shutdown). */
-  closeCodeFor: ((info: CloseCodeInfo) => CloseCodeInfo) | undefined;
   /** The counters of this connection's app and dialect (plain increments; read by /metrics). */
   readonly traffic: Traffic;
   readonly #socket: Duplex;
@@ -248,7 +248,7 @@ export class Connection implements InboundSink {
   /** Flushes what is queued (so nothing accepted is lost), then starts the close handshake. */
   close(core: CloseCodeInfo, coreReason?: string): void {
     if (this.#closing) return;
-    const info = this.closeCodeFor?.(core) ?? core;
+    const info = this.handler?.closeCodeFor?.(core) ?? core;
     const reason = info === core ? (coreReason ?? core.reason) : info.reason;
     if (this.isOpen) this.handler?.closing?.(info, reason);
     this.flush();
@@ -258,7 +258,7 @@ export class Connection implements InboundSink {
 
   /** The heartbeat's verdict on a peer that did not answer the last ping within an interval. */
   pongTimedOut(): void {
-    const info = this.pongTimeoutClose;
+    const info = this.handler?.pongTimeoutClose;
     if (!info || !this.isOpen) return this.terminate();
     this.close(info);
     // A dead peer never completes the handshake: its socket goes after closeTimeoutMs.
@@ -278,7 +278,7 @@ export class Connection implements InboundSink {
     // What is queued cannot be delivered in time anyway; dropping it is what bounds memory.
     this.#dropQueue();
     // The dialect's code too (Pusher: 4100, which pusher-js retries after a back-off).
-    const info = this.closeCodeFor?.(CloseCodes.SLOW_CONSUMER) ?? CloseCodes.SLOW_CONSUMER;
+    const info = this.handler?.closeCodeFor?.(CloseCodes.SLOW_CONSUMER) ?? CloseCodes.SLOW_CONSUMER;
     this.#writeFarewell(info);
     this.#closing = true;
     // A client still reading gets the close frame after its backlog and answers within

@@ -3,7 +3,7 @@
  * Pusher client library connect unchanged. An adapter on the admission pipeline (admission.ts);
  * the connection's life is PusherSession; the HTTP API is http-api.ts. docs/pusher.md.
  */
-import { PusherCloseCodes, type CloseCodeInfo } from '@chorus/protocol';
+import { PusherCloseCodes } from '@chorus/protocol';
 import { refusal, type Dialect } from '../../admission.js';
 import type { ChorusConfig } from '../../config.js';
 import { onControl, onCountChange } from './cluster-events.js';
@@ -18,15 +18,6 @@ const PROTOCOL_VERSION = '7';
 function pusherFrameLimit(maxMessageSize: number): number {
   return maxMessageSize * 2 + 4096;
 }
-
-/** Core closes as Pusher clients understand them (pusher-js acts on the code's range). */
-const CORE_TO_PUSHER: ReadonlyMap<number, CloseCodeInfo> = new Map([
-  [1001, PusherCloseCodes.RECONNECT], // shutdown: reconnect at once, to another node
-  [4500, PusherCloseCodes.OVER_CAPACITY], // slow consumer: back off, then reconnect
-  [4505, PusherCloseCodes.ENGINE_UNAVAILABLE], // Redis away too long: reconnect after 1 s, elsewhere
-  [4503, PusherCloseCodes.UNAUTHORIZED],
-  [4007, PusherCloseCodes.UNAUTHORIZED], // terminated by the app: pusher-js must not reconnect
-]);
 
 const pathPatterns = new WeakMap<ChorusConfig, RegExp>();
 
@@ -72,8 +63,6 @@ export const pusherDialect: Dialect<{ key: string }, undefined> = {
   },
   newConnectionId: generateSocketId,
   open(ctx, app, connection) {
-    connection.closeCodeFor = (info) => CORE_TO_PUSHER.get(info.code) ?? info;
-    connection.pongTimeoutClose = PusherCloseCodes.PONG_TIMEOUT;
     new PusherSession(ctx, app, connection);
   },
   onCountChange,

@@ -37,7 +37,19 @@ interface ClientFrame {
   readonly data: unknown;
 }
 
+/** Core closes as Pusher clients understand them (pusher-js acts on the code's range). */
+const CORE_TO_PUSHER: ReadonlyMap<number, CloseCodeInfo> = new Map([
+  [1001, PusherCloseCodes.RECONNECT], // shutdown: reconnect at once, to another node
+  [4500, PusherCloseCodes.OVER_CAPACITY], // slow consumer: back off, then reconnect
+  [4505, PusherCloseCodes.ENGINE_UNAVAILABLE], // Redis away too long: reconnect after 1 s, elsewhere
+  [4503, PusherCloseCodes.UNAUTHORIZED],
+  [4007, PusherCloseCodes.UNAUTHORIZED], // terminated by the app: pusher-js must not reconnect
+]);
+
 export class PusherSession implements ConnectionHandler {
+  /** Pusher's 4201: pusher-js reconnects at once when its pongs stopped reaching us. */
+  readonly pongTimeoutClose = PusherCloseCodes.PONG_TIMEOUT;
+
   readonly #ctx: ServerContext;
   readonly #app: App;
   readonly #connection: Connection;
@@ -63,6 +75,10 @@ export class PusherSession implements ConnectionHandler {
 
   get socketId(): string {
     return this.#connection.id;
+  }
+
+  closeCodeFor(info: CloseCodeInfo): CloseCodeInfo {
+    return CORE_TO_PUSHER.get(info.code) ?? info;
   }
 
   /** Protocol 6+: the close code carries the error; pusher:error first for every client library. */
