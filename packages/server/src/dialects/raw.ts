@@ -103,9 +103,7 @@ export const rawDialect: Dialect<RawRoute, RawGrant> = {
     if (tokenExpiresAt !== undefined) new TokenExpiry(connection, ctx.config.tokenGraceMs).arm(tokenExpiresAt);
     const presence = parseFlag(query.get('presence')) || channel.startsWith(PRESENCE_CHANNEL_PREFIX);
     const member: Member | undefined = presence ? { user: tokenUser ?? query.get('user') ?? DEFAULT_USER, uuid: query.get('uuid') || randomUUID() } : undefined;
-    const session = new RawSession(ctx, app, channel, connection, parseFlag(query.get('notify_self')), member);
-    connection.handler = session;
-    session.open(parseFlag(query.get('be')));
+    new RawSession(ctx, app, channel, connection, parseFlag(query.get('notify_self')), member).open(parseFlag(query.get('be')));
   },
 };
 
@@ -143,6 +141,7 @@ class RawSession implements ConnectionHandler, Subscriber {
     this.#channel = channel;
     this.#member = member;
     this.#check = app.messageCheck(channel);
+    connection.handler = this;
   }
 
   open(bootEvent: boolean): void {
@@ -190,6 +189,7 @@ class RawSession implements ConnectionHandler, Subscriber {
     if (info.code >= 4000) sendRawError(this.connection, rawCloseText(info, this.#app));
   }
 
+  /** The socket closed: out of the channel, and out of its presence roster once the join is recorded. */
   closed(): void {
     const { connection } = this;
     const ctx = this.#ctx;
