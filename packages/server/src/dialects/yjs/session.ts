@@ -87,6 +87,7 @@ export class YjsSession implements ConnectionHandler {
     this.#early?.push(parsed.message);
   }
 
+  /** The socket closed: out of the room, once it has loaded (one that never did has nothing to leave). */
   closed(): void {
     const connection = this.#connection;
     this.#joined.then((room) => this.#rooms.leave(room, connection)).catch(() => undefined);
