@@ -73,4 +73,17 @@ describe('PublicationRing', () => {
     assert.equal(kept?.payload.toString(), 'a'.repeat(10));
     assert.ok((kept?.payload.buffer.byteLength ?? Infinity) <= 16 * 1024, 'a small message does not pin a large buffer');
   });
+
+  it('pins pages of at most ~1.25x the bytes it retains, for short and long messages alike', () => {
+    for (const bytes of [100, 1000]) {
+      const ring = new PublicationRing();
+      const size = 100;
+      for (let offset = 1; offset <= 3 * size; offset++) ring.push(publication(offset, bytes), size);
+      const retained = ring.slice(identity, 0, size);
+      const pages = new Set(retained.map((p) => p.payload.buffer));
+      const pinned = [...pages].reduce((sum, page) => sum + page.byteLength, 0);
+      // 16 KiB pages for every ring pinned 2.4x this for 100-byte messages.
+      assert.ok(pinned <= 1.35 * size * bytes, `${bytes}-byte messages: ${pinned} bytes of pages pinned for ${size * bytes} retained`);
+    }
+  });
 });

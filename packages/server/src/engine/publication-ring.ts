@@ -13,35 +13,60 @@
  * appends to thousands of rings in turn, each cold in the CPU cache, and every array is one more
  * miss (and one more allocation each time a young ring grows). A plain array, not a
  * Float64Array: a typed array's zeroed memory is allocated outside the JS heap (calloc) and
- * tracked by the GC's array-buffer sweeper, which a young ring pays at every growth. Publications
+ * tracked by the GC's array-buffer sweeper, which a young ring pays at every growth. A slot is
+ * 40 bytes (two numbers, three references; it was 72 with one per field): while thousands of
+ * rings fill, what they retain is what the young generation promotes and the major GC marks,
+ * which was most of what history cost per message (see docs/benchmarks.md). Publications
  * are built again, as objects, only when history is read (recovery, a history query), which is
  * rare.
  */
 import type { MessagePublication } from './types.js';
 
-/** Pages start small (most channels hold a few short messages) and double up to this size. */
+/**
+ * Pages start small (most channels hold a few short messages) and double up to this size, or up
+ * to a quarter of what the ring holds when full (see #store), whichever is smaller.
+ */
 const MIN_PAGE_BYTES = 256;
 const MAX_PAGE_BYTES = 16 * 1024;
+const PAGES_PER_FULL_RING = 4;
 /** A payload larger than this gets a page of its own rather than wasting the rest of a shared one. */
 const OWN_PAGE_BYTES = MAX_PAGE_BYTES / 4;
 const MIN_CAPACITY = 4;
 
+/**
+ * The numbers of a slot, at slot * NUMBERS + field: its accept time, and where its payload is
+ * (PLACE = length * 2^16 + start * 4 + flags: a start in a shared page is below 2^14, and the
+ * sum stays an exact integer in a double for any length below 2^37).
+ */
+const NUMBERS = 2;
+const TS = 0;
+const PLACE = 1;
+const LENGTH_UNIT = 2 ** 16;
+const START_UNIT = 4;
 const BINARY = 1;
 const EXCLUDE_ORIGIN = 2;
-
-/** The numbers of a slot, at slot * NUMBERS + field. */
-const NUMBERS = 4;
-const TS = 0;
-const START = 1;
-const LENGTH = 2;
-const FLAGS = 3;
-/** The references of a slot, at slot * REFERENCES + field. */
-const REFERENCES = 5;
+/**
+ * The references of a slot, at slot * REFERENCES + field: its page, its origin, and its details
+ * (see Details). Three, not one per field: the garbage collector's marker visits every
+ * reference of every retained slot, and most publications have no msgId or userId.
+ */
+const REFERENCES = 3;
 const PAGE = 0;
 const ORIGIN = 1;
-const EVENT = 2;
-const MSG_ID = 3;
-const USER_ID = 4;
+const DETAILS = 2;
+
+/**
+ * A publication's event, msgId and userId, as one reference: nothing for a raw message, the
+ * event itself when it is the only one (a Pusher event, a v1 publish without an id), an object
+ * only when there are more.
+ */
+type Details = undefined | string | { readonly event: string | undefined; readonly msgId: string | undefined; readonly userId: string | undefined };
+
+function detailsOf(publication: MessagePublication): Details {
+  const { event, msgId, userId } = publication;
+  if (msgId === undefined && userId === undefined) return event;
+  return { event, msgId, userId };
+}
 
 /** The channel-wide fields every retained publication of the ring shares. */
 export interface RingIdentity {
@@ -56,13 +81,14 @@ export class PublicationRing {
   #head = 0;
   #capacity = 0;
   #newestOffset = 0;
-  /** Per slot: accept time, payload start in its page, payload length, flags (NUMBERS numbers). */
+  /** Per slot: accept time, and its payload's place and flags (NUMBERS numbers). */
   #numbers: number[] = [];
-  /** Per slot: page, origin, event, msgId, userId (REFERENCES references). */
-  #references: (Buffer | string | undefined)[] = [];
+  /** Per slot: page, origin, details (REFERENCES references). */
+  #references: (Buffer | Details)[] = [];
   /** The page new payloads are copied into, and how much of it is used. */
   #page: Buffer | undefined;
   #pageUsed = 0;
+  #pageMessages = 0;
 
   /** Accept time of the oldest publication held; Infinity when empty. */
   get oldestTs(): number {
@@ -83,14 +109,12 @@ export class PublicationRing {
     const numbers = this.#numbers;
     const at = index * NUMBERS;
     numbers[at + TS] = publication.ts;
-    numbers[at + FLAGS] = (publication.binary ? BINARY : 0) | (publication.excludeOrigin === true ? EXCLUDE_ORIGIN : 0);
     const references = this.#references;
     const ref = index * REFERENCES;
     references[ref + ORIGIN] = publication.originId;
-    references[ref + EVENT] = publication.event;
-    references[ref + MSG_ID] = publication.msgId;
-    references[ref + USER_ID] = publication.userId;
-    this.#store(at, ref, publication.payload);
+    references[ref + DETAILS] = detailsOf(publication);
+    const flags = (publication.binary ? BINARY : 0) | (publication.excludeOrigin === true ? EXCLUDE_ORIGIN : 0);
+    this.#store(at, ref, publication.payload, flags, size);
     this.#newestOffset = publication.offset;
     this.length++;
   }
@@ -102,7 +126,7 @@ export class PublicationRing {
       const ref = this.#head * REFERENCES;
       // Let go of references, so a page and strings are freed once no retained message uses them.
       references[ref + PAGE] = EMPTY;
-      references[ref + ORIGIN] = references[ref + EVENT] = references[ref + MSG_ID] = references[ref + USER_ID] = undefined;
+      references[ref + ORIGIN] = references[ref + DETAILS] = undefined;
       this.#head = (this.#head + 1) % this.#capacity;
       this.length--;
     }
@@ -124,20 +148,25 @@ export class PublicationRing {
     const index = (this.#head + position) % this.#capacity;
     const numbers = this.#numbers;
     const at = index * NUMBERS;
-    const start = numbers[at + START] as number;
-    const flags = numbers[at + FLAGS] as number;
+    const place = numbers[at + PLACE] as number;
+    const flags = place % START_UNIT;
+    const start = Math.floor(place / START_UNIT) % (LENGTH_UNIT / START_UNIT);
+    const length = Math.floor(place / LENGTH_UNIT);
     const references = this.#references;
     const ref = index * REFERENCES;
+    const details = references[ref + DETAILS] as Details;
+    const more = typeof details === 'object' ? details : undefined;
+    const event = typeof details === 'object' ? details.event : details;
     return {
       kind: 'message',
       appId,
       channel,
       originId: references[ref + ORIGIN] as string | undefined,
-      event: references[ref + EVENT] as string | undefined,
-      payload: (references[ref + PAGE] as Buffer).subarray(start, start + (numbers[at + LENGTH] as number)),
+      event,
+      payload: (references[ref + PAGE] as Buffer).subarray(start, start + length),
       binary: (flags & BINARY) !== 0,
-      msgId: references[ref + MSG_ID] as string | undefined,
-      userId: references[ref + USER_ID] as string | undefined,
+      msgId: more?.msgId,
+      userId: more?.userId,
       excludeOrigin: (flags & EXCLUDE_ORIGIN) !== 0 ? true : undefined,
       offset: this.oldestOffset + position,
       epoch,
@@ -150,8 +179,13 @@ export class PublicationRing {
    * publication still uses: pages are only ever appended to, and a full page is left to the GC
    * once its last publication is dropped. The copy also means a retained message never pins the
    * (possibly much larger) socket read its payload arrived in.
+   *
+   * The retained publications pin every page they are in, the oldest and the newest only partly
+   * used, so a page is kept to a quarter of what the ring holds when full (`size` messages of
+   * the average length so far): then the pages pinned are at most ~1.25× the bytes retained.
+   * With 16 KiB pages for every ring, 100 messages of 100 bytes pinned ~2.5× their bytes.
    */
-  #store(at: number, ref: number, payload: Buffer): void {
+  #store(at: number, ref: number, payload: Buffer, flags: number, size: number): void {
     const length = payload.length;
     let page = this.#page;
     let start = 0;
@@ -159,23 +193,26 @@ export class PublicationRing {
       page = Buffer.allocUnsafeSlow(length);
     } else {
       if (page === undefined || page.length - this.#pageUsed < length) {
-        const size = Math.min(MAX_PAGE_BYTES, Math.max(MIN_PAGE_BYTES, (page?.length ?? 0) * 2, length));
-        page = this.#page = Buffer.allocUnsafeSlow(size);
+        const average = this.#pageMessages > 0 ? this.#pageUsed / this.#pageMessages : length;
+        const largest = Math.min(MAX_PAGE_BYTES, Math.max(MIN_PAGE_BYTES, (size * average) / PAGES_PER_FULL_RING));
+        const pageBytes = Math.max(length, Math.min(largest, Math.max(MIN_PAGE_BYTES, (page?.length ?? 0) * 2)));
+        page = this.#page = Buffer.allocUnsafeSlow(Math.ceil(pageBytes));
         this.#pageUsed = 0;
+        this.#pageMessages = 0;
       }
       start = this.#pageUsed;
       this.#pageUsed += length;
+      this.#pageMessages++;
     }
     page.set(payload, start); // TypedArray#set: Buffer#copy's copy with less overhead
     this.#references[ref + PAGE] = page;
-    this.#numbers[at + START] = start;
-    this.#numbers[at + LENGTH] = length;
+    this.#numbers[at + PLACE] = length * LENGTH_UNIT + start * START_UNIT + flags;
   }
 
   /** Reallocates the ring with room for `capacity`, oldest first from slot 0. */
   #grow(capacity: number): void {
     const numbers = newNumbers(capacity * NUMBERS);
-    const references = new Array<Buffer | string | undefined>(capacity * REFERENCES).fill(undefined);
+    const references = new Array<Buffer | Details>(capacity * REFERENCES).fill(undefined);
     for (let position = 0; position < this.length; position++) {
       const from = (this.#head + position) % this.#capacity;
       for (let field = 0; field < NUMBERS; field++) numbers[position * NUMBERS + field] = this.#numbers[from * NUMBERS + field] as number;
