@@ -52,6 +52,9 @@ export const PEERS: readonly Peer[] = [
   // Chorus with `metrics.enabled: false`, to measure what metrics cost: `chorus` serves /metrics
   // and is scraped every second while it runs (servers/chorus.ts).
   { id: 'chorus-metrics-off', label: 'Chorus, metrics off', script: script('chorus.ts'), dialect: 'raw', env: { BENCH_CHORUS_METRICS: 'off' }, optIn: true },
+  // Chorus keeping no history (`history.size: 0`), to measure what history costs: the peers keep
+  // none, Chorus keeps the last 100 messages of every channel by default.
+  { id: 'chorus-history-off', label: 'Chorus, history off', script: script('chorus.ts'), dialect: 'raw', env: { BENCH_CHORUS_HISTORY_SIZE: '0' }, optIn: true },
 ];
 
 /** The peers a run has unless --servers says otherwise, and a full run must have. */

@@ -5,11 +5,21 @@
  * slow-consumer cap) is 16 MiB so that a burst never disconnects a subscriber, unless
  * BENCH_CHORUS_MAX_PENDING_BYTES says otherwise (the slow-readers scenario runs with the
  * production default). BENCH_CHORUS_REDIS_URL puts the node on the Redis engine (bench:soak
- * --redis, bench:scale).
+ * --redis, bench:scale). BENCH_CHORUS_HISTORY_SIZE sets `history.size` (the `chorus-history-off`
+ * peer: 0).
+ *
+ * To see where memory goes (never on in a measured run):
+ * - BENCH_TRACE_GC=1 prints V8's --trace-gc lines (each scavenge and mark-compact, its pause);
+ * - BENCH_HEAP_PROF=<file> writes a sampling heap profile (open it in Chrome DevTools' Memory
+ *   tab) of 8 s starting BENCH_HEAP_PROF_AT ms (default 14000) after start: every allocation
+ *   sampled, also those collected since, unless BENCH_HEAP_PROF_ALL=0 (only what is still alive).
  *
  * Run: node --import tsx bench/servers/chorus.ts   (prints {"ready":true,"port":…} when listening)
  */
+import { writeFileSync } from 'node:fs';
+import { Session } from 'node:inspector/promises';
 import { pathToFileURL } from 'node:url';
+import v8 from 'node:v8';
 import type * as ServerModule from '../../packages/server/dist/index.js';
 import { BENCH_APP, BENCH_HOST } from '../lib/config.ts';
 import { announceReady } from './harness.ts';
@@ -27,6 +37,7 @@ const metrics = process.env.BENCH_CHORUS_METRICS !== 'off';
 /** With metrics on, /metrics is scraped this often (Prometheus's default is 15 s; 1 s is harsher); 0: never. */
 const scrapeEveryMs = Number(process.env.BENCH_CHORUS_SCRAPE_MS ?? 1000);
 
+if (process.env.BENCH_TRACE_GC) v8.setFlagsFromString('--trace-gc');
 const server = await startServer({
   port: 0,
   host: BENCH_HOST,
@@ -38,6 +49,7 @@ const server = await startServer({
     },
   ],
   heartbeatIntervalMs: 60_000,
+  ...(process.env.BENCH_CHORUS_HISTORY_SIZE ? { history: { size: Number(process.env.BENCH_CHORUS_HISTORY_SIZE) } } : {}),
   // Only when off: a build from before metrics existed (BENCH_CHORUS_DIST) does not know the option.
   ...(metrics ? {} : { metrics: { enabled: false } }),
   // bench:soak --redis and bench:scale: nodes sharing one redis-server (its URL).
@@ -56,4 +68,19 @@ if (metrics && scrapeEveryMs > 0) {
   };
   scrape();
   setInterval(scrape, scrapeEveryMs).unref();
+}
+if (process.env.BENCH_HEAP_PROF) sampleHeap(process.env.BENCH_HEAP_PROF, Number(process.env.BENCH_HEAP_PROF_AT ?? 14_000), process.env.BENCH_HEAP_PROF_ALL !== '0');
+
+function sampleHeap(file: string, startAtMs: number, includeCollected: boolean): void {
+  const session = new Session();
+  session.connect();
+  const sample = async (): Promise<void> => {
+    // The two include flags are V8's (Chrome 100+); Node's typings do not list them yet.
+    const options = { samplingInterval: 2048, includeObjectsCollectedByMajorGC: includeCollected, includeObjectsCollectedByMinorGC: includeCollected };
+    await session.post('HeapProfiler.startSampling', options as { samplingInterval: number });
+    await new Promise((resolve) => setTimeout(resolve, 8000));
+    const { profile } = await session.post('HeapProfiler.stopSampling');
+    writeFileSync(file, JSON.stringify(profile));
+  };
+  setTimeout(() => void sample().catch((error: unknown) => process.stderr.write(`heap sampling failed: ${String(error)}\n`)), startAtMs).unref();
 }
