@@ -86,4 +86,19 @@ describe('PublicationRing', () => {
       assert.ok(pinned <= 1.35 * size * bytes, `${bytes}-byte messages: ${pinned} bytes of pages pinned for ${size * bytes} retained`);
     }
   });
+
+  it('drops by accept time, after the oldest were dropped for size and after the ring was empty', () => {
+    const ring = new PublicationRing();
+    for (let offset = 1; offset <= 10; offset++) ring.push(publication(offset, 8), 5);
+    ring.dropAcceptedBefore(1_000_008);
+    assert.deepEqual(ring.slice(identity, 0, 10).map((p) => p.offset), [8, 9, 10]);
+    ring.dropAcceptedBefore(1_000_008);
+    assert.equal(ring.length, 3, 'nothing more is older than the cutoff');
+    ring.dropAcceptedBefore(2_000_000);
+    assert.equal(ring.length, 0);
+    ring.push(publication(11, 8, { ts: 3_000_000 }), 5);
+    ring.push(publication(12, 8, { ts: 3_000_010 }), 5);
+    ring.dropAcceptedBefore(3_000_005);
+    assert.deepEqual(ring.slice(identity, 0, 10).map((p) => p.offset), [12], 'a ring filled again after it was empty still expires');
+  });
 });

@@ -35,9 +35,9 @@ export class ChannelStream {
 
   expire(now: number, policy: HistoryPolicy): void {
     const cutoff = now - policy.ttlMs;
-    // Runs on every publish: the common case (nothing old enough) must cost two comparisons.
+    // Runs on every publish: the common case (nothing old enough) must cost a comparison.
     const entries = this.entries;
-    while (entries.oldestTs < cutoff) entries.shift();
+    entries.dropAcceptedBefore(cutoff);
     if (entries.length > policy.size) entries.shift(entries.length - policy.size);
     const msgIds = this.msgIds;
     if (msgIds === undefined || msgIds.size === 0) return;
