@@ -148,7 +148,7 @@ export class Connection implements InboundSink {
     if (!this.isOpen) return;
     this.#leaveTailRun();
     if (!this.#reserve(frame.length)) return;
-    this.#enqueue(frame);
+    (this.#queue ??= []).push(frame);
     this.#queuedBytes += frame.length;
   }
 
@@ -169,7 +169,7 @@ export class Connection implements InboundSink {
     } else {
       this.#leaveTailRun();
       if (!this.#reserve(bytes)) return;
-      this.#enqueue(new PayloadRun(payload, binary, bytes));
+      (this.#queue ??= []).push(new PayloadRun(payload, binary, bytes));
     }
     this.#queuedBytes += bytes;
   }
@@ -182,20 +182,11 @@ export class Connection implements InboundSink {
     if (!this.isOpen) return false;
     this.#leaveTailRun();
     if (!this.#reserve(run.bytes)) return false;
-    this.#enqueue(run);
+    (this.#queue ??= []).push(run);
     this.#tailRun = run;
     run.holders++;
     run.flushAt = Math.min(run.flushAt, this.#flushAt);
     return true;
-  }
-
-  /**
-   * Most turns queue one item per connection (a chat's other member gets one message), so the
-   * queue starts as an array of exactly that item: `[]` and a push would allocate room for 17.
-   */
-  #enqueue(item: Buffer | SharedRun | PayloadRun): void {
-    if (this.#queue === undefined) this.#queue = [item];
-    else this.#queue.push(item);
   }
 
   /**
