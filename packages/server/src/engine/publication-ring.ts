@@ -35,13 +35,14 @@ const MIN_CAPACITY = 4;
 
 /**
  * The numbers of a slot, at slot * NUMBERS + field: its accept time, and where its payload is
- * (PLACE = length * 2^16 + start * 4 + flags: a start in a shared page is below 2^14, and the
- * sum stays an exact integer in a double for any length below 2^37).
+ * (PLACE = length * 2^17 + start * 4 + flags: a start in a shared page is at most 2^14, the
+ * end of a full 16 KiB page, where an empty payload may sit; and the sum stays an exact integer
+ * in a double for any length below 2^36).
  */
 const NUMBERS = 2;
 const TS = 0;
 const PLACE = 1;
-const LENGTH_UNIT = 2 ** 16;
+const LENGTH_UNIT = 2 ** 17;
 const START_UNIT = 4;
 const BINARY = 1;
 const EXCLUDE_ORIGIN = 2;
