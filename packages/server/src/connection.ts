@@ -83,6 +83,9 @@ export class Connection implements InboundSink {
   #closing = false;
   /** Set while a slow consumer's farewell is queued: the cap it is being cut for must not refuse it. */
   #writingFarewell = false;
+  /** Socket bytes already added to `traffic` (see Traffic.bytesIn); the rest is added by settleBytes. */
+  #countedIn = 0;
+  #countedOut = 0;
 
   constructor(id: string, ws: WebSocket, socket: Duplex, scheduler: OutboundScheduler, limits: ConnectionLimits, traffic: Traffic, ip: string) {
     this.id = id;
@@ -93,14 +96,20 @@ export class Connection implements InboundSink {
     this.#scheduler = scheduler;
     this.#maxPendingBytes = limits.maxPendingBytes;
     this.#maxMessageBytes = limits.maxMessageBytes;
+    // The handshake, both ways. Bytes read past the request (a client that did not wait for the
+    // response) are back in the socket's buffer, and are counted when they are read again.
+    this.#countIn(this.#socketBytesIn - socket.readableLength);
+    this.#countOut(this.#socketBytesOut);
     if (takeInbound(ws, socket, this, limits.warn)) return;
     // ws reads the connection itself (see inbound.ts): the same three hooks, through its events.
+    // Its reads are then counted when the connection closes (settleBytes).
     ws.on('message', (data: Buffer, binary: boolean) => this.received(data, binary));
     ws.on('pong', () => this.ponged());
     (ws as unknown as { _receiver?: EventEmitter })._receiver?.prependListener('conclude', () => this.peerClosing());
   }
 
-  inboundReader(): InboundReader {
+  readerFor(bytes: number): InboundReader {
+    this.#countIn(bytes);
     return (this.#reader ??= new InboundReader(this, this.#maxMessageBytes, this.ws, this.#socket));
   }
 
@@ -127,13 +136,38 @@ export class Connection implements InboundSink {
     this.flush();
   }
 
+  /**
+   * The connection closed: what its socket read and wrote that was not counted as it went (what
+   * ws wrote itself: pings, pongs, its close frame) goes to the totals, from the socket's own
+   * counts. Never less than counted: the counters only go up.
+   */
+  settleBytes(): void {
+    this.#countIn(Math.max(0, this.#socketBytesIn - this.#countedIn));
+    this.#countOut(Math.max(0, this.#socketBytesOut - this.#countedOut));
+  }
+
   /** Bytes the socket has read and written so far, WebSocket framing and handshake included. */
-  get bytesIn(): number {
+  get #socketBytesIn(): number {
     return (this.#socket as Partial<Socket>).bytesRead ?? 0;
   }
 
-  get bytesOut(): number {
+  get #socketBytesOut(): number {
     return (this.#socket as Partial<Socket>).bytesWritten ?? 0;
+  }
+
+  #countIn(bytes: number): void {
+    this.traffic.bytesIn += bytes;
+    this.#countedIn += bytes;
+  }
+
+  #countOut(bytes: number): void {
+    this.traffic.bytesOut += bytes;
+    this.#countedOut += bytes;
+  }
+
+  #write(bytes: Buffer): void {
+    this.#countOut(bytes.length);
+    this.#socket.write(bytes);
   }
 
   get isOpen(): boolean {
@@ -201,8 +235,8 @@ export class Connection implements InboundSink {
     // Runs grew after they were queued; the cap is checked again on what actually goes out.
     if (this.#queuedBytes + this.#socket.writableLength > this.#maxPendingBytes) return this.#dropSlowConsumer();
     if (this.ws.readyState === WebSocket.OPEN) {
-      if (queue.length === 1) this.#socket.write(bytesOf(queue[0] as Buffer | SharedRun | PayloadRun));
-      else this.#socket.write(this.#scheduler.join(queue.map(bytesOf), this.#queuedBytes));
+      if (queue.length === 1) this.#write(bytesOf(queue[0] as Buffer | SharedRun | PayloadRun));
+      else this.#write(this.#scheduler.join(queue.map(bytesOf), this.#queuedBytes));
       this.traffic.messagesOut += frameCount(queue);
     }
     this.#queue = undefined;
@@ -305,7 +339,7 @@ export class Connection implements InboundSink {
       this.#writingFarewell = false;
     }
     const frames = (this.#queue ?? []).filter((item): item is Buffer => item instanceof Buffer);
-    if (frames.length > 0) this.#socket.write(frames.length === 1 ? (frames[0] as Buffer) : Buffer.concat(frames));
+    if (frames.length > 0) this.#write(frames.length === 1 ? (frames[0] as Buffer) : Buffer.concat(frames));
     this.traffic.messagesOut += frames.length;
     this.#dropQueue();
   }

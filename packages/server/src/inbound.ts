@@ -51,8 +51,8 @@ export interface InboundSink {
   ponged(): void;
   /** The peer's close frame arrived: write what is queued before ws answers it. */
   peerClosing(): void;
-  /** The connection's reader, created at its first read (an idle connection has none). */
-  inboundReader(): InboundReader;
+  /** The connection's reader for a read of `bytes` bytes (counted), created at its first read (an idle connection has none). */
+  readerFor(bytes: number): InboundReader;
 }
 
 /** State that only exists while a frame or a fragmented message is unfinished (most connections: never). */
@@ -274,7 +274,7 @@ const SINK = Symbol('chorus.inbound');
  * cost memory on every idle connection.
  */
 function onSocketData(this: Duplex & { [SINK]?: InboundSink }, chunk: Buffer): void {
-  this[SINK]?.inboundReader().read(chunk);
+  this[SINK]?.readerFor(chunk.length).read(chunk);
 }
 
 function resume(socket: Duplex): void {

@@ -86,11 +86,8 @@ export class ConnectionRegistry implements Iterable<Connection> {
     if (this.#activity?.watched(appId)) this.#activity.emit(appId, { type: 'disconnected', connection: connection.id, code });
     increment(this.#perApp, appId, -1);
     increment(this.#perIp, connection.ip, -1);
-    // From now on /metrics no longer reads this socket's byte counts: they go to its totals.
-    const { traffic } = connection;
-    traffic.closed++;
-    traffic.closedBytesIn += connection.bytesIn;
-    traffic.closedBytesOut += connection.bytesOut;
+    connection.traffic.closed++;
+    connection.settleBytes();
   }
 }
 

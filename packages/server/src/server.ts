@@ -72,7 +72,7 @@ export class ChorusServer {
     const connections = new ConnectionRegistry(this.log, activity);
     const stats = new ServerStats();
     const metrics = config.metrics.enabled
-      ? new ServerMetrics(config.metrics.prefix, { stats, hub, apps, connections, engine: engineState, engineType: config.engine.type })
+      ? new ServerMetrics(config.metrics.prefix, { stats, hub, apps, engine: engineState, engineType: config.engine.type })
       : undefined;
     if (metrics) hub.onLatencySample = (acceptedAt) => metrics.deliveryLatency.observe(Math.max(0, Date.now() - acceptedAt) / 1000);
     const engine = createEngine(config, {

@@ -290,7 +290,7 @@ describe('takeInbound', () => {
           received: (data, binary) => got.push(`${binary ? 'binary' : 'text'}:${data.toString()}`),
           ponged: () => got.push('pong'),
           peerClosing: () => got.push('closing'),
-          inboundReader: () => (reader ??= new InboundReader(sink, 1024, ws, socket)),
+          readerFor: () => (reader ??= new InboundReader(sink, 1024, ws, socket)),
         };
         taken = takeInbound(ws, socket, sink, (message) => warnings.push(message));
         ws.on('message', () => got.push('ws saw a message'));

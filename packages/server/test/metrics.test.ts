@@ -5,6 +5,7 @@
  * real redis-server that is killed and started again.
  */
 import assert from 'node:assert/strict';
+import type { Socket } from 'node:net';
 import { Writable } from 'node:stream';
 import { after, describe, it } from 'node:test';
 import { pino } from 'pino';
@@ -151,6 +152,39 @@ describe('GET /metrics', () => {
     assert.equal(value(second, 'chorus_connected'), clients.length, 'the cheap counts are live');
     assert.equal(value(second, 'chorus_process_open_fds'), fds, 'open fds: the count of the first scrape, until the interval passes');
     assert.equal(value(second, 'chorus_nodejs_active_handles_total'), handles);
+  });
+
+  it("counts socket bytes as they flow, exactly the clients' own counts, while open and after a close", async () => {
+    const server = await serverWith({});
+    const clients = await Promise.all([0, 1].map(async () => track(await TestClient.open(rawUrl(server, 'bytes')))));
+    const [publisher, subscriber] = clients as [TestClient, TestClient];
+    // Each client's socket, as counted from its side: what it wrote the server read, and back.
+    const sockets = clients.map((client) => (client.ws as unknown as { _socket: Socket })._socket);
+    const totals = (): { written: number; read: number } => ({
+      written: sockets.reduce((sum, socket) => sum + socket.bytesWritten, 0),
+      read: sockets.reduce((sum, socket) => sum + socket.bytesRead, 0),
+    });
+    const raw_ = { app_id: TEST_APP.id, dialect: 'raw' };
+    const bytes = async (): Promise<{ received: number | undefined; transmitted: number | undefined }> => {
+      const samples = await scrape(server);
+      return { received: value(samples, 'chorus_socket_received_bytes', raw_), transmitted: value(samples, 'chorus_socket_transmitted_bytes', raw_) };
+    };
+
+    // Frames with a 7-bit and a 16-bit length; the long one arrives in more than one read.
+    for (const size of [10, 300, 40_000]) publisher.ws.send('x'.repeat(size));
+    await subscriber.until(() => subscriber.received.length >= 3, 'the 3 messages');
+    await settle(50);
+    const open = totals();
+    assert.deepEqual(await bytes(), { received: open.written, transmitted: open.read }, 'open connections: handshake and frames, both ways');
+    assert.ok(open.written > 40_000 && open.read > 40_000);
+
+    // The close frames are ws's own writes: counted when the connection closes.
+    publisher.ws.close();
+    await publisher.until(() => publisher.closeCode !== undefined, 'close');
+    await settle(50);
+    const closed = totals();
+    assert.ok(closed.written > open.written && closed.read > open.read, 'the close handshake moved bytes');
+    assert.deepEqual(await bytes(), { received: closed.written, transmitted: closed.read }, 'after a close: every byte of the closed connection');
   });
 
   it('counts rate-limited, schema-refused and slow-consumer messages', async () => {

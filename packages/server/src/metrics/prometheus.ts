@@ -10,7 +10,6 @@
  */
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { AppRegistry } from '../apps.js';
-import type { Connection } from '../connection.js';
 import type { EngineState } from '../engine/state.js';
 import type { Hub } from '../hub.js';
 import type { ServerStats, Traffic } from './stats.js';
@@ -21,7 +20,6 @@ export interface MetricSources {
   readonly stats: ServerStats;
   readonly hub: Hub;
   readonly apps: AppRegistry;
-  readonly connections: Iterable<Connection>;
   readonly engine: EngineState;
   readonly engineType: string;
 }
@@ -33,9 +31,6 @@ const COMMAND_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0
 type Labels = Record<string, string | number>;
 /** One value per label set, read from the sources at scrape time. */
 type Reading = ReadonlyArray<readonly [Labels, number]>;
-
-/** Socket bytes of a traffic's open connections, summed once per scrape. */
-type OpenBytes = Map<Traffic, { in: number; out: number }>;
 
 export class ServerMetrics {
   /** Where the server's metrics live; a module with metrics of its own registers them here too. */
@@ -51,7 +46,6 @@ export class ServerMetrics {
    */
   #processMetrics: Registry | undefined;
   #labels: Record<string, string> = {};
-  #openBytes: OpenBytes = new Map();
 
   constructor(prefix: string, sources: MetricSources) {
     this.prefix = prefix;
@@ -92,7 +86,6 @@ export class ServerMetrics {
 
   /** The text Prometheus reads. */
   async scrape(): Promise<string> {
-    this.#openBytes = openBytes(this.#sources.connections);
     if (!this.#processMetrics) {
       // Event-loop lag, heap, RSS, CPU, GC…: prom-client's defaults, with the same prefix and labels.
       this.#processMetrics = new Registry();
@@ -100,7 +93,6 @@ export class ServerMetrics {
       throttleWalkingMetrics(this.#processMetrics, this.prefix);
     }
     const [own, process] = await Promise.all([this.registry.metrics(), this.#processMetrics.metrics()]);
-    this.#openBytes = new Map();
     return `${own}\n${process}`;
   }
 
@@ -112,10 +104,10 @@ export class ServerMetrics {
     this.#counter('new_connections_total', 'WebSocket connections admitted.', trafficLabels, () => byTraffic((t) => t.opened));
     this.#counter('new_disconnections_total', 'WebSocket connections closed.', trafficLabels, () => byTraffic((t) => t.closed));
     this.#counter('socket_received_bytes', 'Bytes read from WebSocket connections (frames and handshake).', trafficLabels, () =>
-      byTraffic((t) => t.closedBytesIn + (this.#openBytes.get(t)?.in ?? 0)),
+      byTraffic((t) => t.bytesIn),
     );
     this.#counter('socket_transmitted_bytes', 'Bytes written to WebSocket connections (frames and handshake).', trafficLabels, () =>
-      byTraffic((t) => t.closedBytesOut + (this.#openBytes.get(t)?.out ?? 0)),
+      byTraffic((t) => t.bytesOut),
     );
     this.#counter('slow_consumer_disconnections_total', 'Connections cut for reading too slowly (limits.maxPendingBytes).', trafficLabels, () => byTraffic((t) => t.slowConsumers));
     this.#counter('connection_refusals_total', 'Refused WebSocket upgrades, by dialect and code (a close code, or an HTTP status).', ['dialect', 'code'], () =>
@@ -236,15 +228,4 @@ function throttleWalkingMetrics(registry: Registry, prefix: string): void {
       return collect.call(this);
     };
   }
-}
-
-function openBytes(connections: Iterable<Connection>): OpenBytes {
-  const sums: OpenBytes = new Map();
-  for (const connection of connections) {
-    let sum = sums.get(connection.traffic);
-    if (!sum) sums.set(connection.traffic, (sum = { in: 0, out: 0 }));
-    sum.in += connection.bytesIn;
-    sum.out += connection.bytesOut;
-  }
-  return sums;
 }

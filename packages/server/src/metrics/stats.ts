@@ -21,9 +21,14 @@ export class Traffic {
   /** WebSocket messages received from clients, and frames written to them. */
   messagesIn = 0;
   messagesOut = 0;
-  /** Socket bytes of connections already closed; open ones are read from their sockets at scrape time. */
-  closedBytesIn = 0;
-  closedBytesOut = 0;
+  /**
+   * Socket bytes, counted as they flow (each read, each flush; the handshake at open). What ws
+   * writes itself (pings, close frames) is added when the connection closes, from the socket's
+   * own counts. Counted here rather than summed over every open socket at scrape time: that
+   * walk took ~6 ms per scrape at 9,000 connections, a stall on the event loop every scrape.
+   */
+  bytesIn = 0;
+  bytesOut = 0;
   /** Messages the connections handed to the engine to publish. */
   published = 0;
   /** Messages refused by the app's message rate (limits.messagesPerSecond, Pusher client events). */
