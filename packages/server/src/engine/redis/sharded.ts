@@ -16,6 +16,15 @@
  * resume from history, which moved with the slot. Until the marker comes back it is sent again
  * every interval, and after three misses the channel is subscribed again from scratch.
  *
+ * A marker counts only when it carries the channel's current fence number and comes back through
+ * the connection the channel is subscribed at now: that proves the subscription there was live
+ * when the marker was published. Before, every marker was the same string, so a late copy of an
+ * earlier fence's marker, or one relayed by the subscription being torn down (a demoted primary
+ * passes on its new primary's messages until our SUNSUBSCRIBE reaches it), could end a fence
+ * while this node was not yet live at the owner. What was published until it was got lost with
+ * no gap declared (seen once in cluster-redis-cluster.test.ts: v1 missed 14 numbers after a
+ * CLUSTER FAILOVER).
+ *
  * ioredis's own `shardedSubscribers` was tried first: after a migration its resubscription could
  * miss the new owner for seconds (223 of 600 publications lost to a raw subscriber, once).
  */
@@ -36,6 +45,8 @@ interface ChannelState {
   readonly slot: number;
   /** The primary ("host:port") it is subscribed at, or being subscribed at; undefined: nowhere. */
   node: string | undefined;
+  /** Numbers the markers of the current fence; raised each time the channel is suspected again. */
+  fence: number;
 }
 
 /** How long an SSUBSCRIBE may take before it is tried again (a MOVED reply never settles in ioredis). */
@@ -80,7 +91,7 @@ export class ShardedPubSub extends EventEmitter {
   async subscribe(channels: string[]): Promise<void> {
     await Promise.all(
       channels.map((channel) => {
-        if (!this.#channels.has(channel)) this.#channels.set(channel, { slot: calculateSlot(channel), node: undefined });
+        if (!this.#channels.has(channel)) this.#channels.set(channel, { slot: calculateSlot(channel), node: undefined, fence: 0 });
         return this.#subscribeAtOwner(channel);
       }),
     );
@@ -154,7 +165,7 @@ export class ShardedPubSub extends EventEmitter {
       enableOfflineQueue: true,
       autoResubscribe: false,
     });
-    connection.on('smessageBuffer', (channel: Buffer, message: Buffer) => this.#onMessage(channel.toString(), message));
+    connection.on('smessageBuffer', (channel: Buffer, message: Buffer) => this.#onMessage(node, channel.toString(), message));
     connection.on('error', (error: Error) => {
       // The owner dropped us from a channel whose slot moved away.
       const dropped = /Last reply: sunsubscribe,([^,]*),/.exec(error.message)?.[1];
@@ -176,16 +187,26 @@ export class ShardedPubSub extends EventEmitter {
     return connection;
   }
 
-  #onMessage(channel: string, message: Buffer): void {
+  #onMessage(node: string, channel: string, message: Buffer): void {
     if (message.subarray(0, FENCE_PREFIX.length).toString() === FENCE_PREFIX) {
-      if (message.toString() === this.#marker && this.#unsure.delete(channel)) this.emit('resynced', channel);
+      const state = this.#channels.get(channel);
+      const current = state !== undefined && state.node === node && message.toString() === this.#markerOf(state);
+      if (current && this.#unsure.delete(channel)) this.emit('resynced', channel);
       return;
     }
     this.emit('smessageBuffer', Buffer.from(channel), message);
   }
 
+  #markerOf(state: ChannelState): string {
+    return `${this.#marker}:${state.fence}`;
+  }
+
+  /** The channel may have missed publications: fenced (a new fence number) until a marker comes back. */
   #suspect(channel: string): void {
-    if (this.#channels.has(channel) && !this.#unsure.has(channel)) this.#unsure.set(channel, 0);
+    const state = this.#channels.get(channel);
+    if (!state) return;
+    state.fence++;
+    this.#unsure.set(channel, 0);
   }
 
   /** Every interval: channels not subscribed at their slot's owner are subscribed there; moved ones are fenced. */
@@ -200,9 +221,14 @@ export class ShardedPubSub extends EventEmitter {
     }
     for (const [channel, sent] of this.#unsure) {
       const state = this.#channels.get(channel);
-      if (sent >= MARKER_TRIES && state) state.node = undefined; // subscribed again at the next check
-      this.#unsure.set(channel, sent >= MARKER_TRIES ? 0 : sent + 1);
-      this.#cluster.spublish(channel, this.#marker).catch(() => undefined);
+      if (!state) continue;
+      if (sent >= MARKER_TRIES) {
+        state.node = undefined; // subscribed again (and fenced anew) at the next check
+        continue;
+      }
+      this.#unsure.set(channel, sent + 1);
+      // Also while the SSUBSCRIBE is on its way: a MOVED answer to this publish refreshes the slot map.
+      this.#cluster.spublish(channel, this.#markerOf(state)).catch(() => undefined);
     }
   }
 
