@@ -170,7 +170,7 @@ describe('GET /metrics', () => {
       return { received: value(samples, 'chorus_socket_received_bytes', raw_), transmitted: value(samples, 'chorus_socket_transmitted_bytes', raw_) };
     };
 
-    // Frames with a 7-bit and a 16-bit length; the long one arrives in more than one read.
+    // Frames with a 7-bit and a 16-bit length (the long one may take more than one read).
     for (const size of [10, 300, 40_000]) publisher.ws.send('x'.repeat(size));
     await subscriber.until(() => subscriber.received.length >= 3, 'the 3 messages');
     await settle(50);
