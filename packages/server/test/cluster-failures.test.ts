@@ -6,10 +6,12 @@
 import assert from 'node:assert/strict';
 import { after, describe, it } from 'node:test';
 import WebSocket from 'ws';
+import { ErrorCodes } from '@chorus/protocol';
 import { createClient, type ChorusClient } from '../../client/src/index.ts';
 import { TEST_APP, settle } from './helpers.ts';
 import { Balancer, Node } from './cluster.ts';
 import { TestRedis, freePort } from './redis.ts';
+import { V1Client } from './v1-helpers.ts';
 
 const cleanups: Array<() => Promise<void> | void> = [];
 after(async () => {
@@ -166,5 +168,30 @@ describe('Redis engine failures', { timeout: 120_000 }, () => {
     await c.channel('late').publish('n', 1);
     await waitFor(() => received.numbers.length === 1, 5_000, 'delivery');
     assert.equal(node.child.exitCode, null);
+  });
+
+  it('a v1 subscribe whose history read fails after its live subscription was made is refused as unavailable, and its retry succeeds (not "already subscribed")', async () => {
+    const redis = await TestRedis.start();
+    // A paused write times out after commandTimeoutMs; the probe must not reconnect meanwhile.
+    const node = await Node.start(redis.url, { engine: { type: 'redis', url: redis.url, probeIntervalMs: 30_000, commandTimeoutMs: 300 } });
+    const admin = redis.client();
+    cleanups.push(() => redis.stop(), () => node.stop('SIGKILL'), () => void admin.disconnect());
+    const v1 = await V1Client.connected({ port: node.port, scheme: 'http' } as never);
+    cleanups.push(() => v1.raw.ws.terminate());
+
+    // CLIENT PAUSE WRITE lets the SUBSCRIBE through and holds the history script (it may write).
+    await admin.call('CLIENT', 'PAUSE', '5000', 'WRITE');
+    const refused = await v1.command('subscribe', { channel: 'paused' });
+    await admin.call('CLIENT', 'UNPAUSE');
+    assert.equal(refused.error?.code, ErrorCodes.ENGINE_UNAVAILABLE.code, JSON.stringify(refused));
+
+    const retried = await v1.command('subscribe', { channel: 'paused' });
+    assert.equal(retried.ok, true, JSON.stringify(retried));
+    const res = await fetch(`http://127.0.0.1:${node.port}/api/publish`, { method: 'POST', body: JSON.stringify({ key: TEST_APP.key, secret: TEST_APP.secret, channelId: 'paused', message: 'after' }) });
+    assert.equal(res.status, 200);
+    const [pub] = await v1.untilPushes(1);
+    assert.equal(pub?.['data'], 'after');
+    await settle(200);
+    assert.equal(v1.pushes('pub').length, 1, 'delivered once');
   });
 });

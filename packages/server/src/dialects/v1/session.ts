@@ -27,7 +27,7 @@ import type { App } from '../../apps.js';
 import type { Connection, ConnectionHandler } from '../../connection.js';
 import type { ServerContext } from '../../context.js';
 import { EngineUnavailableError } from '../../engine/errors.js';
-import type { MessagePublication } from '../../engine/types.js';
+import type { HistoryPage, MessagePublication } from '../../engine/types.js';
 import { textFrame } from '../../frame.js';
 import type { Subscriber } from '../../hub.js';
 import { TokenExpiry } from '../../expiry.js';
@@ -292,7 +292,18 @@ export class V1Session implements ConnectionHandler {
     }
     if (this.#subscriptions.get(channel) !== subscription) return undefined; // closed meanwhile
 
-    const page = await this.#ctx.engine.broker.history(this.#app.id, channel, { since, limit: this.#app.historyPolicy(channel).size });
+    let page: HistoryPage;
+    try {
+      page = await this.#ctx.engine.broker.history(this.#app.id, channel, { since, limit: this.#app.historyPolicy(channel).size });
+    } catch (error) {
+      // Not subscribed after all (Redis went away between the two steps, say): undone, so the
+      // client's retry is not refused as already subscribed and nothing is held for it forever.
+      if (this.#subscriptions.get(channel) === subscription) {
+        this.#subscriptions.delete(channel);
+        this.#leave(channel, subscription);
+      }
+      throw error;
+    }
     if (this.#subscriptions.get(channel) !== subscription) return undefined; // unsubscribed meanwhile
     const held = subscriber.held ?? [];
     subscriber.held = undefined;
