@@ -7,6 +7,7 @@
  */
 import assert from 'node:assert/strict';
 import { request } from 'node:http';
+import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { describe, it } from 'node:test';
 import { resolveConfig } from '../src/index.ts';
 import { closeAfterwards, rawUrl, TEST_APP, TestClient, wsBase } from './helpers.ts';
@@ -66,6 +67,8 @@ describe('shutdown drain', { timeout: 30_000 }, () => {
     const server = await serverWith({ drainWindowMs: windowMs, shutdownTimeoutMs: 2000 });
     const all = await peers(server, 15); // 45 connections over 20 ticks: 3 a tick
     const base = `http://127.0.0.1:${server.port}`;
+    const loopDelay = monitorEventLoopDelay({ resolution: 10 });
+    loopDelay.enable();
     const started = performance.now();
     const closing = server.close();
 
@@ -80,6 +83,7 @@ describe('shutdown drain', { timeout: 30_000 }, () => {
 
     await closing;
     const elapsed = performance.now() - started;
+    loopDelay.disable();
     for (const peer of all) {
       assert.equal(peer.client.closeCode, EXPECTED_CLOSE[peer.dialect], `${peer.dialect} close code`);
     }
@@ -94,15 +98,18 @@ describe('shutdown drain', { timeout: 30_000 }, () => {
     // Pusher clients learn the code from pusher:error first, as for every close.
     for (const peer of all.filter((p) => p.dialect === 'pusher')) assert.equal(peer.client.events('pusher:error').length, 1);
 
+    // Times from close(), not from the first close: a busy test runner can delay when the first
+    // close is seen (one CI run), while no batch can close before its tick.
     const times = all.map((p) => (p.closedAt as number) - started).sort((a, b) => a - b);
     const first = times[0] as number;
     const last = times[times.length - 1] as number;
-    assert.ok(last - first >= windowMs * 0.8, `closes spread over ${Math.round(last - first)} ms of a ${windowMs} ms window`);
-    assert.ok(last < windowMs + 500, `the last close came ${Math.round(last)} ms after close()`);
+    const seen = `closes seen from ${Math.round(first)} to ${Math.round(last)} ms after close() (event loop delay up to ${Math.round(loopDelay.max / 1e6)} ms)`;
+    assert.ok(last >= windowMs * 0.9, `the last batch waits for the window's last tick: ${seen}`);
+    assert.ok(last < windowMs + 1000, `the shutdown does not outlast the window by much: ${seen}`);
     // Evenly: each quarter of the window closes about a quarter of them (3 a tick, 15 a quarter).
-    const quarters = [0, 1, 2, 3].map((q) => times.filter((t) => t - first >= (q * windowMs) / 4 && (q === 3 || t - first < ((q + 1) * windowMs) / 4)).length);
-    for (const n of quarters) assert.ok(n >= all.length * 0.1 && n <= all.length * 0.45, `closes per quarter of the window: ${quarters.join(', ')}`);
-    console.log(`drain: ${all.length} connections, closes from ${Math.round(first)} to ${Math.round(last)} ms (per quarter: ${quarters.join(', ')}), close() took ${Math.round(elapsed)} ms`);
+    const quarters = [0, 1, 2, 3].map((q) => times.filter((t) => t >= (q * windowMs) / 4 && (q === 3 || t < ((q + 1) * windowMs) / 4)).length);
+    for (const n of quarters) assert.ok(n >= all.length * 0.1 && n <= all.length * 0.45, `closes per quarter of the window: ${quarters.join(', ')}; ${seen}`);
+    console.log(`drain: ${all.length} connections, ${seen} (per quarter: ${quarters.join(', ')}), close() took ${Math.round(elapsed)} ms`);
     await assert.rejects(fetch(`${base}/health`), 'not listening after the shutdown');
   });
 
