@@ -16,14 +16,19 @@
  * resume from history, which moved with the slot. Until the marker comes back it is sent again
  * every interval, and after three misses the channel is subscribed again from scratch.
  *
- * A marker counts only when it carries the channel's current fence number and comes back through
- * the connection the channel is subscribed at now: that proves the subscription there was live
- * when the marker was published. Before, every marker was the same string, so a late copy of an
- * earlier fence's marker, or one relayed by the subscription being torn down (a demoted primary
- * passes on its new primary's messages until our SUNSUBSCRIBE reaches it), could end a fence
- * while this node was not yet live at the owner. What was published until it was got lost with
- * no gap declared (seen once in cluster-redis-cluster.test.ts: v1 missed 14 numbers after a
- * CLUSTER FAILOVER).
+ * A marker proves a subscription live only if it travels the way publications do:
+ * - It is published by a script, like every publication (scripts.ts), so at the slot's primary:
+ *   a replica answers a script with MOVED but runs a plain SPUBLISH itself, and its own
+ *   subscribers hear that at once. Right after a CLUSTER FAILOVER the slot map can still name
+ *   the old primary, now a replica that its successor does not yet forward publications to: a
+ *   plain SPUBLISH marker came back there at once while the publications went missing (v1 lost
+ *   10–14 numbers silently in 2 of 20 runs of cluster-redis-cluster.test.ts).
+ * - It counts only with the channel's current fence number, and only through the connection the
+ *   channel is subscribed at now: a late copy of an earlier fence's marker, or one relayed by a
+ *   subscription being torn down, proves nothing about the new one.
+ * A new subscription is proven the same way before subscribe() resolves (nothing was delivered
+ * before it, so no gap is declared): SSUBSCRIBE also succeeds at such a replica, and the v1
+ * history read that follows would leave what the replica does not hear yet out of both.
  *
  * ioredis's own `shardedSubscribers` was tried first: after a migration its resubscription could
  * miss the new owner for seconds (223 of 600 publications lost to a raw subscriber, once).
@@ -47,6 +52,8 @@ interface ChannelState {
   node: string | undefined;
   /** Numbers the markers of the current fence; raised each time the channel is suspected again. */
   fence: number;
+  /** subscribe() calls waiting for the first marker of a new subscription; undefined once proven. */
+  waiting: Array<() => void> | undefined;
 }
 
 /** How long an SSUBSCRIBE may take before it is tried again (a MOVED reply never settles in ioredis). */
@@ -57,6 +64,8 @@ const MARKER_TRIES = 3;
 const RETRY_MS = 100;
 /** Starts every marker; no publication, control message or probe does. */
 const FENCE_PREFIX = 'chorus-fence:';
+/** A script, so that it runs at the slot's primary (see above); the channel is its key, for the slot. */
+const MARKER_SCRIPT = "return redis.call('SPUBLISH', KEYS[1], ARGV[1])";
 
 /**
  * Emits 'ready', 'close' and 'error' as the cluster does, 'smessageBuffer' (channel, message) for
@@ -88,11 +97,27 @@ export class ShardedPubSub extends EventEmitter {
     return this.#cluster.status;
   }
 
+  /** Resolves once each channel is subscribed at its slot's owner, and a new one proven live there by a marker. */
   async subscribe(channels: string[]): Promise<void> {
     await Promise.all(
-      channels.map((channel) => {
-        if (!this.#channels.has(channel)) this.#channels.set(channel, { slot: calculateSlot(channel), node: undefined, fence: 0 });
-        return this.#subscribeAtOwner(channel);
+      channels.map(async (channel) => {
+        const existing = this.#channels.get(channel);
+        if (existing) {
+          const waiting = existing.waiting;
+          const subscribed = this.#subscribeAtOwner(channel);
+          return waiting ? Promise.all([subscribed, new Promise<void>((resolve) => waiting.push(resolve))]).then(() => undefined) : subscribed;
+        }
+        const state: ChannelState = { slot: calculateSlot(channel), node: undefined, fence: 0, waiting: [] };
+        this.#channels.set(channel, state);
+        const proven = new Promise<void>((resolve) => state.waiting?.push(resolve));
+        this.#unsure.set(channel, 0);
+        await this.#subscribeAtOwner(channel);
+        // At once, not at the next check: the caller waits for it. (Unless it went meanwhile.)
+        if (this.#channels.get(channel) === state && state.waiting) {
+          this.#unsure.set(channel, (this.#unsure.get(channel) ?? 0) + 1);
+          this.#sendMarker(channel, state);
+        }
+        return proven;
       }),
     );
   }
@@ -101,6 +126,7 @@ export class ShardedPubSub extends EventEmitter {
     const state = this.#channels.get(channel);
     this.#channels.delete(channel);
     this.#unsure.delete(channel);
+    this.#settle(state);
     const connection = state?.node === undefined ? undefined : this.#connections.get(state.node);
     if (connection?.status === 'ready') await connection.sunsubscribe(channel);
   }
@@ -116,6 +142,7 @@ export class ShardedPubSub extends EventEmitter {
     if (!reconnect) {
       clearInterval(this.#timer);
       clearTimeout(this.#retry);
+      for (const state of this.#channels.values()) this.#settle(state);
       this.#channels.clear();
       return;
     }
@@ -191,10 +218,25 @@ export class ShardedPubSub extends EventEmitter {
     if (message.subarray(0, FENCE_PREFIX.length).toString() === FENCE_PREFIX) {
       const state = this.#channels.get(channel);
       const current = state !== undefined && state.node === node && message.toString() === this.#markerOf(state);
-      if (current && this.#unsure.delete(channel)) this.emit('resynced', channel);
+      if (!current || !this.#unsure.delete(channel)) return;
+      // A new subscription's subscribers read history after this; a moved one's must again.
+      if (state.waiting) this.#settle(state);
+      else this.emit('resynced', channel);
       return;
     }
     this.emit('smessageBuffer', Buffer.from(channel), message);
+  }
+
+  /** Lets the subscribe() calls waiting for the channel's first marker go on. */
+  #settle(state: ChannelState | undefined): void {
+    const waiting = state?.waiting;
+    if (!state || !waiting) return;
+    state.waiting = undefined;
+    for (const resolve of waiting) resolve();
+  }
+
+  #sendMarker(channel: string, state: ChannelState): void {
+    this.#cluster.eval(MARKER_SCRIPT, 1, channel, this.#markerOf(state)).catch(() => undefined);
   }
 
   #markerOf(state: ChannelState): string {
@@ -228,7 +270,7 @@ export class ShardedPubSub extends EventEmitter {
       }
       this.#unsure.set(channel, sent + 1);
       // Also while the SSUBSCRIBE is on its way: a MOVED answer to this publish refreshes the slot map.
-      this.#cluster.spublish(channel, this.#markerOf(state)).catch(() => undefined);
+      this.#sendMarker(channel, state);
     }
   }
 
