@@ -214,11 +214,12 @@ describe('Chorus on a Redis Cluster', { timeout: 90_000 }, () => {
       100: async (slot) => {
         const owner = await redisCluster.ownerOf(slot);
         const replica = await redisCluster.replicaOf(owner.id);
+        await redisCluster.replicaSynced(replica);
         redisCluster.kill(owner.port);
         // Meanwhile REST publishes to another channel of the same slot: refused with 503, never a 500.
         const sibling = channelInSlot(slot, 'killed');
         rest = (async () => {
-          for (let status = 0; status !== 200; await settle(100)) {
+          for (let status = 0, until = Date.now() + 30_000; status !== 200 && Date.now() < until; await settle(100)) {
             status = (await fetch(`http://127.0.0.1:${(nodes[1] as Node).port}/api/publish`, { method: 'POST', body: JSON.stringify({ key: TEST_APP.key, secret: TEST_APP.secret, channelId: sibling, message: 'x' }) })).status;
             restStatuses.set(status, (restStatuses.get(status) ?? 0) + 1);
           }
@@ -229,6 +230,7 @@ describe('Chorus on a Redis Cluster', { timeout: 90_000 }, () => {
     await rest;
     t.diagnostic(`publishing resumed ${outcome.resumedAfterMs} ms after the kill; REST answers meanwhile: ${[...restStatuses].map(([status, n]) => `${n} × ${status}`).join(', ')}`);
     assert.deepEqual([...restStatuses.keys()].filter((status) => status !== 200 && status !== 503), [], 'refused with 503 while the slot has no primary, nothing else');
+    assert.ok(restStatuses.has(200), 'REST publishes accepted again once the replica took over');
   });
 });
 
@@ -269,7 +271,7 @@ async function traffic(t: TestContext, channel: string, total: number, actions: 
       actedAt ||= startedAt;
       events.push(`${await action(slot)} in ${Date.now() - startedAt} ms, before number ${i}`);
     }
-    for (;;) {
+    for (const firstTry = Date.now(); ; ) {
       try {
         await publisher.publish('n', i);
         if (actedAt > 0 && resumedAfterMs === 0) resumedAfterMs = Date.now() - actedAt;
@@ -277,6 +279,7 @@ async function traffic(t: TestContext, channel: string, total: number, actions: 
       } catch (error) {
         refused++; // refused (engine unavailable): the application retries, as it would
         refusals.add(`${String((error as { code?: unknown }).code)} ${(error as Error).message}`);
+        if (Date.now() - firstTry > 20_000) throw new Error(`number ${i} refused for 20 s (${[...refusals].join('; ')}); ${events.join('; ')}`, { cause: error });
         await settle(50);
       }
     }
@@ -289,7 +292,7 @@ async function traffic(t: TestContext, channel: string, total: number, actions: 
   const starts = Object.keys(actions).map(Number);
   const lostPerAction = starts.map((start, k) => rawMissing.filter((n) => n >= start && n < (starts[k + 1] ?? Infinity)).length);
   t.diagnostic(events.join('; '));
-  t.diagnostic(`publishes refused and retried: ${refused} (${[...refusals].join('; ')}); v1 received ${received.length} of ${total}, recovery failures ${failures.length} ${failures.join(' ')}; raw received ${rawNumbers.length}, lost ${rawMissing.length} (${lostPerAction.map((lost, k) => `${lost} from number ${starts[k]}`).join(', ')})`);
+  t.diagnostic(`publishes refused and retried: ${refused} (${[...refusals].join('; ')}); v1 received ${received.length} of ${total}, recovery failures ${failures.length} ${failures.join(' ')}; raw received ${rawNumbers.length}${rawSub.closeCode === undefined ? '' : ` (closed with ${rawSub.closeCode})`}, lost ${rawMissing.length} (${lostPerAction.map((lost, k) => `${lost} from number ${starts[k]}`).join(', ')})`);
   if (process.env['CLUSTER_DEBUG']) t.diagnostic(`raw missing: ${rawMissing.join(',')}\n${a.output.split('\n').filter((l) => /redis/i.test(l)).join('\n')}`);
   if (failures.length === 0) assert.deepEqual(received, range(total), 'every number once, in order');
   else assert.deepEqual(received.filter((n, i) => i > 0 && n <= (received[i - 1] ?? 0)), [], 'never a duplicate or a step back, even when told recovered:false');

@@ -101,8 +101,28 @@ export class TestRedisCluster {
     return replica.port;
   }
 
+  /**
+   * Resolves once the replica's link to its primary is up. A replica that never completed its
+   * first sync cannot be promoted (its data counts as too old): a SIGKILL of its primary then
+   * leaves the slots without one for good, and CLUSTER FAILOVER is refused.
+   */
+  async replicaSynced(replicaPort: number, timeoutMs = 15_000): Promise<void> {
+    const replica = this.nodeClient(replicaPort);
+    try {
+      const deadline = Date.now() + timeoutMs;
+      let info = '';
+      while (!(info = await replica.info('replication')).includes('master_link_status:up')) {
+        if (Date.now() > deadline) throw new Error(`replica ${replicaPort} has no link to its primary after ${timeoutMs} ms: ${info.replace(/\r?\n/g, ' ')}`);
+        await settle(50);
+      }
+    } finally {
+      replica.disconnect();
+    }
+  }
+
   /** A manual failover (CLUSTER FAILOVER on the replica): it becomes the primary once it has caught up. */
   async failover(replicaPort: number): Promise<void> {
+    await this.replicaSynced(replicaPort);
     const replica = this.nodeClient(replicaPort);
     try {
       await replica.call('CLUSTER', 'FAILOVER');
@@ -149,7 +169,7 @@ export class TestRedisCluster {
     }
   }
 
-  /** SIGKILL: the node is gone without a word; its replica takes over after cluster-node-timeout. */
+  /** SIGKILL: the node is gone without a word; its replica (see replicaSynced) takes over after cluster-node-timeout. */
   kill(port: number): void {
     this.nodes.find((n) => n.port === port)?.process.kill('SIGKILL');
   }
@@ -177,7 +197,7 @@ export class TestRedisCluster {
   }
 
   async #spawn(port: number): Promise<ClusterNode> {
-    const args = ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--protected-mode', 'no', '--cluster-enabled', 'yes', '--cluster-config-file', join(this.#dir, `nodes-${port}.conf`), '--cluster-node-timeout', '1000', '--dir', this.#dir];
+    const args = ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--protected-mode', 'no', '--cluster-enabled', 'yes', '--cluster-config-file', join(this.#dir, `nodes-${port}.conf`), '--cluster-node-timeout', '1000', '--dir', this.#dir, '--repl-diskless-sync-delay', '0'];
     const child = await startRedisServer(args, /Ready to accept connections/);
     return { port, process: child };
   }
