@@ -12,7 +12,7 @@ import calculateSlot from 'cluster-key-slot';
 import { after, before, describe, it, type TestContext } from 'node:test';
 import WebSocket from 'ws';
 import { createClient, type ChorusClient } from '../../client/src/index.ts';
-import { TEST_APP, TestClient, settle } from './helpers.ts';
+import { TEST_APP, TestClient, settle, withTimeout } from './helpers.ts';
 import { Node } from './cluster.ts';
 import { pusherBackend } from './pusher-helpers.ts';
 import { TestRedisCluster } from './redis-cluster.ts';
@@ -220,7 +220,7 @@ describe('Chorus on a Redis Cluster', { timeout: 90_000 }, () => {
         const sibling = channelInSlot(slot, 'killed');
         rest = (async () => {
           for (let status = 0, until = Date.now() + 30_000; status !== 200 && Date.now() < until; await settle(100)) {
-            status = (await fetch(`http://127.0.0.1:${(nodes[1] as Node).port}/api/publish`, { method: 'POST', body: JSON.stringify({ key: TEST_APP.key, secret: TEST_APP.secret, channelId: sibling, message: 'x' }) })).status;
+            status = (await fetch(`http://127.0.0.1:${(nodes[1] as Node).port}/api/publish`, { method: 'POST', body: JSON.stringify({ key: TEST_APP.key, secret: TEST_APP.secret, channelId: sibling, message: 'x' }), signal: AbortSignal.timeout(10_000) })).status;
             restStatuses.set(status, (restStatuses.get(status) ?? 0) + 1);
           }
         })();
@@ -273,13 +273,14 @@ async function traffic(t: TestContext, channel: string, total: number, actions: 
     }
     for (const firstTry = Date.now(); ; ) {
       try {
-        await publisher.publish('n', i);
+        // The SDK holds a publish while it reconnects, without a deadline of its own.
+        await withTimeout(publisher.publish('n', i), 20_000, `publish ${i} unanswered for 20 s; ${events.join('; ')}; node B said: ${b.output.split('\n').filter((l) => /"level":[45]0/.test(l)).slice(-5).join(' ')}`);
         if (actedAt > 0 && resumedAfterMs === 0) resumedAfterMs = Date.now() - actedAt;
         break;
       } catch (error) {
         refused++; // refused (engine unavailable): the application retries, as it would
         refusals.add(`${String((error as { code?: unknown }).code)} ${(error as Error).message}`);
-        if (Date.now() - firstTry > 20_000) throw new Error(`number ${i} refused for 20 s (${[...refusals].join('; ')}); ${events.join('; ')}`, { cause: error });
+        if (/unanswered for 20 s/.test((error as Error).message) || Date.now() - firstTry > 20_000) throw new Error(`number ${i} refused for 20 s (${[...refusals].join('; ')}); ${events.join('; ')}`, { cause: error });
         await settle(50);
       }
     }
