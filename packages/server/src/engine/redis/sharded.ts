@@ -112,7 +112,7 @@ export class ShardedPubSub extends EventEmitter {
         const proven = new Promise<void>((resolve) => state.waiting?.push(resolve));
         this.#unsure.set(channel, 0);
         await this.#subscribeAtOwner(channel);
-        // At once, not at the next check: the caller waits for it. (Unless it went meanwhile.)
+        // At once, not at the next check: the caller waits for it (unless it was unsubscribed or proven meanwhile).
         if (this.#channels.get(channel) === state && state.waiting) {
           this.#unsure.set(channel, (this.#unsure.get(channel) ?? 0) + 1);
           this.#sendMarker(channel, state);
