@@ -52,8 +52,8 @@ interface ChannelState {
   node: string | undefined;
   /** Numbers the markers of the current fence; raised each time the channel is suspected again. */
   fence: number;
-  /** subscribe() calls waiting for the first marker of a new subscription; undefined once proven. */
-  waiting: Array<() => void> | undefined;
+  /** A new subscription until its first marker comes back (subscribe() waits for it); undefined once proven. */
+  proof: { readonly done: Promise<void>; readonly resolve: () => void } | undefined;
 }
 
 /** How long an SSUBSCRIBE may take before it is tried again (a MOVED reply never settles in ioredis). */
@@ -103,21 +103,22 @@ export class ShardedPubSub extends EventEmitter {
       channels.map(async (channel) => {
         const existing = this.#channels.get(channel);
         if (existing) {
-          const waiting = existing.waiting;
+          const proof = existing.proof?.done;
           const subscribed = this.#subscribeAtOwner(channel);
-          return waiting ? Promise.all([subscribed, new Promise<void>((resolve) => waiting.push(resolve))]).then(() => undefined) : subscribed;
+          return proof ? Promise.all([subscribed, proof]).then(() => undefined) : subscribed;
         }
-        const state: ChannelState = { slot: calculateSlot(channel), node: undefined, fence: 0, waiting: [] };
+        let resolve = (): void => undefined;
+        const done = new Promise<void>((resolved) => (resolve = resolved));
+        const state: ChannelState = { slot: calculateSlot(channel), node: undefined, fence: 0, proof: { done, resolve } };
         this.#channels.set(channel, state);
-        const proven = new Promise<void>((resolve) => state.waiting?.push(resolve));
         this.#unsure.set(channel, 0);
         await this.#subscribeAtOwner(channel);
         // At once, not at the next check: the caller waits for it (unless it was unsubscribed or proven meanwhile).
-        if (this.#channels.get(channel) === state && state.waiting) {
+        if (this.#channels.get(channel) === state && state.proof) {
           this.#unsure.set(channel, (this.#unsure.get(channel) ?? 0) + 1);
           this.#sendMarker(channel, state);
         }
-        return proven;
+        return done;
       }),
     );
   }
@@ -220,7 +221,7 @@ export class ShardedPubSub extends EventEmitter {
       const current = state !== undefined && state.node === node && message.toString() === this.#markerOf(state);
       if (!current || !this.#unsure.delete(channel)) return;
       // A new subscription's subscribers read history after this; a moved one's must again.
-      if (state.waiting) this.#settle(state);
+      if (state.proof) this.#settle(state);
       else this.emit('resynced', channel);
       return;
     }
@@ -229,10 +230,8 @@ export class ShardedPubSub extends EventEmitter {
 
   /** Lets the subscribe() calls waiting for the channel's first marker go on. */
   #settle(state: ChannelState | undefined): void {
-    const waiting = state?.waiting;
-    if (!state || !waiting) return;
-    state.waiting = undefined;
-    for (const resolve of waiting) resolve();
+    state?.proof?.resolve();
+    if (state) state.proof = undefined;
   }
 
   #sendMarker(channel: string, state: ChannelState): void {
