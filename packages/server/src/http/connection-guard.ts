@@ -98,13 +98,16 @@ export class ConnectionGuard {
    * closeTimeoutMs if the peer keeps it).
    */
   readonly clientError = (error: NodeJS.ErrnoException & { rawPacket?: Buffer }, socket: Duplex): void => {
-    this.#waiting.delete(socket);
+    const headIncomplete = this.#waiting.delete(socket);
     if (!this.#options.tls && isTlsHandshake(error.rawPacket)) {
       this.#warnTls(socket);
       return void socket.destroy();
     }
     this.#options.log.debug({ err: error }, 'bad HTTP request');
     if (error.code === 'ECONNRESET' || !socket.writable) return void socket.destroy();
+    // Node's own headersTimeout (the same setting) can fire before this guard's sweep: the 408
+    // names the setting either way. (With the head complete, it was Node's requestTimeout.)
+    if (error.code === 'ERR_HTTP_REQUEST_TIMEOUT' && headIncomplete) return void socket.end(this.#headersTimeoutResponse());
     socket.end(`HTTP/1.1 ${clientErrorStatus(error.code)}\r\nConnection: close\r\n\r\n`);
   };
 
@@ -136,8 +139,12 @@ export class ConnectionGuard {
     const { headersTimeoutMs } = this.#options;
     this.#options.log.debug({ headersTimeoutMs }, 'request head not complete in time');
     if (!socket.writable) return void socket.destroy();
-    const body = `No complete request head within headersTimeoutMs (${headersTimeoutMs} ms); the server's headersTimeoutMs setting changes it.\n`;
-    socket.end(`HTTP/1.1 408 Request Timeout\r\nConnection: close\r\nContent-Type: text/plain\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`);
+    socket.end(this.#headersTimeoutResponse());
+  }
+
+  #headersTimeoutResponse(): string {
+    const body = `No complete request head within headersTimeoutMs (${this.#options.headersTimeoutMs} ms); the server's headersTimeoutMs setting changes it.\n`;
+    return `HTTP/1.1 408 Request Timeout\r\nConnection: close\r\nContent-Type: text/plain\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`;
   }
 
   #warnTls(socket: Duplex): void {
