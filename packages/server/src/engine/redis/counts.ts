@@ -219,13 +219,21 @@ export class RedisCounts implements Counts {
   async list(appId: string, space: CountSpace, prefix: string): Promise<Map<string, number>> {
     const { index } = countKeys(appId, space, '');
     const commands = await this.#commands();
-    const out = new Map<string, number>();
-    let cursor = '0';
-    do {
-      const [next, pairs] = await commands.hscan(index, cursor, 'MATCH', `${globEscape(prefix)}*`, 'COUNT', 1000).catch(rethrowUnavailable('count listing'));
-      for (let i = 0; i + 1 < pairs.length; i += 2) out.set(pairs[i] as string, Number(pairs[i + 1]));
-      cursor = next;
-    } while (cursor !== '0');
+    let out = new Map<string, number>();
+    // A write of this node's running while the index is read may be in it already while its
+    // share is not yet marked written: read again once no write ran meanwhile (or after 3 tries).
+    for (let tries = 0; tries < 3; tries++) {
+      const flushing = this.#flushing;
+      await flushing;
+      out = new Map();
+      let cursor = '0';
+      do {
+        const [next, pairs] = await commands.hscan(index, cursor, 'MATCH', `${globEscape(prefix)}*`, 'COUNT', 1000).catch(rethrowUnavailable('count listing'));
+        for (let i = 0; i + 1 < pairs.length; i += 2) out.set(pairs[i] as string, Number(pairs[i + 1]));
+        cursor = next;
+      } while (cursor !== '0');
+      if (this.#flushing === flushing) break;
+    }
     // This node's unwritten shares count already (a subscription made a moment ago is listed).
     for (const share of this.#shares.values()) {
       if (share.appId !== appId || share.space !== space || !share.name.startsWith(prefix) || share.written === share.local) continue;
